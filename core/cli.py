@@ -1,0 +1,160 @@
+"""Command line: ``python -m core datasets|prepare|train|evaluate``.
+
+Bad input (a broken CSV, an unknown option) ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from core import data
+from core.models import REGISTRY, model_class
+from core.models.base import ConfigError, Progress, Recommender
+
+
+class CLIError(Exception):
+    """A user-facing problem; printed as one line."""
+
+
+def tqdm_progress(description: str) -> tuple[Progress, Callable[[], None]]:
+    """A Progress callback drawing a tqdm bar, and a function that closes it."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="", leave=False, dynamic_ncols=True)
+
+    def update(done: int, total: int, message: str) -> None:
+        if total != bar.total or done < bar.n:
+            bar.reset(total=total)
+        bar.set_description(message or description, refresh=False)
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close
+
+
+def parse_overrides(pairs: list[str], names: list[str]) -> dict[str, dict[str, str]]:
+    """``["k=50", "vsknn.sample_size=900"]`` -> per-model option dicts (unprefixed keys go to every model
+    that has that option; a key no selected model has is an error)."""
+    out: dict[str, dict[str, str]] = {name: {} for name in names}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CLIError(f"--set expects key=value, got '{pair}'")
+        key, value = pair.split("=", 1)
+        if "." in key:
+            model, option = key.split(".", 1)
+            if model not in out:
+                raise CLIError(f"--set {pair}: model '{model}' is not among the selected models {names}")
+            out[model][option] = value
+            continue
+        takers = [n for n in names if key in {f.name for f in dataclasses.fields(model_class(n).Config)}]
+        if not takers:
+            raise CLIError(f"--set {pair}: none of the models {names} has an option '{key}'")
+        for name in takers:
+            out[name][key] = value
+    return out
+
+
+def build_models(names_csv: str, pairs: list[str]) -> list[Recommender]:
+    names = [n.strip() for n in names_csv.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise CLIError(f"unknown model(s) {unknown}; available: {', '.join(REGISTRY)}")
+    overrides = parse_overrides(pairs, names)
+    return [model_class(name)(**overrides[name]) for name in names]
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    for name, description in data.BUNDLED.items():
+        print(f"{name:<10} {description}")
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    if args.interactions:
+        dataset = data.load_files(Path(args.interactions), Path(args.items or ""), name=args.name or "custom")
+    else:
+        dataset = data.load(args.dataset)
+    for note in dataset.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    split = dataset.split
+    print(f"{dataset.name}: {dataset.catalog.n_items:,} items, {len(split.train):,} train sessions, "
+          f"{split.n_test:,} test sessions; validation folds (train/validate): "
+          + ", ".join(f"{len(f.train):,}/{f.n_test:,}" for f in dataset.folds))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from core.evaluate import fit_or_load, model_dir
+
+    dataset = data.load(args.dataset)
+    for model in build_models(args.models, args.set):
+        progress, close = tqdm_progress(f"training {model.name}")
+        try:
+            _, seconds, cached = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
+        finally:
+            close()
+        where = model_dir(dataset, model)
+        print(f"{model.name}: {'already trained' if cached else f'trained in {seconds:.1f} s'} -> {where}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from core.evaluate import EvaluationOptions, format_table, run
+
+    dataset = data.load(args.dataset)
+    models = build_models(args.models, args.set)
+    progress, close = tqdm_progress("evaluating")
+    try:
+        report = run(dataset, models, EvaluationOptions(paper_popularity=args.paper_popularity),
+                     progress=progress, retrain=args.retrain)
+    finally:
+        close()
+    print(f"{dataset.name}: {report['n_test_sessions']:,} test sessions, "
+          f"popularity for serendipity/novelty: {report['popularity_counts']}")
+    print(format_table(report))
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.output}")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m core", description="LLM-enhanced sequential recommendation")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("datasets", help="list the bundled datasets").set_defaults(run=cmd_datasets)
+
+    prepare = sub.add_parser("prepare", help="load, validate and split a dataset; print its statistics")
+    prepare.add_argument("--dataset", default="beauty", help="bundled name or a folder with the two CSVs")
+    prepare.add_argument("--interactions", help="a user's interactions CSV (with --items)")
+    prepare.add_argument("--items", help="a user's items CSV")
+    prepare.add_argument("--name", help="name for a user's dataset")
+    prepare.set_defaults(run=cmd_prepare)
+
+    for name, fn, text in (("train", cmd_train, "fit models and save them under cache/models"),
+                           ("evaluate", cmd_evaluate, "fit (or load) and evaluate models on the test split")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--dataset", default="beauty")
+        command.add_argument("--models", default="popularity,vsknn",
+                             help=f"comma-separated, from: {', '.join(REGISTRY)}")
+        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                             help="model option, e.g. --set k=50 or --set vsknn.decay=log (repeatable)")
+        command.add_argument("--retrain", action="store_true", help="ignore saved models and fit again")
+        if name == "evaluate":
+            command.add_argument("--output", help="write the results JSON here too")
+            command.add_argument("--paper-popularity", action="store_true",
+                                 help="serendipity/novelty from whole-dataset counts (the paper's, leaks test)")
+        command.set_defaults(run=fn)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (data.DataError, ConfigError, CLIError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,33 @@
+"""The model registry: one name per recommender, used by the CLI, the evaluation and the app.
+
+Modules are imported on first use so that, e.g., the CLI's popularity run never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from core.models.base import Recommender
+
+# name -> (module, class, one-line description)
+REGISTRY: dict[str, tuple[str, str, str]] = {
+    "popularity": ("core.models.popularity", "Popularity", "most popular train items (MostPopular)"),
+    "sknn": ("core.models.sknn", "SKNN", "session-based kNN"),
+    "vsknn": ("core.models.sknn", "VSKNN", "session-based kNN with position decay (V-SKNN)"),
+}
+
+
+def model_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def model_class(name: str) -> type[Recommender]:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown model '{name}'; available: {', '.join(REGISTRY)}")
+    module, cls, _ = REGISTRY[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def create(name: str, **overrides: Any) -> Recommender:
+    return model_class(name)(**overrides)

@@ -1,0 +1,41 @@
+"""MostPopular: every session gets the items with the most train interactions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from core.data import Split
+from core.models.base import Progress, Recommender
+
+
+@dataclass(frozen=True)
+class PopularityConfig:
+    # The paper's MostPopular does not remove the prompt's items from its list (authors' session_popular.py);
+    # True gives the fairer variant that, like every other model, never recommends what the session holds.
+    filter_prompt_items: bool = False
+
+
+class Popularity(Recommender):
+    name = "popularity"
+    Config = PopularityConfig
+
+    @property
+    def exclude_seen_in_evaluation(self) -> bool:  # type: ignore[override]
+        return self.config.filter_prompt_items
+
+    def fit(self, split: Split, progress: Progress | None = None) -> "Popularity":
+        self.n_items = split.catalog.n_items
+        self.counts = split.train_popularity.astype(np.float32)
+        return self
+
+    def score(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
+        return np.broadcast_to(self.counts, (len(sessions), self.n_items)).copy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"counts": self.counts}
+
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.counts = arrays["counts"]

@@ -1,0 +1,149 @@
+"""Loading, validation at the boundary, and the paper's split."""
+
+import gzip
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from core import data
+from core.data import DataError
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def good_files(tmp_path):
+    inter = write(tmp_path / "inter.csv", "session_id,item_id,timestamp\n"
+                  "a,x,1\na,y,2\na,z,3\nb,x,4\nb,y,5\nc,y,6\nc,z,7\nd,x,8\nd,z,9\ne,x,10\ne,y,11\n")
+    items = write(tmp_path / "items.csv", "item_id,title,category\nx,Ex,c1\ny,Why,c2\nz,Zed,c1\n")
+    return inter, items
+
+
+def test_beauty_split_matches_the_paper(beauty):
+    # 22,363 sessions: ceil(20%) = 4,473 test sessions, 17,890 train; 4 test sessions keep < 2 trained items.
+    assert beauty.catalog.n_items == 12101
+    assert len(beauty.split.train) == 17890
+    assert beauty.split.n_test == 4469
+    assert int(beauty.catalog.popularity.sum()) == 198502
+
+
+def test_test_prompts_hold_only_trained_items_and_targets_follow(beauty):
+    seen = beauty.split.train_popularity > 0
+    assert all(seen[p].all() for p in beauty.split.prompts)
+    assert seen[beauty.split.targets].all()
+    assert min(len(p) for p in beauty.split.prompts) >= 1
+
+
+def test_validation_folds_chain_forward_on_train_only(beauty):
+    folds = beauty.folds
+    assert len(folds) == 3
+    sizes = [len(f.train) for f in folds]
+    assert sizes == sorted(sizes) and sizes[-1] < len(beauty.split.train)
+    # Fold 1 trains on bin 1 only: ~ a quarter of the train sessions.
+    assert sizes[0] == pytest.approx(len(beauty.split.train) / 4, abs=1)
+    # No fold ever sees a test session: fold train sessions are a prefix of the train sessions.
+    for fold in folds:
+        assert all(np.array_equal(a, b) for a, b in zip(fold.train, beauty.split.train))
+
+
+def test_split_is_temporal_with_ceil_twenty_percent(good_files):
+    inter, items = good_files
+    dataset = data.load_files(inter, items)
+    # 5 sessions: ceil(1.0) = 1 test session, the latest one (e: x, y).
+    assert len(dataset.split.train) == 4
+    assert dataset.split.n_test == 1
+    x, y = dataset.catalog.index_of["x"], dataset.catalog.index_of["y"]
+    assert dataset.split.prompts[0].tolist() == [x]
+    assert dataset.split.targets.tolist() == [y]
+
+
+def test_user_files_with_user_id_and_order_columns(tmp_path):
+    inter = write(tmp_path / "i.csv", "user_id,item_id,order\nu1,a,0\nu1,b,1\nu2,a,0\nu2,b,1\nu3,a,0\nu3,b,1\n")
+    items = write(tmp_path / "t.csv", "item_id,title\na,A\nb,B\n")
+    dataset = data.load_files(inter, items)
+    assert dataset.catalog.n_items == 2
+    assert not dataset.catalog.has_categories
+
+
+@pytest.mark.parametrize("inter_text, items_text, message", [
+    ("session_id,item_id,timestamp\na,x,1\na,y,2\n", "item_id,name\nx,X\n", "missing column 'title'"),
+    ("", "item_id,title\nx,X\n", "empty"),
+    ("session_id,item_id,timestamp\na,x,1\na,y,yesterday\n", "item_id,title\nx,X\ny,Y\n",
+     "column 'timestamp' must be numeric"),
+    ("session_id,item_id\na,x\na,y\n", "item_id,title\nx,X\ny,Y\n", "needs a 'timestamp' or an 'order'"),
+    ("session_id,timestamp\na,1\n", "item_id,title\nx,X\n", "missing column 'item_id'"),
+    ("session_id,item_id,timestamp\na,x,1\nb,y,2\n", "item_id,title\nx,X\ny,Y\n", "fewer than 2 items"),
+    ("session_id,item_id,timestamp\na,x,1\na,y,2\n", "item_id,title\nx,X\nx,Y\n", "repeats"),
+    ("session_id,item_id,timestamp\na,q,1\na,r,2\n", "item_id,title\nx,X\n", "matching files"),
+])
+def test_bad_files_raise_one_clear_error(tmp_path, inter_text, items_text, message):
+    inter = write(tmp_path / "inter.csv", inter_text)
+    items = write(tmp_path / "items.csv", items_text)
+    with pytest.raises(DataError, match=message) as info:
+        data.load_files(inter, items)
+    assert "\n" not in str(info.value)
+
+
+def test_error_names_file_and_example_row(tmp_path):
+    inter = write(tmp_path / "inter.csv", "session_id,item_id,timestamp\na,x,1\na,y,oops\n")
+    items = write(tmp_path / "items.csv", "item_id,title\nx,X\ny,Y\n")
+    with pytest.raises(DataError) as info:
+        data.load_files(inter, items)
+    text = str(info.value)
+    assert "inter.csv" in text and "row 3" in text and "oops" in text
+
+
+def test_warnings_for_duplicates_untitled_items_and_short_sessions(tmp_path, good_files):
+    inter, _ = good_files
+    text = inter.read_text() + "e,y,11\nf,x,12\n"  # a duplicate row and a session of length 1
+    inter2 = write(tmp_path / "inter2.csv", text)
+    items = write(tmp_path / "items2.csv", "item_id,title\nx,Ex\ny,\nz,Zed\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = data.load_files(inter2, items)
+    notes = " ".join(dataset.warnings)
+    assert "duplicate" in notes and "no title" in notes and "length 1" in notes
+    assert len(caught) == 3
+    assert dataset.catalog.title(dataset.catalog.index_of["y"]).startswith("(untitled")
+
+
+def test_gzip_files_load(tmp_path, good_files):
+    inter, items = good_files
+    gz = tmp_path / "inter.csv.gz"
+    with gzip.open(gz, "wt") as handle:
+        handle.write(inter.read_text())
+    assert data.load_files(gz, items).catalog.n_items == 3
+
+
+def test_bundled_datasets_load(ml100k):
+    assert ml100k.catalog.n_items == 1682
+    assert ml100k.catalog.has_categories
+    steam = data.load("steam")
+    assert steam.split.n_test > 1000
+
+
+@pytest.mark.parametrize("case", ["missing_title", "empty", "text_timestamp"])
+def test_cli_prints_one_line_not_a_traceback(tmp_path, case):
+    inter = tmp_path / "inter.csv"
+    items = tmp_path / "items.csv"
+    inter.write_text("session_id,item_id,timestamp\na,x,1\na,y,2\nb,x,3\nb,y,4\n")
+    items.write_text("item_id,title\nx,X\ny,Y\n")
+    if case == "missing_title":
+        items.write_text("item_id,name\nx,X\ny,Y\n")
+    elif case == "empty":
+        inter.write_text("")
+    else:
+        inter.write_text("session_id,item_id,timestamp\na,x,1\na,y,noon\n")
+    result = subprocess.run([sys.executable, "-m", "core", "prepare", "--interactions", str(inter),
+                             "--items", str(items)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("error: ")

@@ -1,0 +1,78 @@
+"""Evaluation runs, saved results and the CLI's evaluate command."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from core import evaluate
+from core.evaluate import EvaluationOptions
+from core.models import create
+
+KEYS = [f"{m}@{k}" for k in (10, 20) for m in ("NDCG", "HR", "MRR", "Coverage", "Serendipity", "Novelty")]
+
+
+def test_known_lists_give_known_metrics(synthetic):
+    split = synthetic.split
+    perfect = np.column_stack([split.targets, np.full((split.n_test, 19), -1)])
+    result = evaluate.score_lists(perfect, split, split.train_popularity)
+    assert result["metrics"]["HR@20"] == 1.0 and result["metrics"]["NDCG@10"] == 1.0
+    assert result["intervals"]["HR@20"] == [1.0, 1.0]
+    assert sum(b["n_sessions"] for b in result["by_prompt_length"].values()) == split.n_test
+
+
+def test_run_saves_results_and_reuses_the_fitted_model(synthetic):
+    models = [create("popularity"), create("vsknn", k=20, sample_size=60)]
+    report = evaluate.run(synthetic, models)
+    assert set(report["models"]) == {"popularity", "vsknn"}
+    for entry in report["models"].values():
+        assert set(KEYS) <= set(entry)
+    saved = evaluate.load_results("synthetic")
+    assert saved["vsknn"]["HR@20"] == report["models"]["vsknn"]["HR@20"]
+    assert "by_prompt_length" in saved["vsknn"] and "intervals" in saved["vsknn"]
+    again = evaluate.run(synthetic, [create("vsknn", k=20, sample_size=60)])
+    assert again["models"]["vsknn"]["loaded_from_cache"] is True
+    assert again["models"]["vsknn"]["HR@20"] == report["models"]["vsknn"]["HR@20"]
+
+
+def test_paper_popularity_changes_only_beyond_accuracy_metrics(ml100k):
+    model = create("vsknn", k=50, sample_size=200).fit(ml100k.split)
+    ours = evaluate.evaluate_model(model, ml100k.split, EvaluationOptions(bootstrap_resamples=10))
+    paper = evaluate.evaluate_model(model, ml100k.split, EvaluationOptions(paper_popularity=True,
+                                                                           bootstrap_resamples=10))
+    assert ours["metrics"]["NDCG@20"] == paper["metrics"]["NDCG@20"]
+    assert ours["metrics"]["Novelty@20"] != paper["metrics"]["Novelty@20"]
+
+
+def test_popularity_keeps_prompt_items_like_the_paper(ml100k):
+    model = create("popularity").fit(ml100k.split)
+    assert model.exclude_seen_in_evaluation is False
+    assert create("popularity", filter_prompt_items=True).exclude_seen_in_evaluation is True
+
+
+def test_cli_evaluate_writes_the_documented_json(tmp_path):
+    output = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "core", "evaluate", "--dataset", "ml-100k", "--models",
+                             "popularity,vsknn", "--set", "vsknn.k=50", "--set", "sample_size=200",
+                             "--output", str(output)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(output.read_text())
+    assert report["dataset"] == "ml-100k" and report["n_test_sessions"] > 0
+    assert set(KEYS + ["fit_seconds", "predict_seconds"]) <= set(report["models"]["vsknn"])
+    assert "vsknn" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "nope"], "unknown model"),
+    (["--set", "colour=red"], "has an option 'colour'"),
+    (["--set", "vsknn.decay=sideways"], "must be one of"),
+    (["--set", "vsknn.k=many"], "expects int"),
+])
+def test_cli_rejects_bad_options_in_one_line(args, message):
+    result = subprocess.run([sys.executable, "-m", "core", "evaluate", "--dataset", "ml-100k", *args],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

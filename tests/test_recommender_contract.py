@@ -1,0 +1,89 @@
+"""One contract every recommender passes (after implicit's shared test mixin).
+
+Each model in the registry runs with a tiny config on the synthetic dataset, whose next item is known:
+sessions walk i, i+1, i+2, ... so after item i comes i+1.
+"""
+
+import numpy as np
+import pytest
+
+from core.models import REGISTRY, create
+from core.models.base import Recommender
+
+# Small configs so the whole suite stays fast; a model missing here runs with its defaults.
+TINY: dict[str, dict] = {
+    "sknn": {"k": 20, "sample_size": 60},
+    "vsknn": {"k": 20, "sample_size": 60},
+}
+# Models that by design ignore the session's order (they still pass every other contract test).
+NOT_SEQUENTIAL = {"popularity"}
+
+
+@pytest.fixture(scope="module", params=sorted(REGISTRY))
+def fitted(request, synthetic):
+    model = create(request.param, **TINY.get(request.param, {}))
+    return model.fit(synthetic.split)
+
+
+def test_shapes_and_types(fitted, synthetic):
+    items, scores = fitted.recommend(synthetic.split.prompts[:7], k=5)
+    assert items.shape == (7, 5) and scores.shape == (7, 5)
+    assert items.dtype == np.int64
+    assert ((items >= 0) & (items < synthetic.catalog.n_items)).all()
+    assert (np.diff(scores, axis=1) <= 1e-6).all(), "scores must be sorted best first"
+
+
+def test_no_seen_items_and_no_duplicates(fitted, synthetic):
+    prompts = synthetic.split.prompts
+    items, _ = fitted.recommend(prompts, k=10, exclude_seen=True)
+    for prompt, row in zip(prompts, items):
+        assert not set(prompt.tolist()) & set(row.tolist())
+        assert len(set(row.tolist())) == len(row)
+
+
+def test_any_new_session_works(fitted, synthetic):
+    # Sessions a user types: one item, a repeated item, and an empty session.
+    items, _ = fitted.recommend([[3], [4, 4, 4], []], k=5)
+    assert items.shape == (3, 5)
+    assert 3 not in items[0] and 4 not in items[1]
+
+
+def test_deterministic(fitted, synthetic):
+    prompts = synthetic.split.prompts[:20]
+    first, _ = fitted.recommend(prompts, k=5)
+    second, _ = fitted.recommend(prompts[::-1], k=5)
+    assert np.array_equal(first, second[::-1]), "a session's list must not depend on its batch"
+
+
+def test_fit_is_deterministic_with_a_seed(fitted, synthetic):
+    again = create(fitted.name, **TINY.get(fitted.name, {})).fit(synthetic.split)
+    prompts = synthetic.split.prompts[:20]
+    assert np.array_equal(fitted.recommend(prompts, k=5)[0], again.recommend(prompts, k=5)[0])
+
+
+def test_learns_the_obvious_pattern(fitted, synthetic):
+    if fitted.name in NOT_SEQUENTIAL:
+        pytest.skip(f"{fitted.name} ignores the session by design")
+    items, _ = fitted.recommend(synthetic.split.prompts, k=5)
+    hit = (items == synthetic.split.targets[:, None]).any(axis=1).mean()
+    assert hit >= 0.8, f"{fitted.name}: next item in the top 5 for only {hit:.0%} of sessions"
+
+
+def test_save_and_load_round_trip(fitted, synthetic, tmp_path):
+    folder = fitted.save(tmp_path / fitted.name)
+    assert (folder / "state.safetensors").exists()
+    assert not list(folder.glob("*.pkl"))
+    loaded = Recommender.load(folder)
+    prompts = synthetic.split.prompts[:15]
+    assert np.array_equal(fitted.recommend(prompts, k=5)[0], loaded.recommend(prompts, k=5)[0])
+
+
+def test_rejects_out_of_range_items(fitted, synthetic):
+    with pytest.raises(ValueError, match="outside"):
+        fitted.recommend([[synthetic.catalog.n_items + 5]], k=3)
+
+
+def test_unfitted_model_says_so():
+    for name in REGISTRY:
+        with pytest.raises(RuntimeError, match="fit"):
+            create(name, **TINY.get(name, {})).recommend([[0]], k=1)
