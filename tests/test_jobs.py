@@ -1,0 +1,116 @@
+"""Background jobs: a worker process trains and evaluates, reports progress, and a cancel never corrupts
+the cache. Also: what counts as trained for a dataset (core.trained)."""
+
+import io
+import json
+import signal
+
+import pytest
+
+from core import data, evaluate
+from core.jobs import Cancelled, JobManager, JobRequest, ModelStep, _Worker, defaults_request, worker_main
+from core.models import create
+from core.models.base import Recommender
+from core.trained import trained_models, train_command, untrained_names
+from tiny_data import write_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "shop")
+
+
+def test_a_job_trains_evaluates_and_reports(tiny_folder):
+    manager = JobManager()
+    request = JobRequest(dataset=str(tiny_folder), models=(ModelStep("popularity"),
+                                                           ModelStep("vsknn", {"k": 10, "sample_size": 50})))
+    job = manager.wait(manager.submit(request, title="tiny").id, timeout=120)
+    assert job.status == "done", (job.error, list(job.log))
+    assert job.fraction == 1.0
+    assert [r["model"] for r in job.results] == ["popularity", "vsknn"]
+    assert all(0.0 <= r["HR@20"] <= 1.0 for r in job.results)
+    dataset = data.load(str(tiny_folder))
+    found = trained_models(dataset)
+    assert [m.label for m in found] == ["popularity", "vsknn (k=10, sample_size=50)"]
+    assert set(evaluate.load_results(dataset.name)) == {"popularity", "vsknn"}
+    assert "popularity" not in untrained_names(dataset) and "sknn" in untrained_names(dataset)
+    # the saved model gives picks without retraining
+    model = Recommender.load(found[1].folder)
+    items, _ = model.recommend([[3]], k=1)
+    assert items[0, 0] == 4
+
+
+def test_jobs_run_one_at_a_time_in_order(tiny_folder):
+    manager = JobManager()
+    first = manager.submit(JobRequest(dataset=str(tiny_folder), models=(ModelStep("popularity"),),
+                                      evaluate=False), title="first")
+    second = manager.submit(JobRequest(dataset=str(tiny_folder), models=(ModelStep("popularity"),),
+                                       evaluate=False), title="second")
+    assert second.status == "queued"
+    manager.wait(second.id, timeout=120)
+    assert first.status == second.status == "done"
+    assert first.finished <= second.finished
+    assert [j.title for j in manager.jobs()] == ["second", "first"]
+
+
+def test_a_bad_dataset_fails_with_one_sentence(tmp_path):
+    manager = JobManager()
+    job = manager.wait(manager.submit(JobRequest(dataset=str(tmp_path / "missing")), title="x").id, timeout=60)
+    assert job.status == "failed"
+    assert "unknown dataset" in job.error and "\n" not in job.error
+
+
+def test_cancel_stops_the_job_and_saves_nothing():
+    manager = JobManager()
+    # Beauty takes seconds to load: the cancel lands before any model is fitted.
+    job = manager.submit(JobRequest(dataset="beauty", models=(ModelStep("sknn"),)), title="slow")
+    manager.cancel(job.id)
+    job = manager.wait(job.id, timeout=60)
+    assert job.status == "cancelled"
+    assert not list((evaluate.CACHE_DIR / "models" / "beauty").glob("sknn-*"))
+
+
+def test_cancelling_a_queued_job_never_starts_it(tiny_folder):
+    manager = JobManager()
+    first = manager.submit(JobRequest(dataset=str(tiny_folder), models=(ModelStep("popularity"),)), title="a")
+    second = manager.submit(JobRequest(dataset=str(tiny_folder), models=(ModelStep("popularity"),)), title="b")
+    manager.cancel(second.id)
+    assert second.status == "cancelled"
+    manager.wait(first.id, timeout=120)
+    assert second.status == "cancelled" and not second.results
+
+
+def test_a_cancel_during_a_save_waits_for_the_save(tiny_folder, tmp_path):
+    dataset = data.load(str(tiny_folder))
+    model = create("popularity").fit(dataset.split)
+    worker = _Worker()
+    original_state = model.state
+
+    def state_with_a_cancel():  # the signal arrives in the middle of writing the model
+        worker.on_sigterm(signal.SIGTERM, None)
+        return original_state()
+
+    model.state = state_with_a_cancel
+    worker.guard_saves(model)
+    with pytest.raises(Cancelled):
+        model.save(tmp_path / "model")
+    assert Recommender.load(tmp_path / "model").n_items == dataset.catalog.n_items  # complete and loadable
+    with pytest.raises(Cancelled):  # outside a save, the signal cancels at once
+        worker.on_sigterm(signal.SIGTERM, None)
+
+
+def test_secrets_reach_only_the_worker(tiny_folder, monkeypatch, capsys):
+    monkeypatch.setenv("LLMSEQ_TEST_SECRET", "")  # so the worker's os.environ change is undone after
+    payload = JobRequest(dataset=str(tiny_folder)).to_json({"LLMSEQ_TEST_SECRET": "s3cret"})
+    assert json.loads(payload)["secrets"] == {"LLMSEQ_TEST_SECRET": "s3cret"}
+    assert worker_main(io.StringIO(payload)) == 0
+    events = [json.loads(line[6:]) for line in capsys.readouterr().out.splitlines() if line.startswith("@@job ")]
+    assert events[0] == {"step": 0, "message": "loading the dataset"}
+    assert not any("s3cret" in json.dumps(e) for e in events)
+
+
+def test_defaults_request_and_train_command():
+    request = defaults_request("beauty", embed=None)
+    assert [m.name for m in request.models] == ["popularity", "sknn", "vsknn"]
+    assert request.steps()[0] == "train + evaluate popularity"
+    assert train_command("beauty", "sasrec") == ".venv/bin/python -m core train --dataset beauty --models sasrec"

@@ -1,0 +1,38 @@
+"""A tiny dataset as the two CSV files a user would upload, for the app's tests.
+
+Forty made-up beauty products; every session walks i, i+1, i+2, ... (mod 40), so a sequence-aware model
+must put item i+1 first after item i, and the test split's true next item is known.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+BRANDS = ["Acme", "Bloom", "Coral", "Dune", "Ember", "Fable", "Glow", "Haze"]
+PRODUCTS = ["Lip Gloss", "Mascara", "Shampoo", "Nail Polish", "Face Cream"]
+CATEGORIES = {"Lip Gloss": "Makeup", "Mascara": "Makeup", "Shampoo": "Hair", "Nail Polish": "Nails",
+              "Face Cream": "Skin"}
+N_ITEMS = len(BRANDS) * len(PRODUCTS)
+
+
+def titles() -> list[str]:
+    return [f"{BRANDS[i % len(BRANDS)]} {PRODUCTS[i // len(BRANDS)]} no. {i}" for i in range(N_ITEMS)]
+
+
+def write_tiny_dataset(folder: Path, n_sessions: int = 300, seed: int = 0) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    lines = ["session_id,item_id,timestamp"]
+    for s in range(n_sessions):
+        start, length = rng.integers(N_ITEMS), rng.integers(3, 7)
+        for pos in range(length):
+            lines.append(f"s{s},p{(start + pos) % N_ITEMS},{s * 10 + pos}")
+    (folder / "interactions.csv").write_text("\n".join(lines) + "\n")
+    items = ["item_id,title,category"]
+    for i, title in enumerate(titles()):
+        items.append(f"p{i},{title},{CATEGORIES[PRODUCTS[i // len(BRANDS)]]}")
+    (folder / "items.csv").write_text("\n".join(items) + "\n")
+    return folder
