@@ -1,0 +1,134 @@
+"""From a language model's sampled names to a top-K list of catalog items (the paper's LLMSeqPrompt mapping).
+
+For one session, the ``n`` sampled names are taken in sampling order:
+
+* **exact**: the name matches a catalog title (after :func:`core.llm.prompts.normalise_title`), occurs once
+  among the samples, and is neither a prompt item nor already listed -> it goes in directly;
+* **duplicated**: the name matches a title but occurs more than once among the samples (every occurrence
+  counts), or names a prompt item;
+* **hallucinated**: the name matches no title (every occurrence counts, repeated or not).
+
+Each duplicated or hallucinated name is embedded (``core.embeddings``) and replaced by its nearest catalog
+neighbour (``core.index``: cosine over the item embeddings) that is neither listed already nor in the prompt; replacements go after the direct
+hits, in sampling order. Beyond the ``n`` mapped items (a list longer than the number of samples), the rest
+of the catalog follows by cosine similarity to the mean vector of all sampled names, then by popularity —
+so a list always holds ``k`` distinct items (prompt items last, only when nothing else is left).
+
+When several catalog items share a title, the name maps to the most popular of them in train.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from core.index import ItemIndex
+from core.llm.prompts import normalise_title
+
+# texts -> (n, d) float32 L2-normalised vectors, same space as the item vectors
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+@dataclass
+class MappedSession:
+    names: list[str]  # the sampled names, in sampling order
+    kinds: list[str]  # per name: "exact", "duplicated" or "hallucinated"
+    items: list[int]  # the mapped list, best first (direct hits, then replacements, then the rest)
+    replaced_by: dict[int, int] = field(default_factory=dict)  # sample position -> catalog item replacing it
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(self.kinds)
+        return {kind: counted.get(kind, 0) for kind in ("exact", "duplicated", "hallucinated")}
+
+
+class NameMapper:
+    def __init__(self, titles: Sequence[str], item_vectors: np.ndarray, popularity: np.ndarray,
+                 encoder: Encoder) -> None:
+        self.item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        self.popularity = np.asarray(popularity, dtype=np.float64)
+        self.encoder = encoder
+        self.index = ItemIndex(self.item_vectors)
+        self.lookup: dict[str, int] = {}
+        for item in np.argsort(-self.popularity, kind="stable"):  # most popular first wins a shared title
+            key = normalise_title(titles[item]) if titles[item] else ""
+            if key and key not in self.lookup:
+                self.lookup[key] = int(item)
+        # Tie-break for the tail of a list: popularity, as a tiny score offset below any cosine difference.
+        self._popularity_offset = (self.popularity / (self.popularity.max() + 1.0) * 1e-6).astype(np.float64)
+
+    def classify(self, names: Sequence[str], prompt: Sequence[int]) -> tuple[list[str], list[int | None]]:
+        keys = [normalise_title(n) for n in names]
+        occurrences = Counter(keys)
+        in_prompt = set(int(i) for i in prompt)
+        kinds, direct = [], []
+        for key in keys:
+            item = self.lookup.get(key) if key else None
+            if item is None:
+                kinds.append("hallucinated")
+                direct.append(None)
+            elif occurrences[key] > 1 or item in in_prompt:
+                kinds.append("duplicated")
+                direct.append(None)
+            else:
+                kinds.append("exact")
+                direct.append(item)
+        return kinds, direct
+
+    def map(self, samples: Sequence[Sequence[str]], prompts: Sequence[Sequence[int]], k: int) -> list[MappedSession]:
+        """The top-``k`` list of each session from its sampled names."""
+        classified = [self.classify(names, prompt) for names, prompt in zip(samples, prompts)]
+        # Embed every distinct name that is not an exact catalog title, once for the whole batch.
+        to_encode = sorted({name for names, (kinds, _) in zip(samples, classified)
+                            for name, kind in zip(names, kinds) if kind != "exact" and
+                            self.lookup.get(normalise_title(name)) is None})
+        encoded = self.encoder(to_encode) if to_encode else np.zeros((0, self.item_vectors.shape[1]), np.float32)
+        vector_of = {name: encoded[i] for i, name in enumerate(to_encode)}
+        return [self._map_one(list(names), np.asarray(prompt, dtype=np.int64), kinds, direct, vector_of, k)
+                for names, prompt, (kinds, direct) in zip(samples, prompts, classified)]
+
+    def _vector(self, name: str, vector_of: dict[str, np.ndarray]) -> np.ndarray:
+        item = self.lookup.get(normalise_title(name))
+        return self.item_vectors[item] if item is not None else vector_of[name]
+
+    def _map_one(self, names: list[str], prompt: np.ndarray, kinds: list[str], direct: list[int | None],
+                 vector_of: dict[str, np.ndarray], k: int) -> MappedSession:
+        n_items = len(self.item_vectors)
+        blocked = np.zeros(n_items, dtype=bool)
+        blocked[prompt] = True
+        items: list[int] = []
+        for item in direct:
+            if item is not None:
+                items.append(item)
+                blocked[item] = True
+        replaced_by: dict[int, int] = {}
+        pending = [p for p, kind in enumerate(kinds) if kind != "exact"]
+        if pending and len(items) < k:
+            # Enough neighbours that, after skipping blocked items, one is always left for each pending name.
+            found, _ = self.index.neighbours(np.stack([self._vector(names[p], vector_of) for p in pending]),
+                                             k=min(n_items, len(prompt) + len(names) + k + 1))
+            for position, candidates in zip(pending, found):
+                if len(items) >= k:
+                    break
+                free = next((int(i) for i in candidates if i >= 0 and not blocked[i]), None)
+                if free is not None:
+                    items.append(free)
+                    blocked[free] = True
+                    replaced_by[position] = free
+        if len(items) < k:
+            if names:
+                centre = np.mean([self._vector(n, vector_of) for n in names], axis=0)
+                rest = self.item_vectors @ centre + self._popularity_offset
+            else:
+                rest = self._popularity_offset.copy()
+            rest[blocked] = -np.inf
+            need = min(k - len(items), int((~blocked).sum()))
+            if need > 0:
+                top = np.argpartition(-rest, need - 1)[:need]
+                items += top[np.lexsort((top, -rest[top]))].tolist()
+        if len(items) < k:  # a tiny catalog that the prompt nearly fills: its items come last
+            items += [int(i) for i in dict.fromkeys(prompt.tolist()) if int(i) not in set(items)]
+        return MappedSession(names=names, kinds=kinds, items=items[:k], replaced_by=replaced_by)
