@@ -1,39 +1,124 @@
-"""Home page: pick a dataset, see what it holds and what has been evaluated."""
+"""Home: choose the dataset (bundled or your own CSVs) and the embedding provider, see what is trained, and
+prepare the fast defaults in one click."""
+
+import os
 
 import pandas as pd
 import streamlit as st
 
 from core import data
+from core.embeddings import OPENAI_MODELS, cached_path
 from core.evaluate import load_results
+from core.jobs import defaults_request
+from core.models import REGISTRY
+from core.trained import trained_models, untrained_names
+from core.uploads import save_upload
+from ui import state
+from ui.components import how_to_train, jobs_panel, page_setup
 
-st.set_page_config(page_title="LLM Sequential Recommendation", layout="wide")
+page_setup("Home")
 st.title("LLM-enhanced sequential recommendation")
-st.caption("Boz et al., *Improving Sequential Recommendations with LLMs* (arXiv 2402.01339)")
+st.caption("Boz et al., *Improving Sequential Recommendations with LLMs* (arXiv 2402.01339) — every model "
+           "ranks the full catalog for a session and predicts its next item. Runs offline on a CPU.")
 
 
-@st.cache_resource(show_spinner="Loading the dataset…")
-def load_dataset(name: str) -> data.Dataset:
-    return data.load(name)
+def choose_bundled() -> None:
+    state.keep("bundled")
+    st.session_state["dataset"] = st.session_state["bundled"]
 
 
-name = st.selectbox("Dataset", list(data.BUNDLED), format_func=lambda n: f"{n} — {data.BUNDLED[n]}")
-try:
-    dataset = load_dataset(name)
-except data.DataError as err:
-    st.error(str(err))
-    st.stop()
-split = dataset.split
-cols = st.columns(4)
-cols[0].metric("Items", f"{dataset.catalog.n_items:,}")
-cols[1].metric("Train sessions", f"{len(split.train):,}")
-cols[2].metric("Test sessions", f"{split.n_test:,}")
-cols[3].metric("Validation folds", len(dataset.folds))
+key = state.dataset_key()
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("1 · Dataset")
+    source = st.radio("Source", ["Bundled", "Your own CSV files"], horizontal=True, label_visibility="collapsed",
+                      key=state.bind("dataset_source", "Bundled" if key in data.BUNDLED else "Your own CSV files"),
+                      on_change=state.keep, args=("dataset_source",))
+    if source == "Bundled":
+        st.selectbox("Dataset", list(data.BUNDLED), format_func=lambda n: f"{n} — {data.BUNDLED[n]}",
+                     key=state.bind("bundled", key if key in data.BUNDLED else state.DEFAULT_DATASET),
+                     on_change=choose_bundled)
+        if key not in data.BUNDLED:
+            choose_bundled()
+            key = state.dataset_key()
+    else:
+        st.caption("Interactions: `session_id` (or `user_id`), `item_id`, `timestamp` and/or `order`. "
+                   "Items: `item_id`, `title`, optional `category`. `.csv` or `.csv.gz`.")
+        files = st.columns(2)
+        interactions = files[0].file_uploader("Interactions CSV", type=["csv", "gz"])
+        items = files[1].file_uploader("Items CSV", type=["csv", "gz"])
+        if st.button("Use these files", disabled=not (interactions and items)):
+            try:
+                folder = save_upload(interactions.getvalue(), interactions.name, items.getvalue(), items.name)
+                st.session_state["dataset"] = key = str(folder)
+            except data.DataError as err:
+                st.error(str(err))
+        if key in data.BUNDLED:
+            st.info(f"Still using the bundled **{key}** until your files load.")
+    dataset = state.current_dataset()
+    cols = st.columns(4)
+    cols[0].metric("Items", f"{dataset.catalog.n_items:,}")
+    cols[1].metric("Train sessions", f"{len(dataset.split.train):,}")
+    cols[2].metric("Test sessions", f"{dataset.split.n_test:,}")
+    cols[3].metric("Validation folds", len(dataset.folds))
+    for note in dataset.warnings:
+        st.warning(note)
 
-results = load_results(name)
-if results:
-    st.subheader("Evaluated models")
-    table = pd.DataFrame({m: {k: r[k] for k in ("NDCG@20", "HR@20", "MRR@20", "Coverage@20")}
-                          for m, r in results.items()}).T
-    st.dataframe(table.style.format("{:.4f}"))
-else:
-    st.info(f"No evaluation results yet: run `python -m core evaluate --dataset {name}`.")
+with right:
+    st.subheader("2 · Item embeddings")
+    provider = st.radio("Provider", ["local", "openai"], horizontal=True,
+                        format_func={"local": "Local (offline)", "openai": "OpenAI"}.get,
+                        key=state.bind("embedding_provider", "local"), on_change=state.keep,
+                        args=("embedding_provider",))
+    if provider == "local":
+        st.text_input("Model folder", placeholder="empty = bundled all-MiniLM-L6-v2 (384-d)",
+                      help="Any local sentence-transformers folder, to compare embedding models.",
+                      key=state.bind("local_model_path", ""), on_change=state.keep, args=("local_model_path",))
+    else:
+        st.selectbox("Model", OPENAI_MODELS, key=state.bind("openai_model", OPENAI_MODELS[0]),
+                     on_change=state.keep, args=("openai_model",), help="text-embedding-ada-002 is the paper's.")
+        if os.environ.get("OPENAI_API_KEY"):
+            st.caption("Using `OPENAI_API_KEY` from the environment.")
+        else:
+            st.text_input("OpenAI API key", type="password", key=state.bind("openai_key", ""),
+                          on_change=state.keep, args=("openai_key",),
+                          help="Kept in this browser session's memory only; never written anywhere.")
+            if not st.session_state.get("openai_key"):
+                st.warning("Type a key (or set OPENAI_API_KEY) to embed with OpenAI.")
+    spec = state.embedding_spec()
+    if cached_path(dataset.catalog, spec).exists():
+        st.success(f"Catalog embedded with {spec.label}.")
+    else:
+        st.info(f"The catalog has no {spec.label} embeddings yet: “Prepare the defaults” computes them.")
+
+st.subheader("3 · Models")
+trained = trained_models(dataset)
+results = load_results(dataset.name)
+rows = []
+for name, (_, _, description) in REGISTRY.items():
+    saves = [m for m in trained if m.name == name]
+    result = results.get(name, {})
+    rows.append({"model": name, "what": description, "trained": ", ".join(m.label for m in saves) or "—",
+                 "fit s": saves[0].fit_seconds if saves else None, "NDCG@20": result.get("NDCG@20"),
+                 "HR@20": result.get("HR@20")})
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+             column_config={"NDCG@20": st.column_config.NumberColumn(format="%.4f"),
+                            "HR@20": st.column_config.NumberColumn(format="%.4f"),
+                            "fit s": st.column_config.NumberColumn(format="%.1f")})
+
+button, embed_box = st.columns([1, 3])
+embed = embed_box.checkbox("Also embed the catalog and fit LLMSeqSim (about 40 s on Beauty with the local model)",
+                           value=True)
+if button.button("Prepare the defaults", type="primary",
+                 help="Train and evaluate popularity, SKNN and V-SKNN (seconds each on Beauty)."):
+    request = defaults_request(key, embed={"provider": spec.provider, "model": spec.model} if embed else None)
+    state.job_manager().submit(request, title=f"prepare the defaults on {state.dataset_label()}",
+                               secrets=state.embedding_secrets())
+jobs_panel()
+
+missing = untrained_names(dataset, trained)
+if missing:
+    with st.expander(f"{len(missing)} registered model(s) not trained on this dataset"):
+        st.markdown(how_to_train(missing))
+if trained:
+    st.page_link("pages/1_Session_Builder.py", label="Build a session and compare the trained models →", icon="🧪")

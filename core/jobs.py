@@ -390,11 +390,11 @@ def defaults_request(dataset: str, embed: dict[str, Any] | None, evaluate: bool 
     models that need nothing more than them, when ``embed`` is given."""
     from core.models import REGISTRY
 
-    names = list(DEFAULT_MODELS)
-    if embed is not None:
-        names += [name for name in EMBEDDING_ONLY_MODELS if name in REGISTRY]
-    return JobRequest(dataset=dataset, models=tuple(ModelStep(name) for name in names), evaluate=evaluate,
-                      embed=embed)
+    steps = [ModelStep(name) for name in DEFAULT_MODELS]
+    if embed is not None:  # the same embeddings the job computes first
+        same = {"embedding_provider": embed.get("provider", "local"), "embedding_model": embed.get("model")}
+        steps += [ModelStep(name, same) for name in EMBEDDING_ONLY_MODELS if name in REGISTRY]
+    return JobRequest(dataset=dataset, models=tuple(steps), evaluate=evaluate, embed=embed)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,181 @@
+"""Tables, plotly figures and a self-contained HTML report over saved evaluation results.
+
+The metrics page and the HTML export share these builders, so what a stakeholder opens offline is what the
+app shows. Inputs are the result dicts of ``core.evaluate.load_results`` (one per model).
+
+The paper's published Beauty figures are included for comparison and always labelled as the paper's
+(Boz et al. 2024, OpenAI ada-002 embeddings, their runs); they are not reproduced by this code.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+ACCURACY = ("NDCG", "HR", "MRR")
+BEYOND = ("Coverage", "Serendipity", "Novelty")
+KS = (10, 20)
+
+# Boz et al. 2024 (arXiv 2402.01339), Amazon Beauty, @20, as quoted in this project's issues. Only the
+# figures we have are listed; a missing metric is missing, not zero.
+PAPER_BEAUTY: dict[str, dict[str, float]] = {
+    "popularity": {"NDCG@20": 0.0064},
+    "vsknn": {"NDCG@20": 0.0475, "HR@20": 0.0947},
+    "llmseqsim": {"NDCG@20": 0.0480, "HR@20": 0.0792},
+    "llmseqprompt": {"NDCG@20": 0.0295, "HR@20": 0.0691, "Coverage@20": 0.66},
+    "gru4rec": {"NDCG@20": 0.0338, "HR@20": 0.0812},
+    "sasrec": {"NDCG@20": 0.0346, "HR@20": 0.0808},
+    "bert4rec": {"NDCG@20": 0.0430, "HR@20": 0.1027},
+    "llm2bert4rec": {"NDCG@20": 0.0512, "HR@20": 0.1177},
+}
+PAPER_LABEL = "paper (Boz et al. 2024)"
+
+
+def metric_names(ks: tuple[int, ...] = KS) -> list[str]:
+    return [f"{m}@{k}" for k in ks for m in ACCURACY + BEYOND]
+
+
+def long_frame(results: dict[str, dict[str, Any]], dataset: str | None = None,
+               with_paper: bool = False) -> pd.DataFrame:
+    """One row per (model, metric): value, 95% interval where known, and source ("ours" or the paper)."""
+    rows = []
+    for model, result in results.items():
+        intervals = result.get("intervals", {})
+        for name in metric_names():
+            if name not in result:
+                continue
+            low, high = intervals.get(name, (None, None))
+            base, k = name.split("@")
+            rows.append({"model": model, "metric": name, "base": base, "k": int(k), "value": float(result[name]),
+                         "low": low, "high": high, "source": "ours"})
+    if with_paper and dataset == "beauty":
+        for model, values in PAPER_BEAUTY.items():
+            for name, value in values.items():
+                base, k = name.split("@")
+                rows.append({"model": model, "metric": name, "base": base, "k": int(k), "value": value,
+                             "low": None, "high": None, "source": PAPER_LABEL})
+    return pd.DataFrame(rows, columns=["model", "metric", "base", "k", "value", "low", "high", "source"])
+
+
+def wide_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Models x metrics (values only), in the order NDCG, HR, MRR, Coverage, Serendipity, Novelty @10 then @20."""
+    columns = [name for name in metric_names() if any(name in r for r in results.values())]
+    table = pd.DataFrame({model: {name: result.get(name) for name in columns} for model, result in results.items()}).T
+    table.index.name = "model"
+    return table[columns] if len(table) else table
+
+
+def formatted_table(results: dict[str, dict[str, Any]], ks: tuple[int, ...] = KS) -> pd.DataFrame:
+    """Models x metrics as text, accuracy metrics with their 95% bootstrap interval: ``0.0467 [0.0415, 0.0514]``."""
+    out = {}
+    for model, result in results.items():
+        row = {}
+        for name in metric_names(ks):
+            if name not in result:
+                continue
+            interval = result.get("intervals", {}).get(name)
+            row[name] = f"{result[name]:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+        row["fit s"] = f"{result.get('fit_seconds', float('nan')):.1f}"
+        row["test sessions"] = f"{result.get('n_test_sessions', 0):,}"
+        out[model] = row
+    table = pd.DataFrame(out).T
+    table.index.name = "model"
+    return table
+
+
+def paper_comparison(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Beauty only: ours next to the paper's, for every model the paper reports."""
+    rows = []
+    for model, paper in PAPER_BEAUTY.items():
+        for name, value in paper.items():
+            ours = results.get(model, {}).get(name)
+            rows.append({"model": model, "metric": name, "ours": ours, PAPER_LABEL: value,
+                         "ours / paper": (ours / value) if ours is not None else None})
+    return pd.DataFrame(rows)
+
+
+def by_length_frame(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for model, result in results.items():
+        for bucket, values in result.get("by_prompt_length", {}).items():
+            for name, value in values.items():
+                if name != "n_sessions":
+                    rows.append({"model": model, "prompt length": bucket, "metric": name, "value": value,
+                                 "sessions": values["n_sessions"]})
+    return pd.DataFrame(rows, columns=["model", "prompt length", "metric", "value", "sessions"])
+
+
+def csv_export(results: dict[str, dict[str, Any]]) -> str:
+    frame = long_frame(results)
+    return frame.drop(columns=["base", "k"]).to_csv(index=False)
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
+    """One bar per model (and the paper's, hatched, where it reports the metric), error bars = 95% interval."""
+    part = frame[frame["metric"] == metric].copy()
+    part["plus"] = (part["high"] - part["value"]).where(part["high"].notna())
+    part["minus"] = (part["value"] - part["low"]).where(part["low"].notna())
+    figure = px.bar(part, x="model", y="value", color="source", barmode="group", error_y="plus",
+                    error_y_minus="minus", pattern_shape="source", pattern_shape_map={PAPER_LABEL: "/", "ours": ""},
+                    color_discrete_map={"ours": "#1f77b4", PAPER_LABEL: "#bbbbbb"},
+                    labels={"value": metric, "model": ""}, title=f"{metric} (bars: 95% bootstrap interval)")
+    figure.update_layout(legend_title_text="", height=380, margin=dict(t=50, b=10, l=10, r=10))
+    return figure
+
+
+def tradeoff_figure(results: dict[str, dict[str, Any]], accuracy: str = "NDCG@20",
+                    beyond: str = "Coverage@20") -> go.Figure:
+    table = wide_table(results).reset_index()
+    figure = px.scatter(table, x=beyond, y=accuracy, text="model", title=f"{accuracy} vs {beyond}")
+    figure.update_traces(textposition="top center", marker=dict(size=12))
+    figure.update_layout(height=380, margin=dict(t=50, b=10, l=10, r=10))
+    return figure
+
+
+def length_figure(results: dict[str, dict[str, Any]], metric: str = "NDCG@20") -> go.Figure:
+    frame = by_length_frame(results)
+    part = frame[frame["metric"] == metric]
+    figure = px.line(part, x="prompt length", y="value", color="model", markers=True, hover_data=["sessions"],
+                     labels={"value": metric}, title=f"{metric} by prompt length (items in the session)")
+    figure.update_layout(height=380, margin=dict(t=50, b=10, l=10, r=10))
+    return figure
+
+
+# ------------------------------------------------------------------------------------------------ HTML
+def html_report(dataset: str, results: dict[str, dict[str, Any]], title: str | None = None) -> str:
+    """A single HTML file (plotly.js inlined once) that opens offline: tables, charts, the paper's figures."""
+    title = title or f"Sequential recommendation results: {dataset}"
+    frame = long_frame(results, dataset, with_paper=True)
+    n_test = {r.get("n_test_sessions") for r in results.values()}
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}"
+        "th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}.note{color:#666;font-size:13px}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='note'>Created {created}. Test sessions: {', '.join(str(n) for n in sorted(n_test, key=str))}. "
+        "Every model ranks the full catalog; intervals are 95% bootstrap intervals over test sessions.</p>",
+        "<h2>Metrics</h2>",
+        formatted_table(results).to_html(escape=True),
+    ]
+    if dataset == "beauty":
+        parts += ["<h2>Next to the paper</h2>",
+                  "<p class='note'>The paper's figures are its own runs (OpenAI ada-002 embeddings), quoted, "
+                  "not reproduced here.</p>",
+                  paper_comparison(results).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="–")]
+    figures = [bar_figure(frame, "NDCG@20"), bar_figure(frame, "HR@20"), tradeoff_figure(results),
+               tradeoff_figure(results, beyond="Novelty@20"), length_figure(results)]
+    parts.append("<h2>Charts</h2>")
+    for i, figure in enumerate(figures):
+        parts.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0)))
+    parts.append("</body></html>")
+    return "\n".join(parts)

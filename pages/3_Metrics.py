@@ -1,0 +1,64 @@
+"""Dashboards over saved evaluation results: every metric with its confidence interval, charts, the paper's
+Beauty figures beside ours, and exports (CSV, a self-contained HTML report)."""
+
+import streamlit as st
+
+from core import report
+from core.evaluate import load_results
+from ui import state
+from ui.components import page_setup, sidebar
+
+page_setup("Metrics")
+sidebar()
+st.title("Metrics")
+dataset = state.current_dataset()
+results = load_results(dataset.name)
+if not results:
+    st.info("No evaluation results for this dataset yet: “Prepare the defaults” on the home page, the Train "
+            f"page, or `.venv/bin/python -m core evaluate --dataset {state.dataset_key()} --models popularity,vsknn`.")
+    st.stop()
+
+models = st.multiselect("Models", sorted(results), default=sorted(results))
+results = {name: results[name] for name in models}
+if not results:
+    st.stop()
+n_test = sorted({r.get("n_test_sessions") for r in results.values()}, key=str)
+st.caption(f"{', '.join(map(str, n_test))} test sessions; every model ranks the full catalog. Brackets: 95% "
+           "bootstrap intervals over test sessions. Serendipity and novelty use "
+           f"{next(iter(results.values())).get('popularity_counts', 'train-only')} popularity counts.")
+
+k = st.radio("Cut-off", [20, 10], horizontal=True, format_func=lambda v: f"@{v}")
+st.dataframe(report.formatted_table(results, ks=(k,)), width="stretch")
+
+frame = report.long_frame(results, dataset.name, with_paper=True)
+is_beauty = dataset.name == "beauty"
+left, right = st.columns(2)
+with left:
+    metric = st.selectbox("Bar chart", [m for m in report.metric_names((k,))], index=0)
+    st.plotly_chart(report.bar_figure(frame, metric), width="stretch")
+    if is_beauty:
+        st.caption("Grey, hatched: the paper's published Beauty figures (their runs, OpenAI ada-002 embeddings), "
+                   "quoted for comparison, not reproduced here.")
+with right:
+    beyond = st.selectbox("Accuracy against", [f"Coverage@{k}", f"Novelty@{k}", f"Serendipity@{k}"])
+    st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond), width="stretch")
+
+length_metric = st.selectbox("By prompt length", [f"{m}@{k}" for m in report.ACCURACY])
+st.plotly_chart(report.length_figure(results, length_metric), width="stretch")
+
+if is_beauty:
+    st.subheader("Next to the paper (Beauty)")
+    st.dataframe(report.paper_comparison(results), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                for c in ("ours", report.PAPER_LABEL, "ours / paper")})
+
+st.subheader("Export")
+exports = st.columns(2)
+exports[0].download_button("Download CSV", report.csv_export(results), file_name=f"results-{dataset.name}.csv",
+                           mime="text/csv")
+if exports[1].button("Build the HTML report"):
+    st.session_state["html_report"] = (dataset.name, report.html_report(dataset.name, results))
+built = st.session_state.get("html_report")
+if built and built[0] == dataset.name:
+    exports[1].download_button("Download the HTML report (opens offline)", built[1],
+                               file_name=f"report-{dataset.name}.html", mime="text/html")

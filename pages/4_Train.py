@@ -1,0 +1,86 @@
+"""Train, fine-tune and evaluate any registered model with its options, as a background job with progress
+and a cancel that leaves the cache intact; jobs keep running when you switch page."""
+
+import pandas as pd
+import streamlit as st
+
+from core.models import REGISTRY, model_class
+from core.models.base import ConfigError
+from core.jobs import JobRequest, ModelStep
+from core.options import Option, changed_options, model_options
+from core.trained import train_command, trained_models
+from ui import state
+from ui.components import jobs_panel, page_setup, sidebar
+
+page_setup("Train")
+sidebar()
+st.title("Train and evaluate")
+dataset = state.current_dataset()
+spec = state.embedding_spec()
+
+name = st.selectbox("Model", list(REGISTRY), format_func=lambda n: f"{n} — {REGISTRY[n][2]}",
+                    key=state.bind("train_model", "vsknn"), on_change=state.keep, args=("train_model",))
+try:
+    config_class = model_class(name).Config
+except (ImportError, AttributeError) as err:
+    st.error(f"{name} is registered but its code cannot be loaded yet ({err}).")
+    st.stop()
+
+
+def option_widget(column, option: Option, default):
+    label, help_text, key = option.name, option.help or None, f"opt-{name}-{option.name}"
+    if option.kind == "bool":
+        return column.checkbox(label, value=bool(default), help=help_text, key=key)
+    if option.kind == "choice":
+        return column.selectbox(label, option.choices, index=option.choices.index(default), help=help_text, key=key)
+    if option.kind == "int":
+        return column.number_input(label, value=default, step=1, help=help_text, key=key)
+    if option.kind == "float":
+        return column.number_input(label, value=default, format="%g", help=help_text, key=key,
+                                   placeholder="none" if option.optional else None)
+    return column.text_input(label, value="" if default is None else str(default), help=help_text, key=key,
+                             placeholder="empty = default" if option.optional else "")
+
+
+# The embedding provider chosen on the home page is every LLM model's default here.
+preset = {"embedding_provider": spec.provider, "embedding_model": spec.model}
+with st.form(f"options-{name}"):
+    st.markdown(f"**{name}** options (hover a name for why its default is what it is)")
+    options = model_options(config_class)
+    columns = st.columns(3)
+    values = {option.name: option_widget(columns[i % 3], option, preset.get(option.name, option.default))
+              for i, option in enumerate(options)}
+    evaluate = st.checkbox("Evaluate on the test split afterwards (results go to the Metrics page)", value=True)
+    retrain = st.checkbox("Fit again even if a model with exactly these options is saved", value=False)
+    submitted = st.form_submit_button("Start training", type="primary")
+
+if submitted:
+    try:
+        changes = changed_options(config_class, values)
+    except ConfigError as err:
+        st.error(str(err))
+    else:
+        request = JobRequest(dataset=state.dataset_key(), models=(ModelStep(name, changes),), evaluate=evaluate,
+                             retrain=retrain)
+        state.job_manager().submit(request, title=f"{name} on {state.dataset_label()}",
+                                   secrets=state.embedding_secrets())
+        sets = " ".join(f"--set {k}={v}" for k, v in changes.items())
+        st.caption(f"Same from a terminal: `{train_command(state.dataset_key(), name)}{' ' + sets if sets else ''}`")
+
+st.subheader("Jobs")
+st.caption("Jobs run one at a time in a separate process: switch pages freely. Cancel stops at once and keeps "
+           "every model saved before; a model being written is finished first.")
+jobs_panel()
+if not state.job_manager().jobs():
+    st.caption("No job yet.")
+
+st.subheader("Trained on this dataset")
+trained = trained_models(dataset)
+if trained:
+    st.dataframe(pd.DataFrame([{"model": m.label, "fit s": m.fit_seconds,
+                                "saved": pd.Timestamp(m.saved_at, unit="s").strftime("%Y-%m-%d %H:%M"),
+                                "folder": str(m.folder)} for m in trained]),
+                 hide_index=True, width="stretch",
+                 column_config={"fit s": st.column_config.NumberColumn(format="%.1f")})
+else:
+    st.caption("Nothing yet.")

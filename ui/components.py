@@ -1,0 +1,132 @@
+"""Pieces several pages draw: the sidebar, the background-jobs panel, and a model's picks as a small table."""
+
+from __future__ import annotations
+
+import html
+import time
+
+import streamlit as st
+
+from core.data import BUNDLED
+from core.jobs import Job
+from core.picks import ModelPicks
+from core.trained import train_command
+from ui import state
+
+PAGE_TRAIN = "pages/4_Train.py"
+
+
+def page_setup(title: str, icon: str = "🧴") -> None:
+    st.set_page_config(page_title=f"{title} · LLM sequential recommendation", page_icon=icon, layout="wide")
+    st.markdown("<style>div.block-container{padding-top:2.2rem}</style>", unsafe_allow_html=True)
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.caption(f"Dataset: **{state.dataset_label()}** · embeddings: **{state.embedding_spec().label}**")
+        st.caption("Change both on the home page (app).")
+        active = state.job_manager().active()
+        if active:
+            st.caption(f"⏳ {len(active)} job(s) running or queued — see the Train page.")
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+def _job_row(job: Job, allow_cancel: bool) -> None:
+    steps = job.request.steps()
+    step = steps[min(job.step, len(steps) - 1)] if steps else ""
+    head, button = st.columns([6, 1])
+    if job.active:
+        text = f"**{job.title}** — {job.status}: {step}" + (f" · {job.message}" if job.message else "")
+        head.progress(job.fraction, text=text)
+        if allow_cancel and not job.cancel_requested:
+            button.button("Cancel", key=f"cancel-{job.id}", on_click=state.job_manager().cancel, args=(job.id,))
+        elif job.cancel_requested:
+            button.caption("cancelling…")
+    else:
+        took = f" in {job.finished - job.submitted:.0f} s" if job.finished else ""
+        icon = {"done": "✅", "failed": "❌", "cancelled": "⏹️"}.get(job.status, "")
+        head.markdown(f"{icon} **{job.title}** — {job.status}{took}")
+        if job.error:
+            head.error(job.error)
+        for result in job.results:
+            if result.get("step") == "train" and "NDCG@20" in result:
+                head.caption(f"{result['model']}: NDCG@20 {result['NDCG@20']:.4f}, HR@20 {result['HR@20']:.4f}"
+                             f"{' (loaded from cache)' if result['loaded_from_cache'] else ''}")
+
+
+@st.fragment(run_every=1.0)
+def _live_jobs(allow_cancel: bool, watched: tuple[int, ...]) -> None:
+    manager = state.job_manager()
+    for job in manager.jobs()[:6]:
+        _job_row(job, allow_cancel)
+    if not any(manager.get(i) and manager.get(i).active for i in watched):
+        time.sleep(0.2)
+        st.rerun()  # the whole page: newly trained models and results appear
+
+
+def jobs_panel(allow_cancel: bool = True, limit: int = 6) -> None:
+    """Progress of the running job (live, once a second) and the outcome of recent ones."""
+    manager = state.job_manager()
+    jobs = manager.jobs()[:limit]
+    if not jobs:
+        return
+    active = tuple(job.id for job in jobs if job.active)
+    if active:
+        _live_jobs(allow_cancel, active)
+    else:
+        for job in jobs:
+            _job_row(job, allow_cancel)
+
+
+def how_to_train(names: list[str]) -> str:
+    key = state.dataset_key()
+    lines = [f"- **{name}**: `{train_command(key, name)}`" for name in names]
+    where = "" if key in BUNDLED else " (your uploaded dataset)"
+    return (f"Not trained on this dataset{where} yet — train them on the **Train** page, or from a terminal:\n\n"
+            + "\n".join(lines))
+
+
+# ------------------------------------------------------------------------------------------------ picks
+PICKS_CSS = """
+<style>
+.picks{width:100%;border-collapse:collapse;font-size:0.86rem}
+.picks td{padding:3px 4px;border-bottom:1px solid #eee;vertical-align:top}
+.picks td.rank{color:#888;width:1.6em;text-align:right}
+.picks td.score{color:#888;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+.picks tr.shared td{background:#fff6d6}
+.picks tr.target td{background:#d9f5dd;font-weight:600}
+.picks .why{color:#777;font-size:0.78rem;font-weight:400}
+.picks .badge{font-size:0.7rem;color:#8a6d00;margin-left:4px}
+.legend{font-size:0.8rem;color:#666}
+.legend span{padding:1px 6px;border-radius:3px;margin-right:8px}
+</style>
+"""
+
+
+def _short(text: str, n: int = 70) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def picks_table(entry: ModelPicks) -> str:
+    rows = []
+    for pick in entry.picks:
+        classes = " ".join(c for c, on in (("target", pick.is_target), ("shared", pick.shared > 0)) if on)
+        badge = ""
+        if pick.is_target:
+            badge = "<span class='badge' style='color:#1a7f37'>✔ true next</span>"
+        elif pick.shared:
+            badge = f"<span class='badge'>+{pick.shared}</span>"
+        why = ""
+        if pick.why:
+            near = "; ".join(f"{html.escape(_short(title, 45))} ({sim:.2f})" for _, title, sim in pick.why)
+            why = f"<div class='why'>near: {near}</div>"
+        rows.append(
+            f"<tr class='{classes}'><td class='rank'>{pick.rank}</td>"
+            f"<td title='{html.escape(pick.title)}'>{html.escape(_short(pick.title))}{badge}{why}</td>"
+            f"<td class='score'>{pick.score:.3g}</td></tr>")
+    return f"<table class='picks'>{''.join(rows)}</table>"
+
+
+LEGEND = ("<div class='legend'><span style='background:#fff6d6'>picked by several models (+n others)</span>"
+          "<span style='background:#d9f5dd'>✔ the session's true next item</span>"
+          "near: the session items closest to a pick in LLM embedding space</div>")

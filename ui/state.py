@@ -1,0 +1,139 @@
+"""What every page shares: the chosen dataset and embedding provider, the session being built, and the heavy
+objects (datasets, fitted models, search index, vectors) cached per server with ``st.cache_resource``.
+
+Streamlit forgets a widget's value when a page that does not draw it runs, so choices that must survive a
+page switch live in plain session-state keys; widgets are bound to them with :func:`bind`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from core import data, jobs
+from core.embeddings import EmbeddingSpec, cached_path
+from core.models.base import Recommender
+from core.search import TitleSearch
+from core.trained import TrainedModel
+from core.uploads import display_name
+
+DEFAULT_DATASET = "beauty"
+
+
+def bind(key: str, default: Any) -> str:
+    """A widget key whose value is kept in ``st.session_state[key]`` across pages; pass it as the widget's
+    ``key`` together with ``on_change=keep, args=(key,)``."""
+    if key not in st.session_state:
+        st.session_state[key] = default
+    st.session_state[f"_w_{key}"] = st.session_state[key]
+    return f"_w_{key}"
+
+
+def keep(key: str) -> None:
+    st.session_state[key] = st.session_state[f"_w_{key}"]
+
+
+# ------------------------------------------------------------------------------------------------ dataset
+def dataset_key() -> str:
+    """A bundled name or an upload folder; ``?dataset=ml-100k`` in the URL picks a bundled one."""
+    if "dataset" not in st.session_state:
+        wanted = st.query_params.get("dataset", os.environ.get("LLMSEQ_DATASET", DEFAULT_DATASET))
+        st.session_state["dataset"] = wanted if wanted in data.BUNDLED else DEFAULT_DATASET
+    return st.session_state["dataset"]
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
+def load_dataset(key: str) -> data.Dataset:
+    return data.load(key)
+
+
+def current_dataset() -> data.Dataset:
+    """The chosen dataset; on a data problem the page shows the one-sentence error and stops."""
+    try:
+        return load_dataset(dataset_key())
+    except data.DataError as err:
+        st.error(str(err))
+        st.stop()
+
+
+@st.cache_resource(max_entries=4)
+def title_search(key: str) -> TitleSearch:
+    catalog = load_dataset(key).catalog
+    return TitleSearch(catalog.titles, catalog.popularity)
+
+
+# ------------------------------------------------------------------------------------------------ models
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _load_model(folder: str, saved_at: float) -> Recommender:
+    return Recommender.load(Path(folder))
+
+
+def load_model(model: TrainedModel) -> Recommender:
+    """A fitted model from its folder, once per server (reloaded when its weights change)."""
+    return _load_model(str(model.folder), model.saved_at)
+
+
+# ------------------------------------------------------------------------------------------------ embeddings
+def embedding_spec() -> EmbeddingSpec:
+    """The provider chosen on the home page: local (a folder, or the bundled MiniLM) or OpenAI (a model name)."""
+    provider = st.session_state.get("embedding_provider", "local")
+    model = st.session_state.get("local_model_path" if provider == "local" else "openai_model") or None
+    return EmbeddingSpec(provider=provider, model=model.strip() if model else None)
+
+
+def embedding_secrets() -> dict[str, str]:
+    """The OpenAI key typed on the home page (this browser session only), for a job's worker process."""
+    key = st.session_state.get("openai_key", "")
+    return {"OPENAI_API_KEY": key} if key else {}
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _load_vectors(path: str, modified: float) -> np.ndarray:
+    return np.load(path)
+
+
+def item_vectors(dataset: data.Dataset, spec: EmbeddingSpec | None = None) -> np.ndarray | None:
+    """The catalog's cached embeddings for ``spec``, or None when they have not been computed (never computes:
+    embedding runs as a job, see the home page)."""
+    path = cached_path(dataset.catalog, spec or embedding_spec())
+    if not path.exists():
+        return None
+    vectors = _load_vectors(str(path), path.stat().st_mtime)
+    return vectors if vectors.shape[0] == dataset.catalog.n_items else None
+
+
+# ------------------------------------------------------------------------------------------------ session
+def session() -> dict[str, Any]:
+    """The session being built: ``items`` (catalog indices, in order) and, when it came from the test split,
+    ``origin`` = {"prompt": [...], "target": item}. Reset when the dataset changes."""
+    key = dataset_key()
+    current = st.session_state.get("session")
+    if current is None or current["dataset"] != key:
+        current = {"dataset": key, "items": [], "origin": None}
+        st.session_state["session"] = current
+    return current
+
+
+def true_next(current: dict[str, Any]) -> int | None:
+    """The real next item, while the session is still exactly the test prompt it came from."""
+    origin = current.get("origin")
+    if origin and current["items"] == origin["prompt"]:
+        return origin["target"]
+    return None
+
+
+def add_items(items: list[int]) -> None:
+    current = session()
+    current["items"] = current["items"] + [int(i) for i in items if int(i) not in current["items"]]
+
+
+def job_manager() -> jobs.JobManager:
+    return jobs.manager()
+
+
+def dataset_label() -> str:
+    return display_name(dataset_key())
