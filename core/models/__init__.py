@@ -15,6 +15,7 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "popularity": ("core.models.popularity", "Popularity", "most popular train items (MostPopular)"),
     "sknn": ("core.models.sknn", "SKNN", "session-based kNN"),
     "vsknn": ("core.models.sknn", "VSKNN", "session-based kNN with position decay (V-SKNN)"),
+    "llmseqsim": ("core.models.llmseqsim", "LLMSeqSim", "LLM embedding similarity to the session (LLMSeqSim)"),
     "llmseqprompt": ("core.models.llmseqprompt", "LLMSeqPrompt",
                      "a fine-tuned LM names the next item (local default: small GPT-2 trained from scratch, "
                      "not a pretrained LLM)"),

@@ -1,0 +1,57 @@
+"""Dimension reduction of item embeddings: PCA, LDA or Gaussian random projection (scikit-learn).
+
+Fitted on the whole catalog (the paper's LLM2Sequential and LLMSeqSim reduce the catalog's vectors once).
+LDA needs a class per item (``catalog.categories``: Steam and MovieLens have genres, Beauty has none) and
+gives at most ``n_classes - 1`` dimensions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import numpy as np
+
+Method = Literal["pca", "lda", "random"]
+METHODS: tuple[str, ...] = ("pca", "lda", "random")
+
+
+def reduce_dimensions(vectors: np.ndarray, method: str = "pca", dim: int = 64,
+                      classes: Sequence[str] | None = None, normalize: bool = False, seed: int = 0) -> np.ndarray:
+    """``vectors`` (n, d) -> (n, dim) float32. ``dim >= d`` with PCA/random keeps the vectors (no padding)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    n, d = vectors.shape
+    if dim < 1:
+        raise ValueError(f"reduction dimension must be positive, got {dim}")
+    if method == "pca":
+        if dim >= min(n, d):
+            reduced = vectors - vectors.mean(axis=0)
+        else:
+            from sklearn.decomposition import PCA
+
+            reduced = PCA(n_components=dim, random_state=seed).fit_transform(vectors)
+    elif method == "random":
+        if dim >= d:
+            reduced = vectors
+        else:
+            from sklearn.random_projection import GaussianRandomProjection
+
+            reduced = GaussianRandomProjection(n_components=dim, random_state=seed).fit_transform(vectors)
+    elif method == "lda":
+        if classes is None or not any(classes):
+            raise ValueError("LDA needs item classes (a 'category' column); this catalog has none — use pca or random")
+        labels = np.asarray([c or "(none)" for c in classes])
+        n_classes = len(np.unique(labels))
+        if n_classes < 2:
+            raise ValueError("LDA needs at least 2 item classes")
+        if dim > n_classes - 1:
+            raise ValueError(f"LDA gives at most n_classes - 1 = {n_classes - 1} dimensions, asked for {dim}; "
+                             "use pca or random for wider models")
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+        reduced = LinearDiscriminantAnalysis(n_components=dim).fit_transform(vectors, labels)
+    else:
+        raise ValueError(f"unknown reduction '{method}'; use one of {list(METHODS)}")
+    reduced = np.asarray(reduced, dtype=np.float32)
+    if normalize:
+        reduced = reduced / np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
+    return reduced

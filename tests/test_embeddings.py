@@ -1,0 +1,147 @@
+"""Embedding providers (local MiniLM and the OpenAI API against a local server), the cache, reduction, index."""
+
+import numpy as np
+import pytest
+
+from core import embeddings
+from core.data import Catalog
+from core.embeddings import EmbeddingError, EmbeddingSpec, item_embeddings
+from core.index import ItemIndex
+from core.reduce import reduce_dimensions
+from fake_openai import API_KEY, DIM, FakeOpenAI, fake_vector
+
+
+def catalog(titles, categories=None):
+    n = len(titles)
+    return Catalog(item_ids=np.array([f"i{i}" for i in range(n)], dtype=object), titles=list(titles),
+                   categories=list(categories or [""] * n), popularity=np.ones(n, dtype=np.int64))
+
+
+def test_local_model_embeds_offline_and_similar_titles_are_close():
+    vectors = embeddings.encode_texts(["red lipstick", "lipstick in red", "motor oil for diesel engines"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_cache_is_reused_and_keyed_by_content(monkeypatch):
+    calls = []
+
+    class Counting:
+        def encode(self, texts, progress=None):
+            calls.append(list(texts))
+            return np.eye(len(texts), 8, dtype=np.float32) + 0.1
+
+    monkeypatch.setattr(embeddings, "provider", lambda spec: Counting())
+    first = item_embeddings(catalog(["a", "b", "c"]))
+    again = item_embeddings(catalog(["a", "b", "c"]))
+    assert len(calls) == 1 and np.array_equal(first, again)
+    item_embeddings(catalog(["a", "b", "changed"]))
+    assert len(calls) == 2, "a changed catalog must not reuse stale vectors"
+    item_embeddings(catalog(["a", "b", "c"]), EmbeddingSpec("openai", "text-embedding-3-small"))
+    assert len(calls) == 3, "another model must not reuse the vectors"
+
+
+def test_untitled_items_get_the_catalog_centroid(monkeypatch):
+    class Fixed:
+        def encode(self, texts, progress=None):
+            return np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+
+    monkeypatch.setattr(embeddings, "provider", lambda spec: Fixed())
+    vectors = item_embeddings(catalog(["x", "", "y"]))
+    assert np.allclose(vectors[1], [2**-0.5, 2**-0.5])
+    assert np.linalg.norm(vectors[1]) > 0.99  # never a zero vector: cosine stays defined
+
+
+def test_progress_is_reported():
+    seen = []
+    embeddings.LocalProvider(batch_size=2).encode(["a", "b", "c"], progress=lambda d, t, m: seen.append((d, t)))
+    assert seen == [(2, 3), (3, 3)]
+
+
+def test_bad_local_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(EmbeddingError, match="not a sentence-transformers model folder"):
+        embeddings.LocalProvider(tmp_path)
+
+
+@pytest.fixture
+def fake_server(monkeypatch):
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        yield server
+
+
+def test_openai_embeddings_batched_and_in_order(fake_server):
+    texts = [f"title {i}" for i in range(300)]
+    vectors = embeddings.OpenAIProvider("text-embedding-3-small").encode(texts)
+    assert vectors.shape == (300, DIM)
+    expected = np.array(fake_vector("title 7"))
+    assert np.allclose(vectors[7], expected / np.linalg.norm(expected), atol=1e-5)
+    sizes = [len(body["input"]) for path, body in fake_server.requests]
+    assert sizes == [256, 44] and all(body["model"] == "text-embedding-3-small" for _, body in fake_server.requests)
+
+
+def test_openai_retries_429_and_5xx(fake_server):
+    fake_server.failures = [429, 500, 503]
+    vectors = embeddings.OpenAIProvider(base_delay=0.01).encode(["a", "b"])
+    assert vectors.shape == (2, DIM) and len(fake_server.requests) == 4
+
+
+def test_openai_gives_up_after_retries(fake_server):
+    fake_server.failures = [429] * 10
+    with pytest.raises(EmbeddingError, match="failed after 3 tries"):
+        embeddings.OpenAIProvider(max_retries=2, base_delay=0.01).encode(["a"])
+
+
+def test_openai_rejected_key_is_one_clear_sentence(fake_server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "wrong")
+    with pytest.raises(EmbeddingError, match="rejected the key"):
+        embeddings.OpenAIProvider(base_delay=0.01).encode(["a"])
+    assert len(fake_server.requests) == 1, "a 401 must not be retried"
+
+
+def test_openai_without_key_spends_nothing(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(EmbeddingError, match="OPENAI_API_KEY is not set"):
+        item_embeddings(catalog(["a"]), EmbeddingSpec("openai"))
+
+
+def test_openai_item_embeddings_through_the_cache(fake_server):
+    vectors = item_embeddings(catalog(["p", "q"]), EmbeddingSpec("openai", "text-embedding-ada-002"))
+    assert vectors.shape == (2, DIM)
+    item_embeddings(catalog(["p", "q"]), EmbeddingSpec("openai", "text-embedding-ada-002"))
+    assert len(fake_server.requests) == 1
+    path = embeddings.cached_path(catalog(["p", "q"]), EmbeddingSpec("openai", "text-embedding-ada-002"))
+    assert API_KEY.encode() not in path.read_bytes()
+
+
+def test_reduce_pca_random_lda():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(60, 12)).astype(np.float32)
+    assert reduce_dimensions(vectors, "pca", 4).shape == (60, 4)
+    assert reduce_dimensions(vectors, "random", 5).shape == (60, 5)
+    unit = reduce_dimensions(vectors, "pca", 4, normalize=True)
+    assert np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    classes = [f"c{i % 3}" for i in range(60)]
+    assert reduce_dimensions(vectors, "lda", 2, classes=classes).shape == (60, 2)
+    with pytest.raises(ValueError, match="at most n_classes - 1 = 2"):
+        reduce_dimensions(vectors, "lda", 3, classes=classes)
+    with pytest.raises(ValueError, match="needs item classes"):
+        reduce_dimensions(vectors, "lda", 2)
+    # PCA's first component carries the most variance.
+    pca = reduce_dimensions(vectors, "pca", 4)
+    assert pca[:, 0].var() >= pca[:, 3].var()
+
+
+def test_index_neighbours_known_answer():
+    vectors = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], dtype=np.float32)
+    index = ItemIndex(vectors)
+    ids, sims = index.neighbours(0, k=2)
+    assert ids.tolist() == [[1, 2]]  # never itself
+    assert sims[0, 0] == pytest.approx(0.9 / np.hypot(0.9, 0.1), abs=1e-5)
+    ids, _ = index.neighbours(np.array([1.0, 0.05]), k=2, exclude=[0])
+    assert ids.tolist() == [[1, 2]]
+    ids, _ = index.neighbours([0, 2], k=1)
+    assert ids.tolist() == [[1], [1]]
+    assert ItemIndex(vectors, exact=False).neighbours(0, k=1)[0].tolist() == [[1]]
