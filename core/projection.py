@@ -15,12 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from core.embeddings import _atomic_save  # the embeddings cache's atomic .npy write
 from core.models.base import Progress, Recommender
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 Method = Literal["umap", "pca"]
 UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine"}  # umap-learn's defaults, but cosine
@@ -105,3 +108,59 @@ def source_vectors(dataset: Any, source: str, embedding: dict[str, Any] | None =
         raise ValueError(f"{model.name} has no item vectors to map")
     return vectors
 
+
+
+MAX_CATEGORIES = 12  # more legend entries than this are unreadable; the rest become "other"
+
+
+def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[str] | None = None,
+               colour_name: str = "", session: list[int] | None = None, picks: list[int] | None = None,
+               title: str = "") -> "go.Figure":
+    """A scatter of every item (hover: its title; ``customdata``: its item index, for selection events), coloured
+    by a number per item or, when ``colour`` holds strings, by category; the session's items (numbered
+    stars) and recommended items (diamonds) drawn on top."""
+    import plotly.graph_objects as go
+
+    n_items = len(coords)
+    ids = np.arange(n_items)
+    short = np.array([t if len(t) <= 80 else t[:79] + "…" for t in titles], dtype=object)
+    hover = "%{text}<extra></extra>"
+    figure = go.Figure()
+    if colour is not None and len(colour) and isinstance(colour[0], str):
+        labels = np.array([c or "(none)" for c in colour], dtype=object)
+        values, counts = np.unique(labels, return_counts=True)
+        kept = set(values[np.argsort(-counts)][:MAX_CATEGORIES])
+        labels = np.array([c if c in kept else "other" for c in labels], dtype=object)
+        for category in sorted(set(labels), key=lambda c: (c == "other", c)):
+            mask = labels == category
+            figure.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=category,
+                                          customdata=ids[mask], text=short[mask], hovertemplate=hover,
+                                          marker=dict(size=4, opacity=0.65)))
+    else:
+        marker = dict(size=4, opacity=0.7, color="#7f8c9a")
+        if colour is not None:
+            marker.update(color=np.asarray(colour, dtype=float), colorscale="Viridis", showscale=True,
+                          colorbar=dict(title=dict(text=colour_name, side="right"), thickness=12))
+        figure.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", name="items",
+                                      customdata=ids, text=short, hovertemplate=hover, marker=marker,
+                                      showlegend=False))
+    if picks:
+        picks = list(picks)
+        figure.add_trace(go.Scattergl(x=coords[picks, 0], y=coords[picks, 1], mode="markers", name="recommended",
+                                      customdata=picks, text=short[picks], hovertemplate=hover,
+                                      marker=dict(symbol="diamond", size=11, color="#e4572e",
+                                                  line=dict(width=1, color="white"))))
+    if session:
+        session = list(session)
+        figure.add_trace(go.Scatter(x=coords[session, 0], y=coords[session, 1], mode="markers+text",
+                                    name="session", customdata=session, text=[str(i + 1) for i in range(len(session))],
+                                    hovertext=short[session], hovertemplate="%{hovertext}<extra></extra>",
+                                    textposition="top center", textfont=dict(size=12, color="#111"),
+                                    marker=dict(symbol="star", size=15, color="#ffd166",
+                                                line=dict(width=1.5, color="#111"))))
+    figure.update_layout(title=dict(text=title, font=dict(size=15)), height=560, margin=dict(t=40, b=10, l=10, r=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=-0.12, font=dict(size=11)),
+                         plot_bgcolor="white", dragmode="lasso")
+    figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    return figure

@@ -95,7 +95,9 @@ if items and shown:
     for start in range(0, len(results), per_row):
         for column, entry in zip(st.columns(per_row), results[start:start + per_row]):
             with column:
-                st.markdown(f"#### {entry.label}")
+                st.markdown(f"#### {entry.name}")
+                if entry.label != entry.name:  # a non-default config: its changed options
+                    st.caption(entry.label[len(entry.name):].strip(" ()"))
                 if entry.error:
                     st.error(entry.error)
                 else:

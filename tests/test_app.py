@@ -1,14 +1,177 @@
-"""The app's pages render without exceptions (streamlit.testing AppTest)."""
+"""Every page of the app renders on a tiny dataset and its main interactions change what is shown
+(streamlit.testing AppTest). The tiny dataset walks i -> i+1 (tests/tiny_data.py), so picks are predictable.
+"""
 
+import re
+
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
+from core import data, evaluate
+from core.embeddings import item_embeddings
+from core.jobs import manager
+from core.models import REGISTRY, create
+from tiny_data import N_ITEMS, write_tiny_dataset
+
+TINY_SASREC = {"embedding_dim": 16, "heads": 2, "layers": 1, "learning_rate": 0.01, "init_std": 0.1,
+               "max_epochs": 3, "patience": 1}
 
 
-def test_home_page_renders_and_switches_dataset():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    assert not at.exception
-    assert at.metric[0].value == "12,101"  # Beauty items
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    """A tiny dataset with its embeddings, popularity, V-SKNN, LLMSeqSim and a small LLM2SASRec evaluated."""
+    folder = write_tiny_dataset(tmp_path_factory.mktemp("app") / "shop")
+    dataset = data.load(str(folder))
+    item_embeddings(dataset.catalog)
+    evaluate.run(dataset, [create("popularity"), create("vsknn"), create("llmseqsim"),
+                           create("llm2sasrec", **TINY_SASREC)])
+    return str(folder)
+
+
+def app(shop, page=None):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["dataset"] = shop
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+    return at
+
+
+def markdown(at):
+    return "\n".join(m.value for m in at.markdown)
+
+
+# ------------------------------------------------------------------------------------------------ home
+def test_home_shows_the_dataset_and_every_registered_model(shop):
+    at = app(shop)
+    assert at.metric[0].value == str(N_ITEMS)
+    models = at.dataframe[0].value
+    assert list(models["model"]) == list(REGISTRY)
+    trained = dict(zip(models["model"], models["trained"]))
+    assert trained["vsknn"] == "vsknn" and trained["sknn"] == "—"
+
+
+def test_home_switches_to_a_bundled_dataset(shop):
+    at = app(shop)
+    at.radio[0].set_value("Bundled").run()
     at.selectbox[0].select("ml-100k").run()
     assert not at.exception
     assert at.metric[0].value == "1,682"
+
+
+def test_upload_shows_the_data_error_then_loads_good_files(shop, tmp_path):
+    at = app(shop)
+    at.radio[0].set_value("Your own CSV files").run()
+    bad = b"session_id,item_id,timestamp\ns1,p1,yesterday\ns1,p2,3\n"
+    good_items = open(f"{shop}/items.csv", "rb").read()
+    at.file_uploader[0].set_value(("my_sessions.csv", bad, "text/csv"))
+    at.file_uploader[1].set_value(("my_items.csv", good_items, "text/csv"))
+    at.run()
+    next(b for b in at.button if b.label == "Use these files").click().run()
+    assert not at.exception
+    assert at.error and "my_sessions.csv: column 'timestamp' must be numeric" in at.error[0].value
+    at.file_uploader[0].set_value(("my_sessions.csv", open(f"{shop}/interactions.csv", "rb").read(), "text/csv"))
+    at.run()
+    next(b for b in at.button if b.label == "Use these files").click().run()
+    assert not at.exception and not at.error
+    assert "upload-" in at.session_state["dataset"]
+    assert at.metric[0].value == str(N_ITEMS)
+
+
+def test_prepare_the_defaults_trains_them_in_the_background(tmp_path):
+    folder = str(write_tiny_dataset(tmp_path / "fresh", seed=1))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["dataset"] = folder
+    at.run()
+    assert dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["trained"]))["sknn"] == "—"
+    at.checkbox[0].uncheck()
+    next(b for b in at.button if b.label == "Prepare the defaults").click().run()
+    job = manager().wait(manager().jobs()[0].id, timeout=120)
+    assert job.status == "done", job.error
+    at.run()
+    trained = dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["trained"]))
+    assert trained["popularity"] == "popularity" and trained["sknn"] == "sknn" and trained["vsknn"] == "vsknn"
+
+
+# ------------------------------------------------------------------------------------------------ session builder
+def test_session_builder_search_add_and_every_trained_model_picks(shop):
+    at = app(shop, "pages/1_Session_Builder.py")
+    assert "Search and add items" in at.info[0].value
+    at.text_input[0].input("ember mascara").run()
+    add = [b for b in at.button if (b.key or "").startswith("add-")]
+    assert add, "the search found nothing"
+    add[0].click().run()
+    assert not at.exception
+    session = at.session_state["session"]["items"]
+    assert len(session) == 1
+    headers = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert headers == ["#### popularity", "#### vsknn", "#### llm2sasrec", "#### llmseqsim"]
+    # On the tiny data item i co-occurs most with i-1 and i+1: V-SKNN's top two for the session [i]
+    rows = markdown(at).split("#### vsknn")[1].split("</tr>")[:2]
+    neighbours = {(session[0] - 1) % N_ITEMS, (session[0] + 1) % N_ITEMS}
+    assert {int(re.search(r"no\. (\d+)<", row).group(1)) for row in rows} == neighbours
+    assert "near:" in markdown(at).split("#### llmseqsim")[1]  # LLM picks carry a "why"
+
+
+def test_session_builder_random_test_session_marks_the_true_next_item(shop):
+    at = app(shop, "pages/1_Session_Builder.py")
+    next(b for b in at.button if "Random real test session" in b.label).click().run()
+    assert at.success and at.success[0].value.startswith("True next item")
+    assert "✔ true next" in markdown(at)  # at least one model has it in its top 10 on this easy data
+
+
+def test_session_builder_reorder_remove_and_hide_a_model(shop):
+    at = app(shop, "pages/1_Session_Builder.py")
+    at.session_state["session"] = {"dataset": shop, "items": [3, 4, 5], "origin": None}
+    at.run()
+    at.button(key="down-0").click().run()
+    assert at.session_state["session"]["items"] == [4, 3, 5]
+    at.button(key="drop-2").click().run()
+    assert at.session_state["session"]["items"] == [4, 3]
+    at.multiselect[0].unselect("popularity").run()
+    assert "#### popularity" not in [m.value for m in at.markdown]
+    at.run()
+    assert "#### popularity" not in [m.value for m in at.markdown]
+
+
+# ------------------------------------------------------------------------------------------------ embedding space
+def test_embedding_space_shows_both_maps_and_recolours(shop):
+    at = app(shop, "pages/2_Embedding_Space.py")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2  # the LLM space and llm2sasrec's learned vectors
+    assert any("Compute the UMAP map" in b.label for b in at.button)  # PCA until a UMAP is asked for
+    at.selectbox[0].select("category").run()
+    assert not at.exception
+    at.session_state["session"] = {"dataset": shop, "items": [3, 4], "origin": None}
+    at.run()
+    at.selectbox[0].select("scores").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+def test_metrics_table_cutoff_and_html_report(shop):
+    at = app(shop, "pages/3_Metrics.py")
+    table = at.dataframe[0].value
+    assert set(table.index) == {"popularity", "vsknn", "llmseqsim", "llm2sasrec"}
+    assert "NDCG@20" in table.columns and "NDCG@10" not in table.columns
+    at.radio[0].set_value(10).run()
+    assert "NDCG@10" in at.dataframe[0].value.columns
+    assert len(at.get("plotly_chart")) == 3
+    next(b for b in at.button if b.label == "Build the HTML report").click().run()
+    assert at.session_state["html_report"][1].startswith("<!DOCTYPE html>")
+
+
+# ------------------------------------------------------------------------------------------------ train
+def test_train_page_runs_a_job_with_changed_options(shop):
+    at = app(shop, "pages/4_Train.py")
+    at.selectbox[0].select("popularity").run()
+    at.checkbox(key="opt-popularity-filter_prompt_items").check()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    job = manager().wait(manager().jobs()[0].id, timeout=120)
+    assert job.status == "done", job.error
+    at.run()
+    assert "popularity (filter_prompt_items=True)" in list(at.dataframe[-1].value["model"])

@@ -16,7 +16,9 @@ import streamlit as st
 
 from core import data, jobs
 from core.embeddings import EmbeddingSpec, cached_path
+from core.index import ItemIndex
 from core.models.base import Recommender
+from core.projection import cached_projection, project
 from core.search import TitleSearch
 from core.trained import TrainedModel
 from core.uploads import display_name
@@ -104,6 +106,39 @@ def item_vectors(dataset: data.Dataset, spec: EmbeddingSpec | None = None) -> np
         return None
     vectors = _load_vectors(str(path), path.stat().st_mtime)
     return vectors if vectors.shape[0] == dataset.catalog.n_items else None
+
+
+@st.cache_resource
+def _projections() -> dict[tuple[str, str], np.ndarray]:
+    return {}
+
+
+def projection(source_key: str, vectors: np.ndarray, method: str, compute: bool = False) -> np.ndarray | None:
+    """2-D coordinates of ``vectors`` (identified by ``source_key``, e.g. a file and its mtime): from memory,
+    else from cache/projections, else — only when ``compute`` (PCA: a second or two) — computed. A map that
+    does not exist yet is not remembered as missing, so one a job computes later shows up."""
+    store = _projections()
+    if (source_key, method) not in store:
+        coords = project(vectors, method) if compute else cached_projection(vectors, method)
+        if coords is None:
+            return None
+        store[(source_key, method)] = coords
+    return store[(source_key, method)]
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _item_index(vectors_key: str, _vectors: np.ndarray) -> ItemIndex:
+    return ItemIndex(_vectors)
+
+
+def item_index(dataset: data.Dataset, vectors: np.ndarray) -> ItemIndex:
+    """A faiss index over the catalog's embeddings, built once per server for each set of vectors."""
+    return _item_index(embeddings_key(dataset), vectors)
+
+
+def embeddings_key(dataset: data.Dataset, spec: EmbeddingSpec | None = None) -> str:
+    path = cached_path(dataset.catalog, spec or embedding_spec())
+    return f"{path}:{path.stat().st_mtime if path.exists() else 0}"
 
 
 # ------------------------------------------------------------------------------------------------ session
