@@ -14,6 +14,13 @@ from core.models.base import Recommender
 TINY: dict[str, dict] = {
     "sknn": {"k": 20, "sample_size": 60},
     "vsknn": {"k": 20, "sample_size": 60},
+    **{f"{prefix}sasrec": {"embedding_dim": 16, "heads": 2, "layers": 1, "learning_rate": 0.01, "init_std": 0.1,
+                           "max_epochs": 30, "patience": 3} for prefix in ("", "llm2")},
+    **{f"{prefix}bert4rec": {"embedding_dim": 16, "heads": 2, "layers": 1, "batch_size": 32, "learning_rate": 0.01,
+                             "dropout": 0.1, "masked_copies": 2, "init_std": 0.1, "max_epochs": 30, "patience": 5}
+       for prefix in ("", "llm2")},
+    **{f"{prefix}gru4rec": {"embedding_dim": 16, "hidden_dim": 16, "learning_rate": 0.02, "max_epochs": 30,
+                            "patience": 3} for prefix in ("", "llm2")},
 }
 # Models that by design ignore the session's order (they still pass every other contract test).
 NOT_SEQUENTIAL = {"popularity"}

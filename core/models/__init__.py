@@ -15,6 +15,12 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "popularity": ("core.models.popularity", "Popularity", "most popular train items (MostPopular)"),
     "sknn": ("core.models.sknn", "SKNN", "session-based kNN"),
     "vsknn": ("core.models.sknn", "VSKNN", "session-based kNN with position decay (V-SKNN)"),
+    "gru4rec": ("core.models.gru4rec", "GRU4Rec", "GRU over the session (GRU4Rec)"),
+    "sasrec": ("core.models.sasrec", "SASRec", "causal self-attention over the session (SASRec)"),
+    "bert4rec": ("core.models.bert4rec", "BERT4Rec", "bidirectional transformer, masked-item training (BERT4Rec)"),
+    "llm2gru4rec": ("core.models.gru4rec", "LLM2GRU4Rec", "GRU4Rec with LLM-initialised item embeddings"),
+    "llm2sasrec": ("core.models.sasrec", "LLM2SASRec", "SASRec with LLM-initialised item embeddings"),
+    "llm2bert4rec": ("core.models.bert4rec", "LLM2BERT4Rec", "BERT4Rec with LLM-initialised item embeddings"),
     "llmseqsim": ("core.models.llmseqsim", "LLMSeqSim", "LLM embedding similarity to the session (LLMSeqSim)"),
     "llmseqprompt": ("core.models.llmseqprompt", "LLMSeqPrompt",
                      "a fine-tuned LM names the next item (local default: small GPT-2 trained from scratch, "

@@ -1,0 +1,119 @@
+"""BERT4Rec (Sun et al. 2019): a bidirectional transformer trained to fill in masked items (cloze task).
+
+Post-LN transformer blocks (the original BERT layout, the authors' ``FDRN``), learned positions counted from
+the session's end, LayerNorm + dropout on the embeddings. Each epoch, as in the authors' TrainGenerator,
+every train session appears once with only its last item masked (the next-item task) and
+``masked_copies`` more times with each item masked with probability ``mask_probability``; masks are drawn
+anew every epoch. The loss is full-softmax cross-entropy at the masked positions, the output tied to the
+item table. To recommend, a mask token is appended to the session and its position is scored.
+``llm2bert4rec`` initialises the item table from the titles' LLM embeddings (LLM2BERT4Rec, Boz et al. 2024).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, TransformerBlock,
+                                    attention_mask, init_item_table, pad_batch, right_aligned_positions)
+
+IGNORE = -100  # cross_entropy's ignore_index: positions that are not masked
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig(SequentialConfig):
+    # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
+    embedding_dim: int = 192
+    heads: int = 2
+    layers: int = 1
+    ff_multiplier: int = 4  # feed-forward width = 4 * embedding_dim (BERT's, the authors' trans_dim_scale)
+    dropout: float = 0.4
+    learning_rate: float = 0.0023
+    weight_decay: float = 0.0409
+    batch_size: int = 256
+    clip_norm: float | None = 92.0
+    mask_probability: float = 0.9
+    masked_copies: int = 10  # randomly masked copies of each session per epoch (the authors' code: 10)
+
+
+@dataclass(frozen=True)
+class LLM2BERT4RecConfig(BERT4RecConfig):
+    item_init: Literal["random", "llm"] = "llm"
+
+
+class BERT4RecNetwork(nn.Module):
+    def __init__(self, n_items: int, config: BERT4RecConfig) -> None:
+        super().__init__()
+        dim = config.embedding_dim
+        self.pad, self.mask, self.max_length = n_items, n_items + 1, config.max_length
+        self.item_table = init_item_table(n_items + 2, dim, config.init_std, padding_idx=n_items)
+        self.positions = nn.Embedding(config.max_length, dim)
+        nn.init.normal_(self.positions.weight, std=config.init_std)
+        self.embedding_norm = nn.LayerNorm(dim)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout,
+                                                     norm_first=False) for _ in range(config.layers))
+        self.output = TiedOutput(dim, dim, n_items)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(batch, L) left-padded ids (items and masks) -> (batch, L, dim); every position sees the session."""
+        x = self.item_table(tokens) + self.positions(right_aligned_positions(tokens.shape[1], self.max_length))
+        x = self.drop(self.embedding_norm(x))
+        allowed = attention_mask(tokens, self.pad, causal=False)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return x
+
+
+class BERT4Rec(SequentialRecommender):
+    name = "bert4rec"
+    Config = BERT4RecConfig
+
+    def build(self, n_items: int) -> BERT4RecNetwork:
+        return BERT4RecNetwork(n_items, self.config)
+
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
+        config = self.config
+        tokens, _ = pad_batch(sessions, config.max_length, self.pad, min_width=config.max_length)
+        tokens = tokens.numpy()
+        real = tokens != self.pad
+        last = np.zeros_like(real)
+        last[:, -1] = True  # left padding: the last column is every session's last item
+        masks = [last] + [real & (rng.random(tokens.shape) < config.mask_probability)
+                          for _ in range(config.masked_copies)]
+        masked = np.concatenate(masks)
+        masked = masked[masked.any(axis=1)]  # copies where nothing was masked teach nothing
+        kept = np.concatenate([np.flatnonzero(m.any(axis=1)) for m in masks])
+        base = tokens[kept]
+        inputs = np.where(masked, self.module.mask, base)
+        targets = np.where(masked, base, IGNORE)
+        order = rng.permutation(len(inputs))
+        batches = []
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start:start + config.batch_size]
+            width = int((base[rows] != self.pad).sum(axis=1).max())  # drop all-padding columns
+            batches.append((torch.from_numpy(inputs[rows, -width:]), torch.from_numpy(targets[rows, -width:])))
+        return batches
+
+    def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        masked = targets != IGNORE
+        hidden = self.module(inputs)[masked]
+        return F.cross_entropy(self.module.output(hidden, self.module.item_table), targets[masked])
+
+    def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
+        # The last max_length - 1 items and a mask token in the last slot, whose item the model fills in.
+        with_mask = [np.append(np.asarray(s, dtype=np.int64)[len(s) - min(len(s), self.config.max_length - 1):],
+                               self.module.mask) for s in sessions]
+        tokens, _ = pad_batch(with_mask, self.config.max_length, self.pad)
+        return self.module(tokens)[:, -1]
+
+
+class LLM2BERT4Rec(BERT4Rec):
+    name = "llm2bert4rec"
+    Config = LLM2BERT4RecConfig

@@ -1,0 +1,80 @@
+"""GRU4Rec (Hidasi et al. 2016), as the paper trains it: a GRU over the session's item embeddings predicts
+the next item at every step, with full-softmax cross-entropy and the output tied to the item table.
+
+Sessions are padded on the right, so the recurrence never runs over padding before a real item; the
+prediction for a session is read at its last real step (an empty session uses the GRU's initial state).
+``llm2gru4rec`` initialises the item table from the titles' LLM embeddings (LLM2GRU4Rec, Boz et al. 2024).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, init_item_table,
+                                    pad_batch, shuffled_batches)
+
+
+@dataclass(frozen=True)
+class GRU4RecConfig(SequentialConfig):
+    # The paper's tuned values for Beauty (Boz et al. 2024, appendix); dropout: the authors' default.
+    embedding_dim: int = 80
+    hidden_dim: int = 32  # GRU state size
+    dropout: float = 0.2  # on the embeddings and on the GRU's outputs
+    learning_rate: float = 0.0072
+    weight_decay: float = 0.0893
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class LLM2GRU4RecConfig(GRU4RecConfig):
+    item_init: Literal["random", "llm"] = "llm"
+
+
+class GRU4RecNetwork(nn.Module):
+    def __init__(self, n_items: int, config: GRU4RecConfig) -> None:
+        super().__init__()
+        self.pad = n_items
+        self.item_table = init_item_table(n_items + 1, config.embedding_dim, config.init_std, padding_idx=n_items)
+        self.drop = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(config.embedding_dim, config.hidden_dim, batch_first=True)
+        self.output = TiedOutput(config.hidden_dim, config.embedding_dim, n_items)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(batch, L) right-padded ids -> (batch, L + 1, hidden): slot 0 is the initial state, slot t + 1 the
+        state after item t (so slot ``length`` is a session's last state, whatever its length)."""
+        states, _ = self.gru(self.drop(self.item_table(tokens)))
+        initial = torch.zeros(states.shape[0], 1, states.shape[2])
+        return torch.cat([initial, self.drop(states)], dim=1)
+
+
+class GRU4Rec(SequentialRecommender):
+    name = "gru4rec"
+    Config = GRU4RecConfig
+
+    def build(self, n_items: int) -> GRU4RecNetwork:
+        return GRU4RecNetwork(n_items, self.config)
+
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
+        return shuffled_batches(sessions, self.config.batch_size, rng)
+
+    def batch_loss(self, batch: list[np.ndarray]) -> torch.Tensor:
+        tokens, _ = pad_batch(batch, self.config.max_length + 1, self.pad, left=False, min_width=2)
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        real = targets != self.pad  # right padding: a real target always follows a real input
+        hidden = self.module(inputs)[:, 1:][real]
+        return F.cross_entropy(self.module.output(hidden, self.module.item_table), targets[real])
+
+    def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
+        tokens, lengths = pad_batch(sessions, self.config.max_length, self.pad, left=False)
+        return self.module(tokens)[torch.arange(len(lengths)), lengths]
+
+
+class LLM2GRU4Rec(GRU4Rec):
+    name = "llm2gru4rec"
+    Config = LLM2GRU4RecConfig

@@ -1,0 +1,91 @@
+"""SASRec (Kang & McAuley 2018): causal self-attention over the session; each position predicts the next item.
+
+Pre-LN transformer blocks (as SASRec.pytorch and the authors' ``NFDR`` layout), learned positions counted
+from the session's end, embedding dropout, a final LayerNorm, and full-softmax cross-entropy at every real
+position with the output tied to the item table. ``llm2sasrec`` is the same model with the item table
+initialised from the titles' LLM embeddings (LLM2SASRec, Boz et al. 2024).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, TransformerBlock,
+                                    attention_mask, init_item_table, pad_batch, right_aligned_positions,
+                                    shuffled_batches)
+
+
+@dataclass(frozen=True)
+class SASRecConfig(SequentialConfig):
+    # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
+    embedding_dim: int = 48
+    heads: int = 3
+    layers: int = 2
+    ff_multiplier: int = 1  # feed-forward width = ff_multiplier * embedding_dim (the authors' SASRec: 1)
+    dropout: float = 0.25
+    learning_rate: float = 0.0048
+    weight_decay: float = 0.0962
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class LLM2SASRecConfig(SASRecConfig):
+    item_init: Literal["random", "llm"] = "llm"
+
+
+class SASRecNetwork(nn.Module):
+    def __init__(self, n_items: int, config: SASRecConfig) -> None:
+        super().__init__()
+        dim = config.embedding_dim
+        self.pad, self.max_length = n_items, config.max_length
+        self.item_table = init_item_table(n_items + 1, dim, config.init_std, padding_idx=n_items)
+        self.positions = nn.Embedding(config.max_length, dim)
+        nn.init.normal_(self.positions.weight, std=config.init_std)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout,
+                                                     norm_first=True) for _ in range(config.layers))
+        self.final_norm = nn.LayerNorm(dim)
+        self.output = TiedOutput(dim, dim, n_items)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(batch, L) left-padded item ids -> (batch, L, dim); position i sees items 0..i only."""
+        x = self.item_table(tokens) + self.positions(right_aligned_positions(tokens.shape[1], self.max_length))
+        x = self.drop(x)
+        allowed = attention_mask(tokens, self.pad, causal=True)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.final_norm(x)
+
+
+class SASRec(SequentialRecommender):
+    name = "sasrec"
+    Config = SASRecConfig
+
+    def build(self, n_items: int) -> SASRecNetwork:
+        return SASRecNetwork(n_items, self.config)
+
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
+        return shuffled_batches(sessions, self.config.batch_size, rng)
+
+    def batch_loss(self, batch: list[np.ndarray]) -> torch.Tensor:
+        # The last max_length + 1 items: inputs are all but the last, targets all but the first.
+        tokens, _ = pad_batch(batch, self.config.max_length + 1, self.pad, min_width=2)
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        real = inputs != self.pad  # left padding: a real input always has a real next item
+        hidden = self.module(inputs)[real]
+        return F.cross_entropy(self.module.output(hidden, self.module.item_table), targets[real])
+
+    def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
+        tokens, _ = pad_batch(sessions, self.config.max_length, self.pad)
+        return self.module(tokens)[:, -1]
+
+
+class LLM2SASRec(SASRec):
+    name = "llm2sasrec"
+    Config = LLM2SASRecConfig

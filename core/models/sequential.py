@@ -1,0 +1,243 @@
+"""What GRU4Rec, SASRec and BERT4Rec share: the config fields, padding, the tied output layer, a transformer
+block, LLM2X initialisation of the item table, and fit/score/save on top of ``core.train``.
+
+Item table layout (every model): rows ``0..n_items-1`` are the catalog items, row ``n_items`` is padding
+(``padding_idx``: zero, never trained) and row ``n_items + 1`` is BERT4Rec's mask token. The output layer
+scores only the catalog rows, so neither padding nor mask can be recommended; and which items a session
+holds comes from the session itself, never from its padded tensor (the authors' code mapped padding to an
+item id and so marked the highest item as seen).
+
+LLM2X (the paper's LLM2Sequential): with ``item_init="llm"`` the catalog rows are overwritten, before
+training, with the item title embeddings reduced to the model's width (``core.reduce``: PCA by default);
+they stay trainable. ``shuffle_llm_vectors`` gives each item another item's vector: the authors' ablation,
+which keeps the vectors' distribution but breaks their link to the items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core import train as loop
+from core.data import Split
+from core.models.base import Progress, Recommender
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    max_length: int = 20  # a session is cut to its last N items (the paper: 20)
+    embedding_dim: int = 64  # item table width = model width
+    dropout: float = 0.2
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01  # AdamW, decoupled
+    batch_size: int = 64
+    clip_norm: float | None = None  # max gradient norm; None = no clipping
+    max_epochs: int = 100  # the authors' num_epochs; early stopping ends sooner
+    patience: int = 2  # epochs without a better validation NDCG@20 before stopping (the paper)
+    validation_fraction: float = 0.1  # train sessions held out for early stopping (the paper) ...
+    max_validation_sessions: int = 500  # ... at most this many (the paper)
+    init_std: float = 0.02  # item table init (Keras' uniform(-0.05, 0.05) has std 0.029)
+    seed: int = 0
+    # LLM2X: initialise the item table from text embeddings of the titles.
+    item_init: Literal["random", "llm"] = "random"
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: str | None = None  # None = the provider's default (local: all-MiniLM-L6-v2)
+    reduction: Literal["pca", "lda", "random"] = "pca"  # to the model width (the paper's best: PCA)
+    llm_scale: float = 1.0  # multiplies the reduced vectors (1 = as the authors: raw PCA coordinates)
+    shuffle_llm_vectors: bool = False  # ablation: permute the vectors across items
+
+
+def pad_batch(sessions: Sequence[np.ndarray], max_length: int, pad: int, left: bool = True,
+              min_width: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each session's last ``max_length`` items as one (batch, width) int64 tensor filled with ``pad``, and
+    the kept lengths. ``left=True`` right-aligns the items (pad on the left, the transformers' layout),
+    ``left=False`` left-aligns them (the GRU's). width = the longest kept session (short batches stay
+    cheap), at least ``min_width``."""
+    kept = [np.asarray(s, dtype=np.int64)[len(s) - min(len(s), max_length):] for s in sessions]
+    lengths = np.array([len(s) for s in kept], dtype=np.int64)
+    width = int(max(lengths.max(initial=0), min_width))
+    out = np.full((len(kept), width), pad, dtype=np.int64)
+    for row, session in zip(out, kept):
+        if len(session):
+            if left:
+                row[width - len(session):] = session
+            else:
+                row[: len(session)] = session
+    return torch.from_numpy(out), torch.from_numpy(lengths)
+
+
+def shuffled_batches(sessions: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator) -> list[list]:
+    order = rng.permutation(len(sessions))
+    return [[sessions[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
+
+
+def right_aligned_positions(width: int, max_length: int) -> torch.Tensor:
+    """Position ids of a left-padded batch of ``width``: the last slot is always ``max_length - 1``, as when
+    every batch is padded to the full ``max_length`` (so a session's scores never depend on its batch)."""
+    return torch.arange(max_length - width, max_length)
+
+
+class TiedOutput(nn.Module):
+    """Scores over the catalog: ``gelu(W h + b) · E_items^T + bias``, E = the input item table (the
+    authors' ProjectionHead). Padding and mask rows of E are left out, so they are never scored."""
+
+    def __init__(self, hidden_dim: int, embedding_dim: int, n_items: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_dim, embedding_dim)
+        self.n_items = n_items
+        self.bias = nn.Parameter(torch.zeros(n_items))
+
+    def forward(self, hidden: torch.Tensor, item_table: nn.Embedding) -> torch.Tensor:
+        return F.gelu(self.dense(hidden)) @ item_table.weight[: self.n_items].T + self.bias
+
+
+class TransformerBlock(nn.Module):
+    """Multi-head self-attention + feed-forward, pre-LN (SASRec) or post-LN (BERT4Rec), with dropout.
+
+    ``allowed`` (batch, 1, L, L) says which key each query may attend to: never a padding key, and for
+    SASRec never a later one. Every query may attend to itself, so a padding row (whose keys are all
+    padding) gets a finite value instead of NaN — which would otherwise leak into real rows via 0 * NaN.
+    """
+
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, norm_first: bool) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"embedding_dim {dim} is not divisible by heads {heads}")
+        self.heads, self.norm_first, self.dropout = heads, norm_first, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, dim))
+        self.norm_attention, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def attention(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(batch, length, dim))
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            x = x + self.drop(self.attention(self.norm_attention(x), allowed))
+            return x + self.drop(self.ff(self.norm_ff(x)))
+        x = self.norm_attention(x + self.drop(self.attention(x, allowed)))
+        return self.norm_ff(x + self.drop(self.ff(x)))
+
+
+def attention_mask(tokens: torch.Tensor, pad: int, causal: bool) -> torch.Tensor:
+    """(batch, 1, L, L) bool, True = may attend: real keys only (and earlier ones if causal), plus self."""
+    length = tokens.shape[1]
+    allowed = (tokens != pad)[:, None, None, :].expand(-1, 1, length, -1)
+    if causal:
+        allowed = allowed & torch.ones(length, length, dtype=torch.bool).tril()
+    return allowed | torch.eye(length, dtype=torch.bool)
+
+
+class SequentialRecommender(Recommender):
+    """fit/score/state for a torch module with ``item_table`` (nn.Embedding) and ``output`` (TiedOutput).
+
+    A subclass builds the module (``build``), one epoch's batches (``epoch_batches``), a batch's loss
+    (``batch_loss``) and the hidden vector that predicts each session's next item (``session_hidden``).
+    """
+
+    Config = SequentialConfig
+    module: nn.Module
+
+    # ---------------------------------------------------------------------------------- per model
+    def build(self, n_items: int) -> nn.Module:
+        raise NotImplementedError
+
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[Any]:
+        raise NotImplementedError
+
+    def batch_loss(self, batch: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------- shared
+    @property
+    def pad(self) -> int:
+        return self.n_items
+
+    def fit(self, split: Split, progress: Progress | None = None) -> "SequentialRecommender":
+        config = self.config
+        loop.configure_torch()
+        self.n_items = split.catalog.n_items
+        torch.manual_seed(config.seed)
+        self.module = self.build(self.n_items)
+        if config.item_init == "llm":
+            self.copy_llm_vectors(split, progress)
+        sessions = [s for s in split.train if len(s) >= 2]
+        if not sessions:
+            raise ValueError(f"{self.name}: no train session has 2 or more items; nothing to learn from")
+        rng = np.random.default_rng(config.seed)
+        train_sessions, held_out = loop.hold_out(sessions, config.validation_fraction,
+                                                 config.max_validation_sessions, rng)
+        validate = (lambda: loop.validation_ndcg(lambda p, k: self.recommend(p, k)[0], held_out)) \
+            if held_out else None
+        self.history = loop.train(
+            self.module, epoch_batches=lambda r: self.epoch_batches(train_sessions, r), batch_loss=self.batch_loss,
+            validate=validate, learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+            clip_norm=config.clip_norm, max_epochs=config.max_epochs, patience=config.patience,
+            seed=config.seed, progress=progress, label=self.name)
+        return self
+
+    def llm_vectors(self, split: Split, progress: Progress | None = None) -> np.ndarray:
+        """Title embeddings reduced to the model width, (n_items, width) float32 (LDA may give fewer columns:
+        at most n_classes - 1; the remaining columns keep their random init)."""
+        from core.embeddings import EmbeddingSpec, item_embeddings
+        from core.reduce import reduce_dimensions
+
+        config = self.config
+        catalog = split.catalog
+        vectors = item_embeddings(catalog, EmbeddingSpec(provider=config.embedding_provider,
+                                                         model=config.embedding_model), progress=progress)
+        width = self.module.item_table.embedding_dim
+        classes = catalog.categories if config.reduction == "lda" else None
+        dim = width
+        if config.reduction == "lda" and catalog.has_categories:
+            dim = min(width, len(set(c or "(none)" for c in catalog.categories)) - 1)
+        reduced = reduce_dimensions(vectors, method=config.reduction, dim=dim, classes=classes, seed=config.seed)
+        reduced = reduced[:, :width] * config.llm_scale
+        if config.shuffle_llm_vectors:
+            reduced = reduced[np.random.default_rng(config.seed).permutation(len(reduced))]
+        return reduced.astype(np.float32)
+
+    def copy_llm_vectors(self, split: Split, progress: Progress | None = None) -> None:
+        reduced = self.llm_vectors(split, progress)
+        with torch.no_grad():  # catalog rows only: padding and mask rows keep their own init
+            self.module.item_table.weight[: self.n_items, : reduced.shape[1]] = torch.from_numpy(reduced)
+
+    def score(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
+        self.module.eval()
+        with torch.no_grad():
+            return self.module.output(self.session_hidden(sessions), self.module.item_table).numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = {f"module.{k}": v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+        return {**arrays, **getattr(self, "history", loop.History()).arrays()}
+
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.module = self.build(self.n_items)
+        weights = {k[len("module."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                   if k.startswith("module.")}
+        self.module.load_state_dict(weights)
+        self.module.eval()
+        self.history = loop.History.from_arrays(arrays)
+
+
+def init_item_table(n_rows: int, dim: int, std: float, padding_idx: int) -> nn.Embedding:
+    table = nn.Embedding(n_rows, dim, padding_idx=padding_idx)
+    nn.init.normal_(table.weight, std=std)
+    with torch.no_grad():
+        table.weight[padding_idx].zero_()
+    return table
+
