@@ -119,6 +119,43 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}")
 
 
+def cmd_finetune(args: argparse.Namespace) -> None:
+    """LLMSeqPrompt's fine-tuning; the OpenAI path checks the key first and spends only with --yes."""
+    from core.evaluate import fit_or_load, model_dir
+    from core.llm import LLMError
+
+    try:
+        if args.backend == "openai":
+            from core.llm.openai_finetune import require_key
+
+            require_key()  # before anything else: no key, nothing sent, nothing spent
+        dataset = data.load(args.dataset)
+        (model,) = build_models("llmseqprompt", [f"backend={args.backend}", *args.set])
+        if args.backend == "openai":
+            from core.llm.openai_finetune import estimate_cost
+
+            train, validation = model.examples(dataset.split)
+            estimate = estimate_cost(train, validation, model.config.openai_model, model.config.openai_epochs,
+                                     dataset.split.n_test, model.config.n_samples)
+            print(f"estimate: {estimate.describe()}")
+            stored = model.backend.record_path(train, validation).exists()
+            if not stored and not args.yes:
+                raise CLIError(f"not started: fine-tuning costs about ${estimate.training_usd:,.2f}; "
+                               "re-run with --yes to confirm.")
+            model.spending_confirmed = args.yes
+        print(f"model: {model.label}")
+        progress, close = tqdm_progress("fine-tuning")
+        try:
+            fitted, seconds, cached = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
+        finally:
+            close()
+    except LLMError as err:
+        raise CLIError(str(err)) from None
+    where = model_dir(dataset, model)
+    print(f"llmseqprompt ({fitted.label}): {'already fine-tuned' if cached else f'fine-tuned in {seconds:.1f} s'}"
+          f" -> {where}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m core", description="LLM-enhanced sequential recommendation")
     sub = root.add_subparsers(dest="command", required=True)
@@ -146,6 +183,16 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--paper-popularity", action="store_true",
                                  help="serendipity/novelty from whole-dataset counts (the paper's, leaks test)")
         command.set_defaults(run=fn)
+    finetune = sub.add_parser("finetune", help="fine-tune LLMSeqPrompt's language model (local or OpenAI)")
+    finetune.add_argument("--dataset", default="beauty")
+    finetune.add_argument("--backend", default="local", choices=["local", "openai"],
+                          help="local: offline (default: small GPT-2 trained from scratch, not a pretrained LLM; "
+                               "--set model_folder=PATH for your own HF model, LoRA); openai: paid fine-tuning")
+    finetune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="llmseqprompt option, e.g. --set epochs=2 or --set openai_model=gpt-3.5-turbo")
+    finetune.add_argument("--yes", action="store_true", help="confirm the OpenAI cost estimate and start the job")
+    finetune.add_argument("--retrain", action="store_true", help="ignore a saved model and fine-tune again")
+    finetune.set_defaults(run=cmd_finetune)
     return root
 
 
