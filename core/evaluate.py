@@ -83,6 +83,8 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     """Rank the full catalog for every prompt of ``split`` and score the lists."""
     k = max(options.ks)
     exclude = model.exclude_seen_in_evaluation
+    # Generative models (LLMSeqPrompt) log how their sampled names mapped to the catalog, per session.
+    log_start = len(getattr(model, "generation_log", []))
     start = time.perf_counter()
     chunks = []
     for begin in range(0, split.n_test, batch_size):
@@ -94,6 +96,10 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     predict_seconds = time.perf_counter() - start
     popularity = split.catalog.popularity if options.paper_popularity else split.train_popularity
     result = score_lists(recommendations, split, popularity, options)
+    if hasattr(model, "generation_report"):
+        generation = model.generation_report(log_start)
+        result["metrics"].update(generation["rates"])  # e.g. hallucination_rate
+        result["generation_per_session"] = generation["per_session"]
     result["predict_seconds"] = predict_seconds
     result["recommendations"] = recommendations
     return result
