@@ -1,0 +1,117 @@
+"""LLMSeqPrompt with the local backend on Amazon Beauty: fine-tuning time, generation time, accuracy.
+
+    flock /tmp/heavy.lock .venv/bin/python bench/llmseqprompt_beauty.py --sample 1000 --threads 1
+
+Fits (or loads from cache/models) the model, generates for a seeded sample of the test prompts (``--sample
+0`` = all 4,469), projects the time for all of them, and prints NDCG@20, HR@20, Coverage@20 and the rates
+of exact / duplicated / hallucinated names next to the paper's LLMSeqPrompt figures (fine-tuned OpenAI ada)
+and, for scale, V-SKNN on the same sample. Coverage@20 over a sample is lower than over all prompts (fewer
+lists); every figure is printed with the sample size. The result JSON goes to
+cache/results/beauty/llmseqprompt.json with ``n_test_sessions`` = the sample size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from core import data  # noqa: E402
+from core.evaluate import atomic_write_text, fit_or_load, model_dir, result_path, score_lists  # noqa: E402
+from core.models import create  # noqa: E402
+from core.models.base import config_dict  # noqa: E402
+
+PAPER = {"NDCG@20": 0.0295, "HR@20": 0.0691, "Coverage@20": 0.66}
+
+
+def printer(every: float = 30.0):
+    last = [0.0]
+
+    def progress(done: int, total: int, message: str) -> None:
+        now = time.perf_counter()
+        if now - last[0] >= every or done == total:
+            last[0] = now
+            print(f"  [{done}/{total}] {message}", flush=True)
+
+    return progress
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sample", type=int, default=1000, help="test prompts to evaluate (0 = all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy 2-core box)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    dataset = data.load("beauty")
+    split = dataset.split
+    overrides = dict(pair.split("=", 1) for pair in args.set)
+    model = create("llmseqprompt", **overrides)
+    print(f"model: {model.label}", flush=True)
+    fitted, fit_seconds, cached = fit_or_load(model, dataset, progress=printer())
+    if cached:
+        stored = model_dir(dataset, model) / "fit_seconds.txt"
+        fit_seconds = float(stored.read_text()) if stored.exists() else float("nan")
+        print("fine-tuned model loaded from cache/models; fine-tuning time is the first run's")
+    print(f"fine-tuning: {fit_seconds:.0f} s; epochs run: {len(fitted.backend.history['train_loss'])}; "
+          f"validation loss per epoch: {[round(v, 3) for v in fitted.backend.history['validation_loss']]}", flush=True)
+
+    rng = np.random.default_rng(args.seed)
+    chosen = np.sort(rng.permutation(split.n_test)[:args.sample]) if args.sample else np.arange(split.n_test)
+    sub = dataclasses.replace(split, prompts=[split.prompts[i] for i in chosen], targets=split.targets[chosen])
+    start = time.perf_counter()
+    lists = []
+    for begin in range(0, sub.n_test, 100):
+        items, _ = fitted.recommend(sub.prompts[begin:begin + 100], k=20)
+        lists.append(items)
+        elapsed = time.perf_counter() - start
+        done = begin + len(items)
+        print(f"  generated {done}/{sub.n_test} in {elapsed:.0f} s "
+              f"(projected for all {split.n_test:,}: {elapsed / done * split.n_test / 60:.1f} min)", flush=True)
+    generate_seconds = time.perf_counter() - start
+    recommendations = np.concatenate(lists)
+    result = score_lists(recommendations, sub, split.train_popularity)
+    report = fitted.generation_report()
+    values = result["metrics"]
+
+    vsknn = create("vsknn").fit(split)
+    vsknn_lists, _ = vsknn.recommend(sub.prompts, k=20)
+    reference = score_lists(vsknn_lists, sub, split.train_popularity)["metrics"]
+
+    n = sub.n_test
+    print(f"\nLLMSeqPrompt (local: {fitted.label}) on Beauty, {n:,} of {split.n_test:,} test sessions "
+          f"(seed {args.seed})")
+    print(f"  fine-tuning {fit_seconds:.0f} s; generation {generate_seconds:.0f} s for {n:,} prompts "
+          f"({generate_seconds / n:.3f} s each; all {split.n_test:,}: ~{generate_seconds / n * split.n_test / 60:.0f} min)")
+    for key in ("NDCG@20", "HR@20", "Coverage@20"):
+        print(f"  {key:<12} {values[key]:.4f}   paper {PAPER[key]}   V-SKNN on the same {n:,}: {reference[key]:.4f}")
+    rates = report["rates"]
+    print(f"  names: exact {rates['exact_rate']:.3f}, duplicated {rates['duplicate_rate']:.3f}, "
+          f"hallucinated {rates['hallucination_rate']:.3f} (of {n * fitted.config.n_samples:,} sampled names)")
+
+    saved = {"dataset": "beauty", "model": "llmseqprompt", "n_test_sessions": n, "sampled_from": split.n_test,
+             "sample_seed": args.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "config": config_dict(fitted.config), "backend": fitted.label,
+             "popularity_counts": "train only", **result, **values, **rates,
+             "generation_per_session": report["per_session"], "fit_seconds": fit_seconds,
+             "predict_seconds": generate_seconds, "loaded_from_cache": cached,
+             "vsknn_same_sample": {k: reference[k] for k in ("NDCG@20", "HR@20", "Coverage@20")}}
+    atomic_write_text(result_path("beauty", "llmseqprompt"), json.dumps(saved, indent=2))
+    print(f"wrote {result_path('beauty', 'llmseqprompt')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""LLMSeqPrompt's OpenAI path end to end against a local server (tests/fake_openai_finetune.py): files,
+fine_tuning.jobs, chat.completions, with 401, 429 and a failed job — and the CLI, which stops without a key
+or without --yes having sent nothing."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from core import cli
+from core.llm import LLMError
+from core.llm import openai_finetune
+from core.llm.openai_finetune import OpenAIKeyMissing, estimate_cost
+from core.models import create
+from core.models.base import Recommender
+from tests.fake_openai_finetune import API_KEY, FakeFineTuning
+
+
+def next_item_answer(user_message: str, n: int) -> list[str]:
+    """A 'fine-tuned model' for the synthetic data: mostly the next item's title, one duplicate and one
+    hallucinated name among the samples."""
+    last = int(re.findall(r"item (\d+)", user_message)[-1])
+    names = [f"item {(last + 1 + i) % 30}" for i in range(n)]
+    if n >= 5:
+        names[4] = names[3]  # a duplicate
+        names[2] = "a lovely new item"  # a hallucination
+    return names
+
+
+@pytest.fixture()
+def server(monkeypatch):
+    with FakeFineTuning(next_item_answer) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        monkeypatch.setattr(openai_finetune, "POLL_SECONDS", 0.01)
+        yield fake
+
+
+def openai_model(**overrides):
+    return create("llmseqprompt", backend="openai", max_retries=2, **overrides)
+
+
+def test_fine_tunes_generates_and_maps_end_to_end(server, synthetic, tmp_path):
+    model = openai_model()
+    model.spending_confirmed = True
+    progress = []
+    model.fit(synthetic.split, progress=lambda done, total, message: progress.append((done, total, message)))
+    # Two uploads (train + validation JSONL in the chat format), one job on the default base model.
+    assert len(server.files) == 2
+    first = server.files["file-1"].decode()
+    record = json.loads(next(line for line in first.splitlines() if line.startswith('{"messages"')))
+    assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
+    assert server.job_requests[0]["model"] == "gpt-4o-mini-2024-07-18"
+    assert server.job_requests[0]["validation_file"] == "file-2"
+    assert model.backend.model_id.startswith("ft:gpt-4o-mini-2024-07-18:test::")
+    assert any(total == 3 for _, total, _ in progress)  # "Step i/3" events drive the progress
+    # The fine-tuned model id is stored under cache/llm/openai/.
+    train, validation = model.examples(synthetic.split)
+    stored = json.loads(model.backend.record_path(train, validation).read_text())
+    assert stored["fine_tuned_model"] == model.backend.model_id
+
+    prompts = synthetic.split.prompts[:8]
+    items, _ = model.recommend(prompts, k=5)
+    request = server.chat_requests[0]
+    assert (request["n"], request["temperature"], request["top_p"]) == (20, 0.25, 1.0)
+    assert request["model"] == model.backend.model_id
+    assert (items[:, 0] == synthetic.split.targets[:8]).all()  # the next item, named exactly, comes first
+    counts = model.generation_report()["per_session"]
+    # Per session: one name twice (duplicated x2), one hallucination, the rest exact (a name that is a
+    # prompt item counts as duplicated too).
+    assert all(h == 1 for h in counts["hallucinated"]) and all(d >= 2 for d in counts["duplicated"])
+
+    loaded = Recommender.load(model.save(tmp_path / "openai-model"))
+    assert loaded.backend.model_id == model.backend.model_id
+
+
+def test_a_stored_model_is_reused_without_a_new_job(server, synthetic):
+    first = openai_model()
+    first.spending_confirmed = True
+    first.fit(synthetic.split)
+    again = openai_model()  # not confirmed: it may only reuse what is stored
+    again.fit(synthetic.split)
+    assert again.backend.model_id == first.backend.model_id
+    assert len(server.job_requests) == 1 and len(server.files) == 2
+
+
+def test_nothing_is_sent_without_confirmation(server, synthetic):
+    model = openai_model(seed=1)  # other data key, so nothing is stored for it
+    with pytest.raises(LLMError, match="--yes"):
+        model.fit(synthetic.split)
+    assert server.log == []
+
+
+def test_no_key_stops_before_any_request(server, synthetic, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    model = openai_model(seed=2)
+    model.spending_confirmed = True
+    with pytest.raises(OpenAIKeyMissing, match="OPENAI_API_KEY is not set"):
+        model.fit(synthetic.split)
+    assert server.log == []
+
+
+def test_a_rejected_key_is_one_clear_sentence(server, synthetic, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    model = openai_model(seed=3)
+    model.spending_confirmed = True
+    with pytest.raises(LLMError, match=r"rejected the API key \(401\): Incorrect API key"):
+        model.fit(synthetic.split)
+
+
+def test_a_failed_job_reports_its_reason(server, synthetic):
+    server.fail_jobs = True
+    model = openai_model(seed=4)
+    model.spending_confirmed = True
+    with pytest.raises(LLMError, match="failed: The job failed due to an invalid training file"):
+        model.fit(synthetic.split)
+
+
+def test_rate_limits_are_retried_then_reported(server, synthetic):
+    model = openai_model(seed=5, concurrency=1)
+    model.spending_confirmed = True
+    model.fit(synthetic.split)
+    server.rate_limited = 2  # two 429s, then answers: within max_retries=2
+    items, _ = model.recommend(synthetic.split.prompts[:1], k=3)
+    assert len(server.chat_requests) == 3 and items[0, 0] == synthetic.split.targets[0]
+    server.rate_limited = 10  # more than the retries
+    with pytest.raises(LLMError, match=r"rate-limiting \(429\)"):
+        model.recommend(synthetic.split.prompts[:1], k=3)
+
+
+def test_cost_estimate_follows_the_token_count():
+    train = [(["a" * 40], "b" * 20)]
+    estimate = estimate_cost(train, [], "gpt-4o-mini-2024-07-18", epochs=2, n_prompts=10, n_samples=20)
+    # approximate tokens: system prompt + user + assistant contents / 4, +4 per message, +3 for the reply
+    from core.llm.prompts import SYSTEM_PROMPT
+
+    expected = (-(-len(SYSTEM_PROMPT) // 4) + 4) + (-(-len("The user's item list:\n" + "a" * 40) // 4) + 4) + (5 + 4) + 3
+    assert estimate.tokens_per_epoch == expected
+    assert estimate.training_usd == round(expected * 2 * 3.00 / 1e6, 2)
+    with pytest.raises(LLMError, match="unknown OpenAI base model"):
+        estimate_cost(train, [], "gpt-99", 1, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def test_cli_without_a_key_stops_with_one_sentence_having_sent_nothing(server, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert cli.main(["finetune", "--backend", "openai", "--dataset", "ml-100k"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: OPENAI_API_KEY is not set") and "\n" not in err and "Traceback" not in err
+    assert server.log == []
+
+
+def test_cli_prints_the_estimate_and_needs_yes(server, capsys):
+    assert cli.main(["finetune", "--backend", "openai", "--dataset", "ml-100k"]) == 2
+    out, err = capsys.readouterr()
+    assert "estimate: gpt-4o-mini-2024-07-18" in out and "$" in out
+    assert "re-run with --yes" in err
+    assert server.log == []
+
+
+def test_cli_with_yes_fine_tunes_against_the_server(server, capsys, monkeypatch, tmp_path):
+    from core import data as data_module
+
+    synthetic_dataset = data_module.synthetic()
+    monkeypatch.setattr(data_module, "load", lambda name, n_folds=3: synthetic_dataset)
+    assert cli.main(["finetune", "--backend", "openai", "--dataset", "synthetic", "--yes",
+                     "--set", "openai_model=gpt-3.5-turbo"]) == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned in" in out and "ft:gpt-3.5-turbo:test::" in out
+    assert server.job_requests[0]["model"] == "gpt-3.5-turbo"
+
+
+def test_cli_local_backend_trains_and_saves(monkeypatch, capsys):
+    from core import data as data_module
+
+    synthetic_dataset = data_module.synthetic()
+    monkeypatch.setattr(data_module, "load", lambda name, n_folds=3: synthetic_dataset)
+    args = ["finetune", "--dataset", "synthetic", "--set", "epochs=1", "--set", "n_embd=32", "--set", "n_layer=1",
+            "--set", "vocab_size=300", "--set", "n_head=2"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "trained from scratch" in out and "fine-tuned in" in out
+    assert cli.main(args) == 0 and "already fine-tuned" in capsys.readouterr().out
+    assert np.isfinite(1.0)
