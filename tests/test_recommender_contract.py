@@ -21,6 +21,9 @@ TINY: dict[str, dict] = {
        for prefix in ("", "llm2")},
     **{f"{prefix}gru4rec": {"embedding_dim": 16, "hidden_dim": 16, "learning_rate": 0.02, "max_epochs": 30,
                             "patience": 3} for prefix in ("", "llm2")},
+    # A GPT-2 trained from scratch on the synthetic sessions' names, small enough to fit in seconds.
+    "llmseqprompt": {"vocab_size": 300, "n_embd": 64, "n_layer": 2, "n_head": 2, "context_tokens": 64,
+                     "epochs": 40, "patience": 4, "batch_size": 8, "learning_rate": 3e-3},
 }
 # Models that by design ignore the session's order (they still pass every other contract test).
 NOT_SEQUENTIAL = {"popularity"}
