@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core import data
+from core.llm import LLMError
 from core.models import REGISTRY, model_class
 from core.models.base import ConfigError, Progress, Recommender
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (data.DataError, ConfigError, CLIError, KeyError) as err:
+    except (data.DataError, ConfigError, CLIError, KeyError, LLMError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 2
