@@ -1,5 +1,5 @@
-"""Home: choose the dataset (bundled or your own CSVs) and the embedding provider, see what is trained, and
-prepare the fast defaults in one click."""
+"""The app's entry point: the page navigation, and the home page — choose the dataset (bundled or your own
+CSVs) and the embedding provider, see what is trained, and prepare the fast defaults in one click."""
 
 import os
 
@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import data
-from core.embeddings import OPENAI_MODELS, cached_path
+from core.embeddings import OPENAI_MODELS, EmbeddingSpec, cached_path
 from core.evaluate import load_results
 from core.jobs import defaults_request
 from core.models import REGISTRY
@@ -16,10 +16,7 @@ from core.uploads import save_upload
 from ui import state
 from ui.components import how_to_train, jobs_panel, page_setup
 
-page_setup("Home")
-st.title("LLM-enhanced sequential recommendation")
-st.caption("Boz et al., *Improving Sequential Recommendations with LLMs* (arXiv 2402.01339) — every model "
-           "ranks the full catalog for a session and predicts its next item. Runs offline on a CPU.")
+OWN_FILES = "Your own CSV files"
 
 
 def choose_bundled() -> None:
@@ -27,12 +24,11 @@ def choose_bundled() -> None:
     st.session_state["dataset"] = st.session_state["bundled"]
 
 
-key = state.dataset_key()
-left, right = st.columns([3, 2], gap="large")
-with left:
+def dataset_section() -> data.Dataset:
     st.subheader("1 · Dataset")
-    source = st.radio("Source", ["Bundled", "Your own CSV files"], horizontal=True, label_visibility="collapsed",
-                      key=state.bind("dataset_source", "Bundled" if key in data.BUNDLED else "Your own CSV files"),
+    key = state.dataset_key()
+    source = st.radio("Source", ["Bundled", OWN_FILES], horizontal=True, label_visibility="collapsed",
+                      key=state.bind("dataset_source", "Bundled" if key in data.BUNDLED else OWN_FILES),
                       on_change=state.keep, args=("dataset_source",))
     if source == "Bundled":
         st.selectbox("Dataset", list(data.BUNDLED), format_func=lambda n: f"{n} — {data.BUNDLED[n]}",
@@ -40,7 +36,6 @@ with left:
                      on_change=choose_bundled)
         if key not in data.BUNDLED:
             choose_bundled()
-            key = state.dataset_key()
     else:
         st.caption("Interactions: `session_id` (or `user_id`), `item_id`, `timestamp` and/or `order`. "
                    "Items: `item_id`, `title`, optional `category`. `.csv` or `.csv.gz`.")
@@ -50,11 +45,11 @@ with left:
         if st.button("Use these files", disabled=not (interactions and items)):
             try:
                 folder = save_upload(interactions.getvalue(), interactions.name, items.getvalue(), items.name)
-                st.session_state["dataset"] = key = str(folder)
+                st.session_state["dataset"] = str(folder)
             except data.DataError as err:
                 st.error(str(err))
-        if key in data.BUNDLED:
-            st.info(f"Still using the bundled **{key}** until your files load.")
+        if state.dataset_key() in data.BUNDLED:
+            st.info(f"Still using the bundled **{state.dataset_key()}** until your files load.")
     dataset = state.current_dataset()
     cols = st.columns(4)
     cols[0].metric("Items", f"{dataset.catalog.n_items:,}")
@@ -63,8 +58,10 @@ with left:
     cols[3].metric("Validation folds", len(dataset.folds))
     for note in dataset.warnings:
         st.warning(note)
+    return dataset
 
-with right:
+
+def embeddings_section(dataset: data.Dataset) -> EmbeddingSpec:
     st.subheader("2 · Item embeddings")
     provider = st.radio("Provider", ["local", "openai"], horizontal=True,
                         format_func={"local": "Local (offline)", "openai": "OpenAI"}.get,
@@ -87,38 +84,64 @@ with right:
                 st.warning("Type a key (or set OPENAI_API_KEY) to embed with OpenAI.")
     spec = state.embedding_spec()
     if cached_path(dataset.catalog, spec).exists():
-        st.success(f"Catalog embedded with {spec.label}.")
+        st.success(f"Catalog embedded with {spec.label}.", icon=":material/check_circle:")
     else:
         st.info(f"The catalog has no {spec.label} embeddings yet: “Prepare the defaults” computes them.")
+    return spec
 
-st.subheader("3 · Models")
-trained = trained_models(dataset)
-results = load_results(dataset.name)
-rows = []
-for name, (_, _, description) in REGISTRY.items():
-    saves = [m for m in trained if m.name == name]
-    result = results.get(name, {})
-    rows.append({"model": name, "what": description, "trained": ", ".join(m.label for m in saves) or "—",
-                 "fit s": saves[0].fit_seconds if saves else None, "NDCG@20": result.get("NDCG@20"),
-                 "HR@20": result.get("HR@20")})
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-             column_config={"NDCG@20": st.column_config.NumberColumn(format="%.4f"),
-                            "HR@20": st.column_config.NumberColumn(format="%.4f"),
-                            "fit s": st.column_config.NumberColumn(format="%.1f")})
 
-button, embed_box = st.columns([1, 3])
-embed = embed_box.checkbox("Also embed the catalog and fit LLMSeqSim (about 40 s on Beauty with the local model)",
-                           value=True)
-if button.button("Prepare the defaults", type="primary",
-                 help="Train and evaluate popularity, SKNN and V-SKNN (seconds each on Beauty)."):
-    request = defaults_request(key, embed={"provider": spec.provider, "model": spec.model} if embed else None)
-    state.job_manager().submit(request, title=f"prepare the defaults on {state.dataset_label()}",
-                               secrets=state.embedding_secrets())
-jobs_panel()
+def models_section(dataset: data.Dataset, spec: EmbeddingSpec) -> None:
+    st.subheader("3 · Models")
+    trained = trained_models(dataset)
+    results = load_results(dataset.name)
+    rows = []
+    for name, (_, _, description) in REGISTRY.items():
+        saves = [m for m in trained if m.name == name]
+        result = results.get(name, {})
+        rows.append({"model": name, "what": description, "trained": ", ".join(m.label for m in saves) or "—",
+                     "fit s": saves[0].fit_seconds if saves else None, "NDCG@20": result.get("NDCG@20"),
+                     "HR@20": result.get("HR@20")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"NDCG@20": st.column_config.NumberColumn(format="%.4f"),
+                                "HR@20": st.column_config.NumberColumn(format="%.4f"),
+                                "fit s": st.column_config.NumberColumn(format="%.1f")})
+    button, embed_box = st.columns([1, 3], vertical_alignment="center")
+    embed = embed_box.checkbox("Also embed the catalog and fit LLMSeqSim (about 40 s on Beauty with the local "
+                               "model)", value=True)
+    if button.button("Prepare the defaults", type="primary", icon=":material/bolt:",
+                     help="Train and evaluate popularity, SKNN and V-SKNN (seconds each on Beauty)."):
+        request = defaults_request(state.dataset_key(),
+                                   embed={"provider": spec.provider, "model": spec.model} if embed else None)
+        state.job_manager().submit(request, title=f"prepare the defaults on {state.dataset_label()}",
+                                   secrets=state.embedding_secrets())
+    jobs_panel()
+    missing = untrained_names(dataset, trained)
+    if missing:
+        with st.expander(f"{len(missing)} registered model(s) not trained on this dataset"):
+            st.markdown(how_to_train(missing))
+    if trained:
+        st.page_link("pages/1_Session_Builder.py", label="Build a session and compare the trained models",
+                     icon=":material/arrow_forward:")
 
-missing = untrained_names(dataset, trained)
-if missing:
-    with st.expander(f"{len(missing)} registered model(s) not trained on this dataset"):
-        st.markdown(how_to_train(missing))
-if trained:
-    st.page_link("pages/1_Session_Builder.py", label="Build a session and compare the trained models →", icon="🧪")
+
+def home() -> None:
+    st.title("LLM-enhanced sequential recommendation")
+    st.caption("Boz et al., *Improving Sequential Recommendations with LLMs* (arXiv 2402.01339) — every model "
+               "ranks the full catalog for a session and predicts its next item. Runs offline on a CPU.")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        dataset = dataset_section()
+    with right:
+        spec = embeddings_section(dataset)
+    models_section(dataset, spec)
+
+
+st.set_page_config(page_title="LLM sequential recommendation", page_icon=":material/science:", layout="wide")
+page_setup()
+st.navigation([
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page("pages/1_Session_Builder.py", title="Session builder", icon=":material/playlist_add:"),
+    st.Page("pages/2_Embedding_Space.py", title="Embedding space", icon=":material/scatter_plot:"),
+    st.Page("pages/3_Metrics.py", title="Metrics", icon=":material/leaderboard:"),
+    st.Page("pages/4_Train.py", title="Train", icon=":material/model_training:"),
+]).run()

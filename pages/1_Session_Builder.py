@@ -7,14 +7,14 @@ import streamlit as st
 from core.picks import compare
 from core.trained import trained_models, untrained_names
 from ui import state
-from ui.components import LEGEND, PICKS_CSS, how_to_train, page_setup, picks_table, sidebar
+from ui.components import LEGEND, PICKS_CSS, how_to_train, picks_table, page_start
 
-page_setup("Session builder")
-sidebar()
+page_start()
 st.title("Session builder")
 dataset = state.current_dataset()
 catalog = dataset.catalog
 current = state.session()
+SHOWN = 12  # session items listed with controls; earlier ones fold away
 
 
 def move(position: int, step: int) -> None:
@@ -45,32 +45,38 @@ with find:
     query = st.text_input("Search the catalog by title (typos are fine)", placeholder="e.g. lip gloss red")
     for match in state.title_search(state.dataset_key()).search(query, limit=8):
         text, add = st.columns([9, 1], vertical_alignment="center")
-        text.markdown(f"{match.title}  \n<small style='color:#888'>{catalog.item_ids[match.item]}</small>",
-                      unsafe_allow_html=True)
-        add.button("＋", key=f"add-{match.item}", help="Add to the session", on_click=state.add_items,
+        about = " · ".join(x for x in (catalog.categories[match.item],
+                                       f"{catalog.popularity[match.item]:,} interactions") if x)
+        text.markdown(f"{match.title}  \n<small style='color:#888'>{about}</small>", unsafe_allow_html=True)
+        add.button(":material/add:", key=f"add-{match.item}", help="Add to the session", on_click=state.add_items,
                    args=([match.item],), disabled=match.item in current["items"])
-    st.button("🎲 Random real test session", on_click=random_test_session,
+    st.button("Random real test session", icon=":material/casino:", on_click=random_test_session,
               help="A test prompt from the paper's split; its true next item is marked in the picks.")
 
 with built:
     items = current["items"]
     st.subheader(f"Session · {len(items)} item{'s' if len(items) != 1 else ''}")
-    for position, item in enumerate(items):
-        text, up, down, drop = st.columns([12, 1, 1, 1], vertical_alignment="center", gap="small")
-        text.markdown(f"**{position + 1}.** {catalog.title(item)}")
-        up.button("↑", key=f"up-{position}", on_click=move, args=(position, -1), disabled=position == 0)
-        down.button("↓", key=f"down-{position}", on_click=move, args=(position, 1),
-                    disabled=position == len(items) - 1)
-        drop.button("✕", key=f"drop-{position}", on_click=remove, args=(position,))
+    first_shown = max(0, len(items) - SHOWN)  # long sessions (MovieLens histories): the most recent items
+    if first_shown:
+        with st.expander(f"{first_shown} earlier item(s)"):
+            st.markdown("\n".join(f"{p + 1}. {catalog.title(i)}" for p, i in enumerate(items[:first_shown])))
+    for position in range(first_shown, len(items)):
+        text, up, down, drop = st.columns([9, 1, 1, 1], vertical_alignment="center", gap="small")
+        text.markdown(f"**{position + 1}.** {catalog.title(items[position])}")
+        up.button(":material/arrow_upward:", key=f"up-{position}", help="Earlier", on_click=move,
+                  args=(position, -1), disabled=position == 0)
+        down.button(":material/arrow_downward:", key=f"down-{position}", help="Later", on_click=move,
+                    args=(position, 1), disabled=position == len(items) - 1)
+        drop.button(":material/close:", key=f"drop-{position}", help="Remove", on_click=remove, args=(position,))
     target = state.true_next(current)
     if target is not None:
         st.success(f"True next item: **{catalog.title(target)}**")
     elif current["origin"]:
         st.caption("Edited test session: its true next item is only marked while the session is unchanged.")
     if items:
-        st.button("Clear the session", on_click=clear)
+        st.button("Clear the session", icon=":material/delete:", on_click=clear)
     else:
-        st.info("Search and add items with ＋, or start from a random real test session.")
+        st.info("Search and add items with :material/add:, or start from a random real test session.")
 
 st.divider()
 trained = trained_models(dataset)
@@ -110,4 +116,4 @@ elif not shown:
 if missing:
     with st.expander(f"{len(missing)} more registered model(s), not trained here yet"):
         st.markdown(how_to_train(missing))
-        st.page_link("pages/4_Train.py", label="Open the Train page", icon="🏋️")
+        st.page_link("pages/4_Train.py", label="Open the Train page", icon=":material/model_training:")

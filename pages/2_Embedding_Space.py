@@ -9,10 +9,9 @@ from core.jobs import JobRequest
 from core.projection import learned_item_vectors, map_figure
 from core.trained import trained_models
 from ui import state
-from ui.components import jobs_panel, page_setup, sidebar
+from ui.components import jobs_panel, page_start
 
-page_setup("Embedding space")
-sidebar()
+page_start()
 st.title("Embedding space")
 dataset = state.current_dataset()
 catalog = dataset.catalog
@@ -105,10 +104,12 @@ ids, sims = index.neighbours(query, k=10, exclude=set(selected) | set(items))
 show, near = st.columns(2)
 show.dataframe(pd.DataFrame({"title": [catalog.title(i) for i in selected[:50]],
                              "interactions": catalog.popularity[selected[:50]]}), hide_index=True, width="stretch")
-show.button(f"＋ Add the {min(len(selected), 20)} selected item(s) to the session", on_click=state.add_items,
-            args=(selected[:20],))
+show.button(f"Add the {min(len(selected), 20)} selected item(s) to the session", icon=":material/add:",
+            on_click=state.add_items, args=(selected[:20],))
 neighbours = [int(i) for i in ids[0] if i >= 0]
 near.dataframe(pd.DataFrame({"nearest neighbours (faiss, cosine)": [catalog.title(i) for i in neighbours],
                              "similarity": sims[0][: len(neighbours)]}),
-               hide_index=True, width="stretch", column_config={"similarity": st.column_config.NumberColumn(format="%.3f")})
-near.button("＋ Add the 3 nearest neighbours to the session", on_click=state.add_items, args=(neighbours[:3],))
+               hide_index=True, width="stretch",
+               column_config={"similarity": st.column_config.NumberColumn(format="%.3f")})
+near.button("Add the 3 nearest neighbours to the session", icon=":material/add:", on_click=state.add_items,
+            args=(neighbours[:3],))

@@ -6,10 +6,9 @@ import streamlit as st
 from core import report
 from core.evaluate import load_results
 from ui import state
-from ui.components import page_setup, sidebar
+from ui.components import page_start
 
-page_setup("Metrics")
-sidebar()
+page_start()
 st.title("Metrics")
 dataset = state.current_dataset()
 results = load_results(dataset.name)

@@ -10,10 +10,9 @@ from core.jobs import JobRequest, ModelStep
 from core.options import Option, changed_options, model_options
 from core.trained import train_command, trained_models
 from ui import state
-from ui.components import jobs_panel, page_setup, sidebar
+from ui.components import jobs_panel, page_start
 
-page_setup("Train")
-sidebar()
+page_start()
 st.title("Train and evaluate")
 dataset = state.current_dataset()
 spec = state.embedding_spec()

@@ -13,21 +13,45 @@ from core.picks import ModelPicks
 from core.trained import train_command
 from ui import state
 
-PAGE_TRAIN = "pages/4_Train.py"
+def page_setup() -> None:
+    """Styles every page shares (the page config itself is set once, by app.py's navigation)."""
+    st.markdown("<style>div.block-container{padding-top:2.2rem}"
+                # the session builder's small icon buttons (add, earlier, later, remove) stay readable when narrow
+                "div[class*='st-key-add-'] button,div[class*='st-key-up-'] button,div[class*='st-key-down-'] button,"
+                "div[class*='st-key-drop-'] button{padding:0.2rem 0.35rem;min-height:2rem}</style>",
+                unsafe_allow_html=True)
 
 
-def page_setup(title: str, icon: str = "🧴") -> None:
-    st.set_page_config(page_title=f"{title} · LLM sequential recommendation", page_icon=icon, layout="wide")
-    st.markdown("<style>div.block-container{padding-top:2.2rem}</style>", unsafe_allow_html=True)
+def page_start() -> None:
+    """The first call of every page in pages/: make sure app.py's navigation is in charge, then draw the sidebar.
+
+    Streamlit runs a page of a ``pages/`` folder on its own (its old multipage mode: no page config, file-name
+    menu) when a browser's very first request to a fresh server is that page's URL, until some session has run
+    app.py's ``st.navigation``. Switching the mode off and rerunning sends the same URL through app.py. Once per
+    process is enough on a server (the mode stays off), and AppTest, which resets the mode before every run,
+    must not lose a click to a rerun.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    global _NAVIGATION_CHECKED
+    if not _NAVIGATION_CHECKED:
+        _NAVIGATION_CHECKED = True
+        if PagesManager.uses_pages_directory:
+            PagesManager.uses_pages_directory = False
+            st.rerun()
+    sidebar()
+
+
+_NAVIGATION_CHECKED = False
 
 
 def sidebar() -> None:
     with st.sidebar:
         st.caption(f"Dataset: **{state.dataset_label()}** · embeddings: **{state.embedding_spec().label}**")
-        st.caption("Change both on the home page (app).")
+        st.caption("Change both on the Home page.")
         active = state.job_manager().active()
         if active:
-            st.caption(f"⏳ {len(active)} job(s) running or queued — see the Train page.")
+            st.caption(f":material/hourglass_top: {len(active)} job(s) running or queued — see the Train page.")
 
 
 # ------------------------------------------------------------------------------------------------ jobs
@@ -44,7 +68,8 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
             button.caption("cancelling…")
     else:
         took = f" in {job.finished - job.submitted:.0f} s" if job.finished else ""
-        icon = {"done": "✅", "failed": "❌", "cancelled": "⏹️"}.get(job.status, "")
+        icon = {"done": ":material/check_circle:", "failed": ":material/error:",
+                "cancelled": ":material/stop_circle:"}.get(job.status, "")
         head.markdown(f"{icon} **{job.title}** — {job.status}{took}")
         if job.error:
             head.error(job.error)
@@ -113,7 +138,7 @@ def picks_table(entry: ModelPicks) -> str:
         classes = " ".join(c for c, on in (("target", pick.is_target), ("shared", pick.shared > 0)) if on)
         badge = ""
         if pick.is_target:
-            badge = "<span class='badge' style='color:#1a7f37'>✔ true next</span>"
+            badge = "<span class='badge' style='color:#1a7f37'>✓ true next</span>"
         elif pick.shared:
             badge = f"<span class='badge'>+{pick.shared}</span>"
         why = ""
@@ -128,5 +153,5 @@ def picks_table(entry: ModelPicks) -> str:
 
 
 LEGEND = ("<div class='legend'><span style='background:#fff6d6'>picked by several models (+n others)</span>"
-          "<span style='background:#d9f5dd'>✔ the session's true next item</span>"
+          "<span style='background:#d9f5dd'>✓ the session's true next item</span>"
           "near: the session items closest to a pick in LLM embedding space</div>")
