@@ -15,6 +15,7 @@ from typing import Any, Callable
 from core import data
 from core.llm import LLMError
 from core.models import REGISTRY, model_class
+from core.embeddings import EmbeddingError
 from core.models.base import ConfigError, Progress, Recommender
 
 
@@ -85,6 +86,26 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     print(f"{dataset.name}: {dataset.catalog.n_items:,} items, {len(split.train):,} train sessions, "
           f"{split.n_test:,} test sessions; validation folds (train/validate): "
           + ", ".join(f"{len(f.train):,}/{f.n_test:,}" for f in dataset.folds))
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    import time
+
+    from core.embeddings import EmbeddingSpec, cached_path, item_embeddings
+
+    dataset = data.load(args.dataset)
+    spec = EmbeddingSpec(provider=args.provider, model=args.model)
+    path = cached_path(dataset.catalog, spec)
+    cached = path.exists()
+    progress, close = tqdm_progress(f"embedding {dataset.catalog.n_items:,} titles")
+    start = time.perf_counter()
+    try:
+        vectors = item_embeddings(dataset.catalog, spec, progress=progress)
+    finally:
+        close()
+    seconds = time.perf_counter() - start
+    print(f"{dataset.name}: {vectors.shape[0]:,} items x {vectors.shape[1]} dims ({spec.label}) "
+          f"{'from cache' if cached else f'embedded in {seconds:.1f} s'} -> {path}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -170,6 +191,12 @@ def parser() -> argparse.ArgumentParser:
     prepare.add_argument("--name", help="name for a user's dataset")
     prepare.set_defaults(run=cmd_prepare)
 
+    embed = sub.add_parser("embed", help="embed every item title (cached under cache/embeddings)")
+    embed.add_argument("--dataset", default="beauty")
+    embed.add_argument("--provider", default="local", choices=["local", "openai"])
+    embed.add_argument("--model", help="local: a sentence-transformers folder; openai: a model name")
+    embed.set_defaults(run=cmd_embed)
+
     for name, fn, text in (("train", cmd_train, "fit models and save them under cache/models"),
                            ("evaluate", cmd_evaluate, "fit (or load) and evaluate models on the test split")):
         command = sub.add_parser(name, help=text)
@@ -201,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (data.DataError, ConfigError, CLIError, KeyError, LLMError) as err:
+    except (ValueError, CLIError, KeyError, EmbeddingError, LLMError) as err:  # DataError, ConfigError are ValueErrors
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 2
