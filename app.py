@@ -12,7 +12,7 @@ from core.evaluate import load_results
 from core.jobs import defaults_request
 from core.models import REGISTRY
 from core.trained import trained_models, untrained_names
-from core.uploads import save_upload
+from core.uploads import readable_note, save_upload
 from ui import state
 from ui.components import how_to_train, jobs_panel, page_setup
 
@@ -56,8 +56,8 @@ def dataset_section() -> data.Dataset:
     cols[1].metric("Train sessions", f"{len(dataset.split.train):,}")
     cols[2].metric("Test sessions", f"{dataset.split.n_test:,}")
     cols[3].metric("Validation folds", len(dataset.folds))
-    for note in dataset.warnings:
-        st.warning(note)
+    for note in dataset.warnings:  # what validation fixed or dropped, with file names (not cache paths)
+        st.caption(f":material/info: {readable_note(note, state.dataset_key())}")
     return dataset
 
 
@@ -98,13 +98,11 @@ def models_section(dataset: data.Dataset, spec: EmbeddingSpec) -> None:
     for name, (_, _, description) in REGISTRY.items():
         saves = [m for m in trained if m.name == name]
         result = results.get(name, {})
+        fit = saves[0].fit_seconds if saves else None
         rows.append({"model": name, "what": description, "trained": ", ".join(m.label for m in saves) or "—",
-                     "fit s": saves[0].fit_seconds if saves else None, "NDCG@20": result.get("NDCG@20"),
-                     "HR@20": result.get("HR@20")})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"NDCG@20": st.column_config.NumberColumn(format="%.4f"),
-                                "HR@20": st.column_config.NumberColumn(format="%.4f"),
-                                "fit s": st.column_config.NumberColumn(format="%.1f")})
+                     "fit s": "—" if fit is None else f"{fit:.1f}",
+                     **{key: f"{result[key]:.4f}" if key in result else "—" for key in ("NDCG@20", "HR@20")}})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     button, embed_box = st.columns([1, 3], vertical_alignment="center")
     embed = embed_box.checkbox("Also embed the catalog and fit LLMSeqSim (about 40 s on Beauty with the local "
                                "model)", value=True)

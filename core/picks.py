@@ -23,7 +23,7 @@ class Pick:
     score: float
     shared: int  # how many of the other shown models also picked this item
     is_target: bool  # the session's true next item (when known)
-    why: tuple[tuple[int, str, float], ...] = ()  # (session item, its title, cosine) most similar to the pick
+    why: tuple[tuple[int, float], ...] = ()  # (1-based position in the session, cosine): the most similar items
 
 
 @dataclass
@@ -51,6 +51,9 @@ def compare(models: dict[str, Recommender], session: Sequence[int], k: int, cata
             raw.append((entry, np.zeros(0, np.int64), np.zeros(0, np.float32)))
         entry.seconds = time.perf_counter() - start
     counts = Counter(int(i) for _, items, _ in raw for i in set(items.tolist()))
+    position = {}  # item -> its first position in the session, 1-based (as the session builder numbers them)
+    for index, item in enumerate(session):
+        position.setdefault(int(item), index + 1)
     out = []
     for entry, items, scores in raw:
         why = [[] for _ in items]
@@ -59,7 +62,7 @@ def compare(models: dict[str, Recommender], session: Sequence[int], k: int, cata
         entry.picks = [
             Pick(rank=rank + 1, item=int(item), title=catalog.title(int(item)), score=float(score),
                  shared=counts[int(item)] - 1, is_target=target is not None and int(item) == int(target),
-                 why=tuple((j, catalog.title(j), sim) for j, sim in reasons))
+                 why=tuple((position[j], sim) for j, sim in reasons))
             for rank, (item, score, reasons) in enumerate(zip(items, scores, why))
         ]
         out.append(entry)

@@ -118,7 +118,8 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
                title: str = "") -> "go.Figure":
     """A scatter of every item (hover: its title; ``customdata``: its item index, for selection events), coloured
     by a number per item or, when ``colour`` holds strings, by category; the session's items (numbered
-    stars) and recommended items (diamonds) drawn on top."""
+    stars) and recommended items (diamonds) drawn on top. Every trace is WebGL: an SVG trace would be drawn
+    under the WebGL points."""
     import plotly.graph_objects as go
 
     n_items = len(coords)
@@ -152,15 +153,15 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
                                                   line=dict(width=1, color="white"))))
     if session:
         session = list(session)
-        figure.add_trace(go.Scatter(x=coords[session, 0], y=coords[session, 1], mode="markers+text",
+        figure.add_trace(go.Scattergl(x=coords[session, 0], y=coords[session, 1], mode="markers+text",
                                     name="session", customdata=session, text=[str(i + 1) for i in range(len(session))],
                                     hovertext=short[session], hovertemplate="%{hovertext}<extra></extra>",
                                     textposition="top center", textfont=dict(size=12, color="#111"),
                                     marker=dict(symbol="star", size=15, color="#ffd166",
                                                 line=dict(width=1.5, color="#111"))))
-    figure.update_layout(title=dict(text=title, font=dict(size=15)), height=560, margin=dict(t=40, b=10, l=10, r=10),
+    figure.update_layout(title=dict(text=title, font=dict(size=15)), height=600, margin=dict(t=40, b=10, l=10, r=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.12, font=dict(size=11)),
-                         plot_bgcolor="white", dragmode="lasso")
+                         plot_bgcolor="white", dragmode="select")
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return figure

@@ -125,7 +125,8 @@ def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
                     error_y_minus="minus", pattern_shape="source", pattern_shape_map={PAPER_LABEL: "/", "ours": ""},
                     color_discrete_map={"ours": "#1f77b4", PAPER_LABEL: "#bbbbbb"},
                     labels={"value": metric, "model": ""}, title=f"{metric} (bars: 95% bootstrap interval)")
-    figure.update_layout(legend_title_text="", height=380, margin=dict(t=50, b=10, l=10, r=10))
+    figure.update_layout(legend_title_text="", height=380, margin=dict(t=50, b=10, l=10, r=10),
+                         legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
     return figure
 
 
@@ -141,8 +142,11 @@ def tradeoff_figure(results: dict[str, dict[str, Any]], accuracy: str = "NDCG@20
 def length_figure(results: dict[str, dict[str, Any]], metric: str = "NDCG@20") -> go.Figure:
     frame = by_length_frame(results)
     part = frame[frame["metric"] == metric]
+    order = list(dict.fromkeys(part["prompt length"]))  # the evaluation's bins, shortest first
     figure = px.line(part, x="prompt length", y="value", color="model", markers=True, hover_data=["sessions"],
-                     labels={"value": metric}, title=f"{metric} by prompt length (items in the session)")
+                     category_orders={"prompt length": order}, labels={"value": metric},
+                     title=f"{metric} by prompt length (items in the session)")
+    figure.update_xaxes(type="category")
     figure.update_layout(height=380, margin=dict(t=50, b=10, l=10, r=10))
     return figure
 

@@ -62,3 +62,16 @@ def display_name(dataset_key: str) -> str:
     if names.exists():
         return f"{json.loads(names.read_text())['interactions']} (uploaded)"
     return Path(dataset_key).name
+
+
+def readable_note(note: str, dataset_key: str) -> str:
+    """A loading note with file names instead of paths (and, for an upload, the names the user gave)."""
+    folder = data.DATA_DIR / dataset_key if dataset_key in data.BUNDLED else Path(dataset_key)
+    note = note.replace(f"{folder}/", "")
+    names = folder / "names.json"
+    if names.exists():
+        given = json.loads(names.read_text())
+        for stem in ("interactions", "items"):
+            for suffix in (".csv.gz", ".csv"):
+                note = note.replace(f"{stem}{suffix}", given[stem])
+    return note

@@ -43,7 +43,7 @@ find, built = st.columns(2, gap="large")
 with find:
     st.subheader("Find items")
     query = st.text_input("Search the catalog by title (typos are fine)", placeholder="e.g. lip gloss red")
-    for match in state.title_search(state.dataset_key()).search(query, limit=8):
+    for match in state.title_search(state.dataset_key()).search(query, limit=6):
         text, add = st.columns([9, 1], vertical_alignment="center")
         about = " · ".join(x for x in (catalog.categories[match.item],
                                        f"{catalog.popularity[match.item]:,} interactions") if x)
@@ -87,7 +87,9 @@ if not trained:
     st.stop()
 
 labels = {model.label: model for model in trained}
-hidden = set(st.session_state.get("hidden_models", []))
+# One column per model by default (its default config, else its newest save); other variants can be added.
+extra_variants = {m.label for i, m in enumerate(trained) if any(o.name == m.name for o in trained[:i])}
+hidden = set(st.session_state.get("hidden_models", extra_variants))
 pick_col, k_col = st.columns([4, 1])
 shown = pick_col.multiselect("Models", list(labels), default=[label for label in labels if label not in hidden])
 st.session_state["hidden_models"] = sorted(set(labels) - set(shown) | (hidden - set(labels)))
@@ -109,7 +111,8 @@ if items and shown:
                 else:
                     st.markdown(picks_table(entry), unsafe_allow_html=True)
     total_ms = 1000 * sum(entry.seconds for entry in results)
-    st.caption(f"{len(results)} model(s) ranked all {catalog.n_items:,} items in {total_ms:.0f} ms.")
+    st.caption(f"{len(results)} model(s) ranked all {catalog.n_items:,} items for this session of {len(items)} "
+               f"item(s) in {total_ms:.0f} ms.")
 elif not shown:
     st.info("Choose at least one model.")
 

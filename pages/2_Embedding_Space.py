@@ -42,8 +42,8 @@ colours = ["popularity"] + (["category"] if catalog.has_categories else []) + ([
 colour_by = colour_col.selectbox("Colour by", colours, format_func={
     "popularity": "popularity (log interactions)", "category": "category",
     "scores": "the chosen model's scores for the session"}.get)
-picks_label = picks_col.selectbox("Recommendations of", list(trained) or ["(no trained model)"],
-                                  disabled=not trained)
+llm_first = sorted(trained, key=lambda label: not trained[label].name.startswith("llm"))
+picks_label = picks_col.selectbox("Recommendations of", llm_first or ["(no trained model)"], disabled=not trained)
 
 picks, scores = [], None
 if items and picks_label in trained:
@@ -62,7 +62,8 @@ def draw(column, key: str, source_key: str, source_vectors: np.ndarray, title: s
     shown = method.upper()
     if coords is None:  # no UMAP yet: PCA meanwhile, and offer to compute it in the background
         coords, shown = state.projection(source_key, source_vectors, "pca", compute=True), "PCA"
-        if column.button(f"Compute the UMAP map ({title}; a minute or two, in the background)", key=f"umap-{key}"):
+        if column.button("Compute the UMAP map (1–2 min, in the background)", key=f"umap-{key}",
+                         icon=":material/scatter_plot:", help=f"UMAP (cosine) of {title}, cached under cache/"):
             request = JobRequest(dataset=state.dataset_key(),
                                  projections=({"source": source, "method": "umap", "embedding": embedding},))
             state.job_manager().submit(request, title=f"UMAP of {title}", secrets=state.embedding_secrets())
@@ -95,7 +96,8 @@ jobs_panel(limit=2)
 
 selected = list(dict.fromkeys(selected))
 if not selected:
-    st.caption("Click a point, or draw a box or lasso, to list the items and their nearest neighbours.")
+    st.caption("Click a point, or drag a box (or a lasso, from the chart's toolbar) to list the items and their "
+               "nearest neighbours.")
     st.stop()
 st.subheader(f"{len(selected)} selected item(s)")
 index = state.item_index(dataset, vectors)

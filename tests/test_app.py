@@ -113,7 +113,7 @@ def test_session_builder_search_add_and_every_trained_model_picks(shop):
     rows = markdown(at).split("#### vsknn")[1].split("</tr>")[:2]
     neighbours = {(session[0] - 1) % N_ITEMS, (session[0] + 1) % N_ITEMS}
     assert {int(re.search(r"no\. (\d+)<", row).group(1)) for row in rows} == neighbours
-    assert "near:" in markdown(at).split("#### llmseqsim")[1]  # LLM picks carry a "why"
+    assert "near session item #1" in markdown(at).split("#### llmseqsim")[1]  # LLM picks carry a "why"
 
 
 def test_session_builder_random_test_session_marks_the_true_next_item(shop):

@@ -17,7 +17,7 @@ from tiny_data import write_tiny_dataset
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "shop")
+    return write_tiny_dataset(tmp_path_factory.mktemp("tiny") / "jobshop")  # its own name: its own cache folder
 
 
 def test_a_job_trains_evaluates_and_reports(tiny_folder):

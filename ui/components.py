@@ -128,7 +128,7 @@ PICKS_CSS = """
 """
 
 
-def _short(text: str, n: int = 70) -> str:
+def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
@@ -143,8 +143,8 @@ def picks_table(entry: ModelPicks) -> str:
             badge = f"<span class='badge'>+{pick.shared}</span>"
         why = ""
         if pick.why:
-            near = "; ".join(f"{html.escape(_short(title, 45))} ({sim:.2f})" for _, title, sim in pick.why)
-            why = f"<div class='why'>near: {near}</div>"
+            near = ", ".join(f"#{position} ({sim:.2f})" for position, sim in pick.why)
+            why = f"<div class='why'>near session item {near}</div>"
         rows.append(
             f"<tr class='{classes}'><td class='rank'>{pick.rank}</td>"
             f"<td title='{html.escape(pick.title)}'>{html.escape(_short(pick.title))}{badge}{why}</td>"
@@ -154,4 +154,4 @@ def picks_table(entry: ModelPicks) -> str:
 
 LEGEND = ("<div class='legend'><span style='background:#fff6d6'>picked by several models (+n others)</span>"
           "<span style='background:#d9f5dd'>✓ the session's true next item</span>"
-          "near: the session items closest to a pick in LLM embedding space</div>")
+          "near session item #n: the session items closest to a pick in LLM embedding space (cosine)</div>")

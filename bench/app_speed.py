@@ -1,0 +1,78 @@
+"""How fast the app is usable, measured in headless Chromium against `make run` (the venv must exist already).
+
+Prints, for the dataset the app opens with (Beauty unless LLMSEQ_DATASET says otherwise) and whatever is
+trained in cache/:
+* seconds from starting `make run` to the server's health check answering;
+* seconds to a usable session builder (page drawn, search box and "random test session" button there);
+* seconds to the first picks of every trained model (includes loading each model from cache/);
+* the session-builder refresh with all trained models: click "remove" on the session's last item until the
+  page shows the new picks of every model (caption updated), median and range over several clicks.
+
+Run it alone on the machine (e.g. under `flock /tmp/heavy.lock`): it measures wall-clock time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ui.serve import chromium, running_app, wait_until_healthy  # noqa: E402
+
+REFRESHES = 6
+
+
+def caption_after(page, previous: str, timeout: float = 120_000) -> str:
+    """The picks caption once it differs from ``previous`` (i.e. the page has re-ranked)."""
+    from playwright.sync_api import expect
+
+    caption = page.get_by_text("model(s) ranked all")
+    expect(caption).to_be_visible(timeout=timeout)
+    if previous:
+        expect(caption).not_to_have_text(previous, timeout=timeout)
+    return caption.inner_text()
+
+
+def main() -> None:
+    from playwright.sync_api import expect
+
+    start = time.perf_counter()
+    with running_app(command=["make", "run"]) as (url, process):
+        healthy = wait_until_healthy(url, process)
+        with chromium(height=1400) as page:
+            page.goto(f"{url}/Session_Builder")
+            random_button = page.get_by_role("button").filter(has_text="Random real test session")
+            random_button.wait_for(timeout=120_000)
+            page.get_by_label("Search the catalog by title (typos are fine)").wait_for()
+            usable = time.perf_counter() - start
+            clicked = time.perf_counter()
+            random_button.click()
+            text = caption_after(page, "")
+            first_picks = time.perf_counter() - clicked
+            length = int(text.split("session of ")[1].split(" ")[0])
+            while length < REFRESHES + 1:  # a test session long enough to remove items from
+                random_button.click()
+                page.wait_for_timeout(1000)
+                text = page.get_by_text("model(s) ranked all").inner_text()
+                length = int(text.split("session of ")[1].split(" ")[0])
+            n_models = int(text.split(" model(s)")[0])
+            timings = []
+            for _ in range(REFRESHES):
+                begin = time.perf_counter()
+                page.locator(f"[class*='st-key-drop-{length - 1}'] button").click()
+                length -= 1
+                expect(page.get_by_text(f"for this session of {length} item(s)")).to_be_visible(timeout=60_000)
+                expect(page.locator("table.picks")).to_have_count(n_models)
+                timings.append(time.perf_counter() - begin)
+    print(f"server healthy after {healthy:.1f} s of `make run`")
+    print(f"session builder usable {usable:.1f} s after `make run`")
+    print(f"first picks of all {n_models} trained models (loading them from cache/): {first_picks:.1f} s")
+    print(f"refresh with all {n_models} models: median {statistics.median(timings):.2f} s "
+          f"(min {min(timings):.2f}, max {max(timings):.2f}, {len(timings)} clicks)")
+
+
+if __name__ == "__main__":
+    main()

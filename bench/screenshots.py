@@ -1,0 +1,110 @@
+"""Screenshots of every page for docs/ (small PNGs), taken in headless Chromium against the app on Beauty with
+whatever is trained in cache/ (run "Prepare the defaults" or `python -m core evaluate` first).
+
+Before starting the app it computes the UMAP maps the embedding page shows (cached under cache/projections,
+so the app reads them); then it drives the app like a user: a real test session whose true next item some
+model found, a click on a session item in the map (its neighbours), the metrics, and a short training job.
+
+    .venv/bin/python bench/screenshots.py            # writes docs/*.png
+    .venv/bin/python bench/screenshots.py --pca      # a quick preview without computing UMAP maps
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ui.serve import chromium, running_app, wait_until_healthy  # noqa: E402
+
+DOCS = ROOT / "docs"
+WIDTH = 1400
+
+
+def precompute_maps(dataset_name: str) -> None:
+    from core import data
+    from core.embeddings import item_embeddings
+    from core.models.base import Recommender
+    from core.projection import learned_item_vectors, project
+    from core.trained import trained_models
+
+    dataset = data.load(dataset_name)
+    project(item_embeddings(dataset.catalog), "umap")
+    for saved in trained_models(dataset):
+        if saved.name.startswith("llm2") and not saved.changed:
+            vectors = learned_item_vectors(Recommender.load(saved.folder))
+            if vectors is not None:
+                project(vectors, "umap")
+            break
+
+
+def shrink(path: Path) -> None:
+    """256 colours: a third of the bytes, and screenshots of a UI lose nothing visible."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
+
+
+def shot(page, name: str, height: int) -> None:
+    page.set_viewport_size({"width": WIDTH, "height": height})
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(1500)
+    path = DOCS / f"{name}.png"
+    page.screenshot(path=str(path))
+    shrink(path)
+    print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KB")
+
+
+def open_page(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.wait_for_timeout(2500)
+
+
+def main() -> None:
+    from playwright.sync_api import expect
+
+    DOCS.mkdir(exist_ok=True)
+    if "--pca" not in sys.argv:  # --pca: quick preview, the maps fall back to PCA
+        precompute_maps("beauty")
+    with running_app({"LLMSEQ_DATASET": "beauty"}) as (url, process):
+        wait_until_healthy(url, process)
+        with chromium(WIDTH, 1000) as page:
+            page.goto(url)
+            expect(page.get_by_text("3 · Models")).to_be_visible(timeout=120_000)
+            shot(page, "home", 1150)
+
+            open_page(page, "Session builder")
+            random_button = page.get_by_role("button").filter(has_text="Random real test session")
+            for _ in range(60):  # a short real session whose true next item some model found
+                random_button.click()
+                page.wait_for_timeout(1200)
+                caption = page.get_by_text("model(s) ranked all").inner_text()
+                length = int(caption.split("session of ")[1].split(" ")[0])
+                if 3 <= length <= 5 and page.get_by_text("✓ true next").count():
+                    break
+            shot(page, "session_builder", 1500)
+
+            open_page(page, "Embedding space")
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+            page.wait_for_timeout(3000)
+            star = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace:last-child .point").first
+            if star.count():
+                star.click(force=True)
+                page.wait_for_timeout(3000)
+            shot(page, "embedding_space", 1300)
+
+            open_page(page, "Metrics")
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+            shot(page, "metrics", 1500)
+
+            open_page(page, "Train")
+            page.get_by_role("button").filter(has_text="Start training").click()
+            expect(page.get_by_text("done in")).to_be_visible(timeout=120_000)
+            shot(page, "train", 1300)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Side-by-side picks (core.picks) and their "why" (core.explain), on the tiny dataset where i -> i+1."""
+
+import numpy as np
+import pytest
+
+from core import data
+from core.explain import nearest_session_items, uses_llm_embeddings
+from core.models import create
+from core.picks import compare
+from tiny_data import write_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    return data.load(str(write_tiny_dataset(tmp_path_factory.mktemp("picks") / "shop")))
+
+
+def test_nearest_session_items_by_cosine():
+    vectors = np.array([[1, 0], [0, 1], [1, 1], [1, 0.1]], dtype=np.float32)
+    # pick 3 is almost item 0, far from item 1; repeated session items count once
+    assert [i for i, _ in nearest_session_items(vectors, [1, 0, 0], [3], n=2)[0]] == [0, 1]
+    assert nearest_session_items(vectors, [0], [2], n=2)[0][0][1] == pytest.approx(np.sqrt(0.5))
+    assert nearest_session_items(vectors, [], [2]) == [[]]
+
+
+def test_only_llm_models_get_a_why():
+    assert uses_llm_embeddings("llmseqsim") and uses_llm_embeddings("llm2sasrec")
+    assert not uses_llm_embeddings("vsknn") and not uses_llm_embeddings("llm-not-registered")
+
+
+def test_compare_marks_shared_items_the_target_and_explains(shop):
+    models = {"popularity": create("popularity").fit(shop.split),
+              "vsknn": create("vsknn", k=10, sample_size=50).fit(shop.split),
+              "vsknn again": create("vsknn", k=10, sample_size=50).fit(shop.split)}
+    vectors = np.eye(shop.catalog.n_items, dtype=np.float32)
+    results = compare(models, [3, 4], k=5, catalog=shop.catalog, vectors=vectors, target=5)
+    assert [r.label for r in results] == ["popularity", "vsknn", "vsknn again"]
+    sknn = results[1]
+    assert sknn.picks[0].item == 5 and sknn.picks[0].is_target  # learned i -> i+1
+    assert all(p.shared >= 1 for p in sknn.picks)  # its twin picked the same five
+    assert all(not p.why for p in sknn.picks)  # not an LLM model: no "why"
+    assert results[0].picks[0].score >= results[0].picks[-1].score
+
+
+def test_llm_picks_name_session_positions(shop):
+    model = create("popularity").fit(shop.split)
+    model.name = "llmseqsim"  # compare decides by registry name; the ranking itself does not matter here
+    vectors = np.eye(shop.catalog.n_items, dtype=np.float32)
+    picks = compare({"x": model}, [7, 8], k=3, catalog=shop.catalog, vectors=vectors)[0].picks
+    assert all(len(p.why) == 2 and {pos for pos, _ in p.why} == {1, 2} for p in picks)
+
+
+def test_a_failing_model_gives_one_sentence(shop):
+    model = create("popularity").fit(shop.split)
+    result = compare({"broken": model}, [shop.catalog.n_items + 3], k=3, catalog=shop.catalog)[0]
+    assert result.error.startswith("broken could not rank this session") and not result.picks
