@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT
 from core import data, evaluate
 from core.embeddings import item_embeddings
-from core.jobs import manager
+from core.jobs import JobRequest, ModelStep, manager
 from core.models import REGISTRY, create
 from tiny_data import N_ITEMS, write_tiny_dataset
 
@@ -175,3 +175,16 @@ def test_train_page_runs_a_job_with_changed_options(shop):
     assert job.status == "done", job.error
     at.run()
     assert "popularity (filter_prompt_items=True)" in list(at.dataframe[-1].value["model"])
+
+
+def test_a_job_survives_a_page_switch_and_the_cancel_button_stops_it(shop):
+    at = app(shop, "pages/4_Train.py")
+    # Beauty takes seconds to load in the worker: time to switch pages and come back while it runs
+    job = manager().submit(JobRequest(dataset="beauty", models=(ModelStep("sknn"),), retrain=True), title="slow")
+    at.switch_page("pages/3_Metrics.py").run()
+    at.switch_page("pages/4_Train.py").run()
+    assert manager().get(job.id).active
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not at.exception
+    assert manager().wait(job.id, timeout=60).status == "cancelled"
+    assert not list((evaluate.CACHE_DIR / "models" / "beauty").glob("sknn-*"))
