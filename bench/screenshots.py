@@ -50,7 +50,7 @@ def shrink(path: Path) -> None:
 
 def shot(page, name: str, height: int) -> None:
     page.set_viewport_size({"width": WIDTH, "height": height})
-    page.mouse.move(0, 0)
+    page.mouse.move(60, height - 60, steps=5)  # off every chart: no hover label in the picture
     page.wait_for_timeout(1500)
     path = DOCS / f"{name}.png"
     page.screenshot(path=str(path))
@@ -90,11 +90,13 @@ def main() -> None:
             open_page(page, "Embedding space")
             expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
             page.wait_for_timeout(3000)
-            star = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace:last-child .point").first
-            if star.count():
-                star.click(force=True)
-                page.wait_for_timeout(3000)
-            shot(page, "embedding_space", 1300)
+            box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()  # drag a box selection
+            page.mouse.move(box["x"] + 0.42 * box["width"], box["y"] + 0.42 * box["height"])
+            page.mouse.down()
+            page.mouse.move(box["x"] + 0.50 * box["width"], box["y"] + 0.50 * box["height"], steps=8)
+            page.mouse.up()
+            expect(page.get_by_text("selected item(s)")).to_be_visible(timeout=60_000)
+            shot(page, "embedding_space", 1500)
 
             open_page(page, "Metrics")
             expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)

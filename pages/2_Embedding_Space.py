@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.jobs import JobRequest
-from core.projection import learned_item_vectors, map_figure
+from core.projection import map_figure
 from core.trained import trained_models
 from ui import state
 from ui.components import jobs_panel, page_start
@@ -31,7 +31,7 @@ if vectors is None:
 trained = {m.label: m for m in trained_models(dataset)}
 learned = {}  # label -> (model folder, its learned item vectors), when they differ from the LLM vectors
 for label, saved in trained.items():
-    own = learned_item_vectors(state.load_model(saved))
+    own = state.learned_vectors(saved)
     if own is not None and not (own.shape == vectors.shape and np.array_equal(own, vectors)):
         learned[label] = (saved, own)
 
@@ -102,7 +102,8 @@ if not selected:
 st.subheader(f"{len(selected)} selected item(s)")
 index = state.item_index(dataset, vectors)
 query = vectors[selected[:50]].mean(axis=0)  # the selection's centre in the LLM space
-ids, sims = index.neighbours(query, k=10, exclude=set(selected) | set(items))
+untitled = {i for i, title in enumerate(catalog.titles) if not title}  # their vector is a stand-in: no neighbours
+ids, sims = index.neighbours(query, k=10, exclude=set(selected) | set(items) | untitled)
 show, near = st.columns(2)
 show.dataframe(pd.DataFrame({"title": [catalog.title(i) for i in selected[:50]],
                              "interactions": catalog.popularity[selected[:50]]}), hide_index=True, width="stretch")

@@ -188,3 +188,11 @@ def test_a_job_survives_a_page_switch_and_the_cancel_button_stops_it(shop):
     assert not at.exception
     assert manager().wait(job.id, timeout=60).status == "cancelled"
     assert not list((evaluate.CACHE_DIR / "models" / "beauty").glob("sknn-*"))
+
+
+def test_the_train_page_has_a_form_for_every_registered_model(shop):
+    at = app(shop, "pages/4_Train.py")
+    for name in REGISTRY:
+        at.selectbox[0].select(name).run()
+        assert not at.exception, (name, at.exception)
+        assert any(b.label == "Start training" for b in at.button), name

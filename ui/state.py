@@ -18,7 +18,7 @@ from core import data, jobs
 from core.embeddings import EmbeddingSpec, cached_path
 from core.index import ItemIndex
 from core.models.base import Recommender
-from core.projection import cached_projection, project
+from core.projection import cached_projection, learned_item_vectors, project
 from core.search import TitleSearch
 from core.trained import TrainedModel
 from core.uploads import display_name
@@ -77,6 +77,16 @@ def _load_model(folder: str, saved_at: float) -> Recommender:
 def load_model(model: TrainedModel) -> Recommender:
     """A fitted model from its folder, once per server (reloaded when its weights change)."""
     return _load_model(str(model.folder), model.saved_at)
+
+
+@st.cache_resource(show_spinner=False, max_entries=24)
+def _learned_vectors(folder: str, saved_at: float) -> np.ndarray | None:
+    return learned_item_vectors(_load_model(folder, saved_at))
+
+
+def learned_vectors(model: TrainedModel) -> np.ndarray | None:
+    """A trained model's own item vectors (e.g. SASRec's item table), or None; once per saved model."""
+    return _learned_vectors(str(model.folder), model.saved_at)
 
 
 # ------------------------------------------------------------------------------------------------ embeddings
