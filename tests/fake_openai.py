@@ -56,8 +56,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class FakeOpenAI(ThreadingHTTPServer):
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler] = Handler):
+        super().__init__(("127.0.0.1", 0), handler)
         self.requests: list[tuple[str, dict]] = []
         self.failures: list[int] = []
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Callable
+
+from tests.fake_openai import FakeOpenAI
 
 API_KEY = "sk-test-not-secret"
 
@@ -111,11 +112,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(404, {"error": {"message": f"no route {self.path}"}})
 
 
-class FakeFineTuning(ThreadingHTTPServer):
+class FakeFineTuning(FakeOpenAI):
     daemon_threads = True
 
     def __init__(self, answer: Callable[[str, int], list[str]]):
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)  # the embeddings' fake server, with this handler
         self.answer = answer
         self.log: list[tuple[str, str]] = []
         self.files: dict[str, bytes] = {}
@@ -124,16 +125,3 @@ class FakeFineTuning(ThreadingHTTPServer):
         self.chat_requests: list[dict] = []
         self.rate_limited = 0
         self.fail_jobs = False
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
-        self.server_close()
