@@ -2,7 +2,8 @@
 
 1. Write the chat-format JSONL (the paper's GenItem prompt, :mod:`core.llm.prompts`), train and validation.
 2. Estimate the token cost *before* anything is sent (:func:`estimate_cost`); the CLI prints it and needs
-   ``--yes``, the app asks for a click. Nothing is uploaded without that confirmation.
+   ``--yes`` (a caller such as the app sets ``LLMSeqPrompt.spending_confirmed`` after showing it). Nothing
+   is uploaded without that confirmation.
 3. Upload both files (``files.create``), create the job (``fine_tuning.jobs.create``, base model
    ``gpt-4o-mini-2024-07-18`` by default, ``gpt-3.5-turbo`` selectable), poll it (``jobs.retrieve`` and
    ``jobs.list_events`` for the step count) and store the fine-tuned model id under
@@ -169,8 +170,8 @@ class OpenAIBackend:
         client = self._client()
         if not record.get("job_id"):
             if not spending_confirmed:
-                raise LLMError("no fine-tuned OpenAI model is stored for this data; start one (it costs money) with "
-                               "`python -m core finetune --backend openai --yes` or from the app's Train page.")
+                raise LLMError("no fine-tuned OpenAI model is stored for this data; start one (it costs money) "
+                               "with `python -m core finetune --backend openai --yes`.")
             record = self._start_job(client, train, validation)
             atomic_write_text(record_path, json.dumps(record, indent=2))
         self.job_id = record["job_id"]

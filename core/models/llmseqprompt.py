@@ -6,7 +6,8 @@ recent ``max_prompt_items`` of them; target = the last item's name), a seeded ``
 out for early stopping (:mod:`core.llm.prompts`). Backends: ``local`` (offline default; by default **a small
 GPT-2 trained from scratch on this dataset's sessions, not a pretrained LLM**, or a user's Hugging Face
 model folder fine-tuned with LoRA — :mod:`core.llm.local_lm`) and ``openai`` (the real fine-tuning API —
-:mod:`core.llm.openai_finetune`; a paid job starts only from ``finetune --yes`` or the app's confirmation).
+:mod:`core.llm.openai_finetune`; a paid job starts only once ``spending_confirmed`` is set, as
+``finetune --yes`` does).
 
 Recommending: ``n_samples`` names are sampled per session (the paper's best: 20, temperature 0.25, top_p 1)
 and mapped to catalog items (:mod:`core.llm.mapping`: exact title matches first, duplicates and
@@ -72,7 +73,7 @@ class LLMSeqPrompt(Recommender):
         super().__init__(config, **overrides)
         self.backend = self._make_backend()
         self.generation_log: list[MappedSession] = []
-        self.spending_confirmed = False  # set by `finetune --yes` / the app's confirmation (OpenAI only)
+        self.spending_confirmed = False  # OpenAI only: set after the user confirmed the cost (`finetune --yes`)
         self._mapper: NameMapper | None = None
 
     def _make_backend(self):
