@@ -73,7 +73,7 @@ def main() -> None:
                 page.wait_for_timeout(1000)
                 text = page.get_by_text("model(s) ranked all").inner_text()
                 length = int(text.split("session of ")[1].split(" ")[0])
-            n_models = int(text.split(" model(s)")[0])
+            n_models = int(text.split(" model(s)")[0].split("/")[1])
             timings = []
             for _ in range(REFRESHES):
                 begin = time.perf_counter()

@@ -1,12 +1,20 @@
 """Several models' top-K lists for one session, side by side: shared items, the true next item, and a short
-"why" for models that work in an LLM embedding space (see ``core.explain``)."""
+"why" for models that work in an LLM embedding space (see ``core.explain``).
+
+Most models rank Beauty's 12,101 items for one session in milliseconds; a generative one (LLMSeqPrompt samples
+20 names with a language model) takes seconds on a CPU. :class:`RankingPool` runs every model's ranking in
+background threads and remembers results by (model, session, K), so the page can draw what is ready at once
+and fill in a slow model's column when it is done.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 
@@ -26,44 +34,108 @@ class Pick:
     why: tuple[tuple[int, float], ...] = ()  # (1-based position in the session, cosine): the most similar items
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """One model's raw answer for one session."""
+
+    name: str
+    items: np.ndarray
+    scores: np.ndarray
+    seconds: float
+    error: str = ""  # one sentence when the model could not rank this session
+    note: str = ""  # what a generative model did, e.g. "20 names sampled: 12 exact, 3 duplicated, 5 hallucinated"
+
+
 @dataclass
 class ModelPicks:
     label: str
     name: str
     picks: list[Pick] = field(default_factory=list)
     seconds: float = 0.0
-    error: str = ""  # one sentence when the model could not rank this session
+    error: str = ""
+    note: str = ""
+
+
+_MODEL_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(model: Recommender) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _MODEL_LOCKS.setdefault(id(model), threading.Lock())
+
+
+def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
+    """``model``'s top ``k`` for ``session`` (prompt items excluded, except where the model's own rule keeps them:
+    MostPopular, as in the paper's evaluation). One call at a time per model object."""
+    start = time.perf_counter()
+    with _lock_for(model):
+        log = getattr(model, "generation_log", None)
+        before = len(log) if isinstance(log, list) else 0
+        try:
+            items, scores = model.recommend([list(session)], k, exclude_seen=model.exclude_seen_in_evaluation)
+        except (ValueError, RuntimeError, KeyError, IndexError) as err:
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            return Ranking(model.name, np.zeros(0, np.int64), np.zeros(0, np.float32),
+                           time.perf_counter() - start, error=message)
+        note = ""
+        if isinstance(log, list) and len(log) > before and hasattr(log[-1], "counts"):
+            counts = log[-1].counts
+            note = (f"{sum(counts.values())} names sampled: {counts['exact']} exact, {counts['duplicated']} "
+                    f"duplicated, {counts['hallucinated']} hallucinated (mapped to the nearest titles)")
+            del log[:-50]  # the app asks forever; the log only needs the latest sessions
+    return Ranking(model.name, items[0], scores[0], time.perf_counter() - start, note=note)
+
+
+def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Catalog,
+             vectors: np.ndarray | None = None, target: int | None = None) -> list[ModelPicks]:
+    """Picks with titles, the number of other models sharing each, the true next item and the "why"."""
+    counts = Counter(int(i) for r in rankings.values() for i in set(r.items.tolist()))
+    position: dict[int, int] = {}  # item -> its first position in the session, 1-based (as the page numbers them)
+    for index, item in enumerate(session):
+        position.setdefault(int(item), index + 1)
+    out = []
+    for label, ranking in rankings.items():
+        entry = ModelPicks(label=label, name=ranking.name, seconds=ranking.seconds, note=ranking.note)
+        if ranking.error:
+            entry.error = f"{label} could not rank this session: {ranking.error}"
+        why = [[] for _ in ranking.items]
+        if vectors is not None and uses_llm_embeddings(ranking.name) and len(session) and len(ranking.items):
+            why = nearest_session_items(vectors, session, ranking.items, n=2)
+        entry.picks = [
+            Pick(rank=rank_ + 1, item=int(item), title=catalog.title(int(item)), score=float(score),
+                 shared=counts[int(item)] - 1, is_target=target is not None and int(item) == int(target),
+                 why=tuple((position[j], sim) for j, sim in reasons))
+            for rank_, (item, score, reasons) in enumerate(zip(ranking.items, ranking.scores, why))
+        ]
+        out.append(entry)
+    return out
 
 
 def compare(models: dict[str, Recommender], session: Sequence[int], k: int, catalog: Catalog,
             vectors: np.ndarray | None = None, target: int | None = None) -> list[ModelPicks]:
-    """Every model's top ``k`` for ``session`` (prompt items excluded, except where a model's own rule keeps
-    them: MostPopular, as in the paper's evaluation)."""
-    raw: list[tuple[ModelPicks, np.ndarray, np.ndarray]] = []
-    for label, model in models.items():
-        entry = ModelPicks(label=label, name=model.name)
-        start = time.perf_counter()
-        try:
-            items, scores = model.recommend([list(session)], k, exclude_seen=model.exclude_seen_in_evaluation)
-            raw.append((entry, items[0], scores[0]))
-        except (ValueError, RuntimeError, KeyError, IndexError) as err:
-            entry.error = f"{label} could not rank this session: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
-            raw.append((entry, np.zeros(0, np.int64), np.zeros(0, np.float32)))
-        entry.seconds = time.perf_counter() - start
-    counts = Counter(int(i) for _, items, _ in raw for i in set(items.tolist()))
-    position = {}  # item -> its first position in the session, 1-based (as the session builder numbers them)
-    for index, item in enumerate(session):
-        position.setdefault(int(item), index + 1)
-    out = []
-    for entry, items, scores in raw:
-        why = [[] for _ in items]
-        if vectors is not None and uses_llm_embeddings(entry.name) and len(session):
-            why = nearest_session_items(vectors, session, items, n=2)
-        entry.picks = [
-            Pick(rank=rank + 1, item=int(item), title=catalog.title(int(item)), score=float(score),
-                 shared=counts[int(item)] - 1, is_target=target is not None and int(item) == int(target),
-                 why=tuple((position[j], sim) for j, sim in reasons))
-            for rank, (item, score, reasons) in enumerate(zip(items, scores, why))
-        ]
-        out.append(entry)
-    return out
+    """Every model's picks for ``session``, computed here and now (see RankingPool for the app's way)."""
+    return assemble({label: rank(model, session, k) for label, model in models.items()}, session, catalog,
+                    vectors, target)
+
+
+class RankingPool:
+    """Rankings computed in background threads and remembered by key (the last ``max_remembered``)."""
+
+    def __init__(self, workers: int = 2, max_remembered: int = 512) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ranking")
+        self._futures: OrderedDict[Hashable, Future] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_remembered
+
+    def submit(self, key: Hashable, model: Recommender, session: Sequence[int], k: int) -> Future:
+        """The ranking for ``key`` (e.g. model folder, session, K): the remembered one, or a new one started."""
+        with self._lock:
+            future = self._futures.get(key)
+            if future is None or (future.done() and future.exception() is not None):
+                future = self._executor.submit(rank, model, tuple(int(i) for i in session), k)
+                self._futures[key] = future
+            self._futures.move_to_end(key)
+            while len(self._futures) > self._max:
+                self._futures.popitem(last=False)
+            return future

@@ -1,13 +1,15 @@
 """Build a session (search, add, reorder, remove, or a random real test session) and compare every trained
 model's top-K side by side."""
 
+from concurrent.futures import wait
+
 import numpy as np
 import streamlit as st
 
-from core.picks import compare
+from core.picks import assemble
 from core.trained import trained_models, untrained_names
 from ui import state
-from ui.components import LEGEND, PICKS_CSS, how_to_train, picks_table, page_start
+from ui.components import LEGEND, PICKS_CSS, how_to_train, page_start, picks_table, rerun_when_done
 
 page_start()
 st.title("Session builder")
@@ -15,6 +17,7 @@ dataset = state.current_dataset()
 catalog = dataset.catalog
 current = state.session()
 SHOWN = 12  # session items listed with controls; earlier ones fold away
+WAIT_SECONDS = 1.0  # the page waits this long for the rankings; a slower (generative) model fills in later
 
 
 def move(position: int, step: int) -> None:
@@ -96,23 +99,38 @@ st.session_state["hidden_models"] = sorted(set(labels) - set(shown) | (hidden - 
 k = k_col.slider("Top K", 5, 30, key=state.bind("top_k", 10), on_change=state.keep, args=("top_k",))
 
 if items and shown:
-    models = {label: state.load_model(labels[label]) for label in shown}
-    results = compare(models, items, k, catalog, vectors=state.item_vectors(dataset), target=target)
+    pool = state.ranking_pool()
+    futures = {label: pool.submit((str(labels[label].folder), labels[label].saved_at, tuple(items), k),
+                                  state.load_model(labels[label]), items, k) for label in shown}
+    wait(futures.values(), timeout=WAIT_SECONDS)
+    ready = {label: future.result() for label, future in futures.items() if future.done()}
+    pending = [label for label in shown if label not in ready]
+    results = {entry.label: entry for entry in assemble(ready, items, catalog, state.item_vectors(dataset), target)}
     st.markdown(PICKS_CSS + LEGEND, unsafe_allow_html=True)
-    per_row = min(len(results), 4)
-    for start in range(0, len(results), per_row):
-        for column, entry in zip(st.columns(per_row), results[start:start + per_row]):
+    per_row = min(len(shown), 4)
+    for start in range(0, len(shown), per_row):
+        for column, label in zip(st.columns(per_row), shown[start:start + per_row]):
             with column:
-                st.markdown(f"#### {entry.name}")
-                if entry.label != entry.name:  # a non-default config: its changed options
-                    st.caption(entry.label[len(entry.name):].strip(" ()"))
-                if entry.error:
+                name = labels[label].name
+                st.markdown(f"#### {name}")
+                if label != name:  # a non-default config: its changed options
+                    st.caption(label[len(name):].strip(" ()"))
+                entry = results.get(label)
+                if entry is None:
+                    st.info(f"Still ranking: {name} takes seconds on a CPU; its picks appear here when ready.",
+                            icon=":material/hourglass_top:")
+                elif entry.error:
                     st.error(entry.error)
                 else:
+                    if entry.note:
+                        st.caption(entry.note)
                     st.markdown(picks_table(entry), unsafe_allow_html=True)
-    total_ms = 1000 * sum(entry.seconds for entry in results)
-    st.caption(f"{len(results)} model(s) ranked all {catalog.n_items:,} items for this session of {len(items)} "
-               f"item(s) in {total_ms:.0f} ms.")
+    total_ms = 1000 * sum(entry.seconds for entry in results.values())
+    st.caption(f"{len(results)}/{len(shown)} model(s) ranked all {catalog.n_items:,} items for this session of "
+               f"{len(items)} item(s) in {total_ms:.0f} ms" + (f"; waiting for {', '.join(pending)}" if pending else "")
+               + ".")
+    if pending:
+        rerun_when_done(list(futures.values()))
 elif not shown:
     st.info("Choose at least one model.")
 

@@ -54,3 +54,47 @@ def test_a_failing_model_gives_one_sentence(shop):
     model = create("popularity").fit(shop.split)
     result = compare({"broken": model}, [shop.catalog.n_items + 3], k=3, catalog=shop.catalog)[0]
     assert result.error.startswith("broken could not rank this session") and not result.picks
+
+
+def test_the_pool_remembers_rankings_and_lets_slow_ones_finish_later(shop):
+    import threading
+    from concurrent.futures import wait
+
+    from core.picks import RankingPool
+
+    fast = create("popularity").fit(shop.split)
+    slow = create("popularity").fit(shop.split)
+    release = threading.Event()
+    original = slow.recommend
+
+    def slow_recommend(*args, **kwargs):
+        release.wait(10)
+        return original(*args, **kwargs)
+
+    slow.recommend = slow_recommend
+    pool = RankingPool()
+    first = pool.submit(("fast", (1, 2), 5), fast, [1, 2], 5)
+    assert pool.submit(("fast", (1, 2), 5), fast, [1, 2], 5) is first  # same key: remembered
+    assert pool.submit(("fast", (1, 3), 5), fast, [1, 3], 5) is not first
+    late = pool.submit(("slow", (1, 2), 5), slow, [1, 2], 5)
+    wait([first, late], timeout=0.5)
+    assert first.done() and not late.done()  # the page draws what is ready...
+    release.set()
+    assert late.result(timeout=10).items.tolist() == first.result().items.tolist()  # ...and the rest later
+
+
+def test_a_generative_models_log_becomes_a_note(shop):
+    from types import SimpleNamespace
+
+    from core.picks import rank
+
+    model = create("popularity").fit(shop.split)
+    model.generation_log = []
+    original = model.recommend
+
+    def generating(*args, **kwargs):
+        model.generation_log.append(SimpleNamespace(counts={"exact": 12, "duplicated": 3, "hallucinated": 5}))
+        return original(*args, **kwargs)
+
+    model.recommend = generating
+    assert rank(model, [1, 2], 5).note.startswith("20 names sampled: 12 exact, 3 duplicated, 5 hallucinated")

@@ -89,6 +89,13 @@ def _live_jobs(allow_cancel: bool, watched: tuple[int, ...]) -> None:
         st.rerun()  # the whole page: newly trained models and results appear
 
 
+@st.fragment(run_every=1.0)
+def rerun_when_done(futures: list) -> None:
+    """Once a second, until every background ranking is done; then the page redraws with all of them."""
+    if all(future.done() for future in futures):
+        st.rerun()
+
+
 def jobs_panel(allow_cancel: bool = True, limit: int = 6) -> None:
     """Progress of the running job (live, once a second) and the outcome of recent ones."""
     manager = state.job_manager()

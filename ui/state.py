@@ -18,6 +18,7 @@ from core import data, jobs
 from core.embeddings import EmbeddingSpec, cached_path
 from core.index import ItemIndex
 from core.models.base import Recommender
+from core.picks import RankingPool
 from core.projection import cached_projection, learned_item_vectors, project
 from core.search import TitleSearch
 from core.trained import TrainedModel
@@ -174,6 +175,12 @@ def true_next(current: dict[str, Any]) -> int | None:
 def add_items(items: list[int]) -> None:
     current = session()
     current["items"] = current["items"] + [int(i) for i in items if int(i) not in current["items"]]
+
+
+@st.cache_resource
+def ranking_pool() -> RankingPool:
+    """Background rankings for the session builder, shared by every browser session of this server."""
+    return RankingPool()
 
 
 def job_manager() -> jobs.JobManager:
