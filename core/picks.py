@@ -120,21 +120,34 @@ def compare(models: dict[str, Recommender], session: Sequence[int], k: int, cata
 
 
 class RankingPool:
-    """Rankings computed in background threads and remembered by key (the last ``max_remembered``)."""
+    """Rankings computed in background threads and remembered (the last ``max_remembered``).
 
-    def __init__(self, workers: int = 2, max_remembered: int = 512) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ranking")
-        self._futures: OrderedDict[Hashable, Future] = OrderedDict()
+    Each model has its own single worker thread, so a slow model never holds up the fast ones, and a request
+    for a new session drops that model's requests still waiting (a user clicking through sessions does not
+    queue up seconds of generation for sessions no longer on screen).
+    """
+
+    def __init__(self, max_remembered: int = 512) -> None:
+        self._workers: dict[Hashable, ThreadPoolExecutor] = {}
+        self._futures: OrderedDict[tuple, Future] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_remembered
 
-    def submit(self, key: Hashable, model: Recommender, session: Sequence[int], k: int) -> Future:
-        """The ranking for ``key`` (e.g. model folder, session, K): the remembered one, or a new one started."""
+    def submit(self, model_key: Hashable, model: Recommender, session: Sequence[int], k: int) -> Future:
+        """The ranking of ``session`` by the model known as ``model_key`` (e.g. its folder and save time):
+        the remembered one, or a new one started."""
+        session = tuple(int(i) for i in session)
+        key = (model_key, session, k)
         with self._lock:
             future = self._futures.get(key)
-            if future is None or (future.done() and future.exception() is not None):
-                future = self._executor.submit(rank, model, tuple(int(i) for i in session), k)
-                self._futures[key] = future
+            if future is None or future.cancelled() or (future.done() and future.exception() is not None):
+                for other, waiting in list(self._futures.items()):
+                    if other[0] == model_key and other != key and waiting.cancel():
+                        del self._futures[other]
+                worker = self._workers.get(model_key)
+                if worker is None:
+                    worker = self._workers[model_key] = ThreadPoolExecutor(1, thread_name_prefix="ranking")
+                future = self._futures[key] = worker.submit(rank, model, session, k)
             self._futures.move_to_end(key)
             while len(self._futures) > self._max:
                 self._futures.popitem(last=False)

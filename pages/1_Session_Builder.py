@@ -100,7 +100,7 @@ k = k_col.slider("Top K", 5, 30, key=state.bind("top_k", 10), on_change=state.ke
 
 if items and shown:
     pool = state.ranking_pool()
-    futures = {label: pool.submit((str(labels[label].folder), labels[label].saved_at, tuple(items), k),
+    futures = {label: pool.submit((str(labels[label].folder), labels[label].saved_at),
                                   state.load_model(labels[label]), items, k) for label in shown}
     wait(futures.values(), timeout=WAIT_SECONDS)
     ready = {label: future.result() for label, future in futures.items() if future.done()}

@@ -73,14 +73,18 @@ def test_the_pool_remembers_rankings_and_lets_slow_ones_finish_later(shop):
 
     slow.recommend = slow_recommend
     pool = RankingPool()
-    first = pool.submit(("fast", (1, 2), 5), fast, [1, 2], 5)
-    assert pool.submit(("fast", (1, 2), 5), fast, [1, 2], 5) is first  # same key: remembered
-    assert pool.submit(("fast", (1, 3), 5), fast, [1, 3], 5) is not first
-    late = pool.submit(("slow", (1, 2), 5), slow, [1, 2], 5)
+    first = pool.submit("fast", fast, [1, 2], 5)
+    assert pool.submit("fast", fast, [1, 2], 5) is first  # same model, session and K: remembered
+    assert pool.submit("fast", fast, [1, 3], 5) is not first
+    late = pool.submit("slow", slow, [1, 2], 5)
+    stale = pool.submit("slow", slow, [4, 5], 5)  # waits behind `late`...
+    newest = pool.submit("slow", slow, [6, 7], 5)  # ...and is dropped when a newer session is asked for
     wait([first, late], timeout=0.5)
-    assert first.done() and not late.done()  # the page draws what is ready...
+    assert first.done() and not late.done()  # the page draws what is ready (a slow model holds up nothing)...
+    assert stale.cancelled() and not newest.done()
     release.set()
     assert late.result(timeout=10).items.tolist() == first.result().items.tolist()  # ...and the rest later
+    assert newest.result(timeout=10).error == ""
 
 
 def test_a_generative_models_log_becomes_a_note(shop):
