@@ -51,6 +51,7 @@ class JobRequest:
     retrain: bool = False  # ignore a saved model with the same config and fit again
     embed: dict[str, Any] | None = None  # EmbeddingSpec fields: embed the catalog first (cached)
     projections: tuple[dict[str, Any], ...] = ()  # {"source": "embeddings"|<model folder>, "method", "embedding"}
+    confirm_spending: bool = False  # the user accepted a paid backend's cost estimate (see spending_estimate)
 
     def steps(self) -> list[str]:
         out = []
@@ -339,6 +340,8 @@ class _Worker:
         from core.models import create
 
         model = create(model_step.name, **model_step.options)
+        if hasattr(model, "spending_confirmed"):  # a paid backend (LLMSeqPrompt on OpenAI) spends only if confirmed
+            model.spending_confirmed = request.confirm_spending
         self.guard_saves(model)
         if request.evaluate:
             report = evaluate.run(dataset, [model], progress=self.progress, retrain=request.retrain)
@@ -373,11 +376,25 @@ def worker_main(stdin: Any = None) -> int:
     except Cancelled:
         _emit(cancelled=True)
         return 130
-    except (DataError, ConfigError, ValueError, KeyError, RuntimeError, OSError) as err:
+    except (DataError, ConfigError, ValueError, KeyError, RuntimeError, OSError) as err:  # LLMError: a RuntimeError
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         _emit(error=str(message).splitlines()[0] if str(message) else type(err).__name__)
         return 1
     return 0
+
+
+def spending_estimate(name: str, options: dict[str, Any], dataset: Any) -> str | None:
+    """What training would cost, for a model on a paid backend (LLMSeqPrompt with OpenAI); None when free."""
+    from core.models import create
+
+    model = create(name, **options)
+    if not hasattr(model, "spending_confirmed") or getattr(model.config, "backend", "") != "openai":
+        return None
+    from core.llm.openai_finetune import estimate_cost
+
+    train, validation = model.examples(dataset.split)
+    return estimate_cost(train, validation, model.config.openai_model, model.config.openai_epochs,
+                         dataset.split.n_test, model.config.n_samples).describe()
 
 
 DEFAULT_MODELS = ("popularity", "sknn", "vsknn")  # each fits in seconds on Beauty

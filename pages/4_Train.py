@@ -4,9 +4,9 @@ and a cancel that leaves the cache intact; jobs keep running when you switch pag
 import pandas as pd
 import streamlit as st
 
+from core.jobs import JobRequest, ModelStep, spending_estimate
 from core.models import REGISTRY, model_class
 from core.models.base import ConfigError
-from core.jobs import JobRequest, ModelStep
 from core.options import Option, changed_options, model_options
 from core.trained import train_command, trained_models
 from ui import state
@@ -51,20 +51,26 @@ with st.form(f"options-{name}"):
               for i, option in enumerate(options)}
     evaluate = st.checkbox("Evaluate on the test split afterwards (results go to the Metrics page)", value=True)
     retrain = st.checkbox("Fit again even if a model with exactly these options is saved", value=False)
+    confirm = st.checkbox("Confirm the cost (paid backends only: the estimate shows after the first click)")
     submitted = st.form_submit_button("Start training", type="primary")
 
 if submitted:
     try:
         changes = changed_options(config_class, values)
-    except ConfigError as err:
+        cost = spending_estimate(name, changes, dataset)
+    except (ConfigError, RuntimeError) as err:
         st.error(str(err))
     else:
-        request = JobRequest(dataset=state.dataset_key(), models=(ModelStep(name, changes),), evaluate=evaluate,
-                             retrain=retrain)
-        state.job_manager().submit(request, title=f"{name} on {state.dataset_label()}",
-                                   secrets=state.embedding_secrets())
-        sets = " ".join(f"--set {k}={v}" for k, v in changes.items())
-        st.caption(f"Same from a terminal: `{train_command(state.dataset_key(), name)}{' ' + sets if sets else ''}`")
+        if cost and not confirm:
+            st.warning(f"Not started: {cost}. Tick “Confirm the cost” and start again.")
+        else:
+            request = JobRequest(dataset=state.dataset_key(), models=(ModelStep(name, changes),),
+                                 evaluate=evaluate, retrain=retrain, confirm_spending=bool(cost and confirm))
+            state.job_manager().submit(request, title=f"{name} on {state.dataset_label()}",
+                                       secrets=state.embedding_secrets())
+            sets = " ".join(f"--set {k}={v}" for k, v in changes.items())
+            st.caption(f"Same from a terminal: `{train_command(state.dataset_key(), name)}"
+                       f"{' ' + sets if sets else ''}`")
 
 st.subheader("Jobs")
 st.caption("Jobs run one at a time in a separate process: switch pages freely. Cancel stops at once and keeps "

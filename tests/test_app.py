@@ -196,3 +196,14 @@ def test_the_train_page_has_a_form_for_every_registered_model(shop):
         at.selectbox[0].select(name).run()
         assert not at.exception, (name, at.exception)
         assert any(b.label == "Start training" for b in at.button), name
+
+
+def test_a_paid_backend_needs_the_cost_confirmed(shop):
+    at = app(shop, "pages/4_Train.py")
+    at.selectbox[0].select("llmseqprompt").run()
+    at.selectbox(key="opt-llmseqprompt-backend").select("openai")  # staged in the form until submitted
+    jobs_before = len(manager().jobs())
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception
+    assert at.warning and at.warning[0].value.startswith("Not started:") and "$" in at.warning[0].value
+    assert len(manager().jobs()) == jobs_before  # nothing submitted, nothing spent
