@@ -129,6 +129,7 @@ class RankingPool:
 
     def __init__(self, max_remembered: int = 512) -> None:
         self._workers: dict[Hashable, ThreadPoolExecutor] = {}
+        self._seconds: dict[Hashable, float] = {}  # each model's latest ranking time
         self._futures: OrderedDict[tuple, Future] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_remembered
@@ -148,7 +149,16 @@ class RankingPool:
                 if worker is None:
                     worker = self._workers[model_key] = ThreadPoolExecutor(1, thread_name_prefix="ranking")
                 future = self._futures[key] = worker.submit(rank, model, session, k)
+                future.add_done_callback(lambda done, model_key=model_key: self._record(model_key, done))
             self._futures.move_to_end(key)
             while len(self._futures) > self._max:
                 self._futures.popitem(last=False)
             return future
+
+    def _record(self, model_key: Hashable, future: Future) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._seconds[model_key] = future.result().seconds
+
+    def last_seconds(self, model_key: Hashable) -> float | None:
+        """How long the model's latest ranking took (None before its first): tells a page whether to wait."""
+        return self._seconds.get(model_key)

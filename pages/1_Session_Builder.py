@@ -17,7 +17,7 @@ dataset = state.current_dataset()
 catalog = dataset.catalog
 current = state.session()
 SHOWN = 12  # session items listed with controls; earlier ones fold away
-WAIT_SECONDS = 1.0  # the page waits this long for the rankings; a slower (generative) model fills in later
+WAIT_SECONDS = 1.0  # the page waits at most this long, and only for models that ranked faster last time
 
 
 def move(position: int, step: int) -> None:
@@ -100,9 +100,11 @@ k = k_col.slider("Top K", 5, 30, key=state.bind("top_k", 10), on_change=state.ke
 
 if items and shown:
     pool = state.ranking_pool()
-    futures = {label: pool.submit((str(labels[label].folder), labels[label].saved_at),
-                                  state.load_model(labels[label]), items, k) for label in shown}
-    wait(futures.values(), timeout=WAIT_SECONDS)
+    model_keys = {label: (str(labels[label].folder), labels[label].saved_at) for label in shown}
+    futures = {label: pool.submit(model_keys[label], state.load_model(labels[label]), items, k) for label in shown}
+    # Wait for the models known to be quick (or not yet timed); a slow one fills in its column when done.
+    quick = [futures[label] for label in shown if (pool.last_seconds(model_keys[label]) or 0.0) < WAIT_SECONDS]
+    wait(quick, timeout=WAIT_SECONDS)
     ready = {label: future.result() for label, future in futures.items() if future.done()}
     pending = [label for label in shown if label not in ready]
     results = {entry.label: entry for entry in assemble(ready, items, catalog, state.item_vectors(dataset), target)}

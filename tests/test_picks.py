@@ -85,6 +85,7 @@ def test_the_pool_remembers_rankings_and_lets_slow_ones_finish_later(shop):
     release.set()
     assert late.result(timeout=10).items.tolist() == first.result().items.tolist()  # ...and the rest later
     assert newest.result(timeout=10).error == ""
+    assert pool.last_seconds("fast") < 1.0 and pool.last_seconds("unknown") is None
 
 
 def test_a_generative_models_log_becomes_a_note(shop):
