@@ -81,8 +81,10 @@ def main() -> None:
             expect(page.locator("table.picks")).to_have_count(n_models, timeout=300_000)
             ready, complete, models = [], [], []
             for _ in range(REFRESHES):
+                remove = page.locator(f"[class*='st-key-drop-{length - 1}'] button")
+                expect(remove).to_have_count(1, timeout=60_000)  # the previous run has finished redrawing
                 begin = time.perf_counter()
-                page.locator(f"[class*='st-key-drop-{length - 1}'] button").click()
+                remove.click()
                 length -= 1
                 caption = page.get_by_text(f"for this session of {length} item(s)")
                 expect(caption).to_be_visible(timeout=60_000)

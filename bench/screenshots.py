@@ -11,6 +11,7 @@ model found, a click on a session item in the map (its neighbours), the metrics,
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ui.serve import chromium, running_app, wait_until_healthy  # noqa: E402
 
 DOCS = ROOT / "docs"
 WIDTH = 1400
+SESSION_MODELS = ("vsknn", "sasrec", "llm2sasrec", "llmseqsim")  # the README picture: baselines next to LLM ones
 
 
 def precompute_maps(dataset_name: str) -> None:
@@ -76,7 +78,7 @@ def main() -> None:
             expect(page.get_by_text("3 · Models")).to_be_visible(timeout=120_000)
             shot(page, "home", 1150)
 
-            open_page(page, "Session builder")
+            page.goto(f"{url}/Session_Builder?models={','.join(SESSION_MODELS)}")  # one row of columns
             random_button = page.get_by_role("button").filter(has_text="Random real test session")
             for _ in range(60):  # a short real session whose true next item some model found
                 random_button.click()
@@ -95,7 +97,8 @@ def main() -> None:
             page.mouse.down()
             page.mouse.move(box["x"] + 0.50 * box["width"], box["y"] + 0.50 * box["height"], steps=8)
             page.mouse.up()
-            expect(page.get_by_text("selected item(s)")).to_be_visible(timeout=60_000)
+            expect(page.get_by_role("heading").filter(has_text=re.compile(r"^\d+ selected item"))).to_be_visible(
+                timeout=60_000)
             shot(page, "embedding_space", 1500)
 
             open_page(page, "Metrics")

@@ -92,6 +92,9 @@ if not trained:
 labels = {model.label: model for model in trained}
 # One column per model by default (its default config, else its newest save); other variants can be added.
 extra_variants = {m.label for i, m in enumerate(trained) if any(o.name == m.name for o in trained[:i])}
+if "hidden_models" not in st.session_state and st.query_params.get("models"):  # e.g. ?models=vsknn,llmseqsim
+    wanted = st.query_params["models"].split(",")
+    st.session_state["hidden_models"] = sorted(extra_variants | {m.label for m in trained if m.name not in wanted})
 hidden = set(st.session_state.get("hidden_models", extra_variants))
 pick_col, k_col = st.columns([4, 1])
 shown = pick_col.multiselect("Models", list(labels), default=[label for label in labels if label not in hidden])

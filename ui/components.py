@@ -142,6 +142,7 @@ def _short(text: str, n: int = 60) -> str:
 def picks_table(entry: ModelPicks) -> str:
     rows = []
     for pick in entry.picks:
+        title = html.unescape(pick.title)  # some catalog titles carry HTML entities (Cr&egrave;me)
         classes = " ".join(c for c, on in (("target", pick.is_target), ("shared", pick.shared > 0)) if on)
         badge = ""
         if pick.is_target:
@@ -154,7 +155,7 @@ def picks_table(entry: ModelPicks) -> str:
             why = f"<div class='why'>near session item {near}</div>"
         rows.append(
             f"<tr class='{classes}'><td class='rank'>{pick.rank}</td>"
-            f"<td title='{html.escape(pick.title)}'>{html.escape(_short(pick.title))}{badge}{why}</td>"
+            f"<td title='{html.escape(title)}'>{html.escape(_short(title))}{badge}{why}</td>"
             f"<td class='score'>{pick.score:.3g}</td></tr>")
     return f"<table class='picks'>{''.join(rows)}</table>"
 
