@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    os.environ["LLMSEQ_TORCH_THREADS"] = str(args.threads)  # read by core.train.configure_threads
     torch.set_num_threads(args.threads)
 
     dataset = data.load("beauty")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -169,6 +170,7 @@ class LocalLM:
         if not train:
             raise LocalLMError("no training example: every train session has an untitled item or a single item.")
         c = self.config
+        _use_thread_setting()
         if self.from_scratch:
             self.tokenizer = self._train_tokenizer(titles)
             self.model = self._scratch_model(self.tokenizer.get_vocab_size())
@@ -252,6 +254,7 @@ class LocalLM:
     def sample(self, prompts: Sequence[Sequence[str]], progress: Progress | None = None) -> list[list[str]]:
         """``n_samples`` names for each prompt (a list of item names, oldest first)."""
         c = self.config
+        _use_thread_setting()
         self.model.eval()
         if self.from_scratch:
             stops = {self.tokenizer.token_to_id(SEP), self.tokenizer.token_to_id(BOS)}
@@ -316,6 +319,14 @@ class LocalLM:
         history = arrays["lm_history"]
         self.history = {"train_loss": history[0].tolist(), "validation_loss": history[1].tolist()}
         self.model.eval()
+
+
+def _use_thread_setting() -> None:
+    """The project's torch thread count, ``LLMSEQ_TORCH_THREADS`` (the tests use one: tiny models run far
+    faster on one thread when other jobs share the two cores); torch's default when unset."""
+    wanted = os.environ.get("LLMSEQ_TORCH_THREADS")
+    if wanted:
+        torch.set_num_threads(max(1, int(wanted)))
 
 
 def _length_batches(data: list, batch_size: int, rng: np.random.Generator) -> list[list]:
