@@ -16,7 +16,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -154,7 +154,3 @@ class _Throttled:
             self.last = now
             self.progress(done, total, message)
 
-
-def batches_of(items: Iterable, size: int) -> list[list]:
-    items = list(items)
-    return [items[i:i + size] for i in range(0, len(items), size)]
