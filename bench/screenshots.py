@@ -34,11 +34,9 @@ def precompute_maps(dataset_name: str) -> None:
 
     dataset = data.load(dataset_name)
     project(item_embeddings(dataset.catalog), "umap")
-    for saved in trained_models(dataset):
-        if saved.name.startswith("llm2") and not saved.changed:
-            vectors = learned_item_vectors(Recommender.load(saved.folder))
-            if vectors is not None:
-                project(vectors, "umap")
+    for saved in trained_models(dataset):  # the learned map the embedding page shows first
+        if saved.name == "llm2sasrec" and not saved.changed:
+            project(learned_item_vectors(Recommender.load(saved.folder)), "umap")
             break
 
 
@@ -93,9 +91,9 @@ def main() -> None:
             expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
             page.wait_for_timeout(3000)
             box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()  # drag a box selection
-            page.mouse.move(box["x"] + 0.42 * box["width"], box["y"] + 0.42 * box["height"])
+            page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.45 * box["height"])
             page.mouse.down()
-            page.mouse.move(box["x"] + 0.50 * box["width"], box["y"] + 0.50 * box["height"], steps=8)
+            page.mouse.move(box["x"] + 0.49 * box["width"], box["y"] + 0.49 * box["height"], steps=8)
             page.mouse.up()
             expect(page.get_by_role("heading").filter(has_text=re.compile(r"^\d+ selected item"))).to_be_visible(
                 timeout=60_000)

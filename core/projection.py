@@ -111,6 +111,7 @@ def source_vectors(dataset: Any, source: str, embedding: dict[str, Any] | None =
 
 
 MAX_CATEGORIES = 12  # more legend entries than this are unreadable; the rest become "other"
+UNSELECTED = dict(marker=dict(opacity=0.3))  # a selection dims the other items, but they stay visible
 
 
 def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[str] | None = None,
@@ -136,7 +137,7 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
             mask = labels == category
             figure.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=category,
                                           customdata=ids[mask], text=short[mask], hovertemplate=hover,
-                                          marker=dict(size=4, opacity=0.65)))
+                                          marker=dict(size=4, opacity=0.65), unselected=UNSELECTED))
     else:
         marker = dict(size=4, opacity=0.7, color="#7f8c9a")
         if colour is not None:
@@ -144,13 +145,14 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
                           colorbar=dict(title=dict(text=colour_name, side="right"), thickness=12))
         figure.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", name="items",
                                       customdata=ids, text=short, hovertemplate=hover, marker=marker,
-                                      showlegend=False))
+                                      unselected=UNSELECTED, showlegend=False))
     if picks:
         picks = list(picks)
         figure.add_trace(go.Scattergl(x=coords[picks, 0], y=coords[picks, 1], mode="markers", name="recommended",
                                       customdata=picks, text=short[picks], hovertemplate=hover,
                                       marker=dict(symbol="diamond", size=11, color="#e4572e",
-                                                  line=dict(width=1, color="white"))))
+                                                  line=dict(width=1, color="white")),
+                                      unselected=dict(marker=dict(opacity=1.0))))
     if session:
         session = list(session)
         figure.add_trace(go.Scattergl(x=coords[session, 0], y=coords[session, 1], mode="markers+text",
@@ -158,7 +160,8 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
                                     hovertext=short[session], hovertemplate="%{hovertext}<extra></extra>",
                                     textposition="top center", textfont=dict(size=12, color="#111"),
                                     marker=dict(symbol="star", size=15, color="#ffd166",
-                                                line=dict(width=1.5, color="#111"))))
+                                                line=dict(width=1.5, color="#111")),
+                                    unselected=dict(marker=dict(opacity=1.0))))
     figure.update_layout(title=dict(text=title, font=dict(size=15)), height=600, margin=dict(t=40, b=10, l=10, r=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.12, font=dict(size=11)),
                          plot_bgcolor="white", dragmode="select")

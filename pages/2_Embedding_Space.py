@@ -42,8 +42,11 @@ colours = ["popularity"] + (["category"] if catalog.has_categories else []) + ([
 colour_by = colour_col.selectbox("Colour by", colours, format_func={
     "popularity": "popularity (log interactions)", "category": "category",
     "scores": "the chosen model's scores for the session"}.get)
-llm_first = sorted(trained, key=lambda label: not trained[label].name.startswith("llm"))
-picks_label = picks_col.selectbox("Recommendations of", llm_first or ["(no trained model)"], disabled=not trained)
+# The paper's headline pair first: SASRec's item vectors after an LLM initialisation.
+PREFERRED = ("llm2sasrec", "llm2bert4rec", "llm2gru4rec", "llmseqsim", "llmseqprompt")
+preferred = sorted(trained, key=lambda label: PREFERRED.index(trained[label].name)
+                   if trained[label].name in PREFERRED else len(PREFERRED))
+picks_label = picks_col.selectbox("Recommendations of", preferred or ["(no trained model)"], disabled=not trained)
 
 picks, scores = [], None
 if items and picks_label in trained:
@@ -84,8 +87,8 @@ left, right = st.columns(2)
 selected = draw(left, "map-llm", state.embeddings_key(dataset), vectors, f"LLM embeddings ({spec.model_name})",
                 "embeddings")
 if learned:
-    preferred = next((l for l in learned if l.startswith("llm2")), next(iter(learned)))
-    choice = right.selectbox("Learned item vectors of", list(learned), index=list(learned).index(preferred))
+    choices = [label for label in preferred if label in learned]
+    choice = right.selectbox("Learned item vectors of", choices)
     saved, own = learned[choice]
     selected += draw(right, "map-learned", f"{saved.folder}:{saved.saved_at}", own, f"{choice} after training",
                      str(saved.folder))

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import report
 from core.evaluate import load_results
+from core.models import REGISTRY
 from ui import state
 from ui.components import page_start
 
@@ -17,7 +18,8 @@ if not results:
             f"page, or `.venv/bin/python -m core evaluate --dataset {state.dataset_key()} --models popularity,vsknn`.")
     st.stop()
 
-models = st.multiselect("Models", sorted(results), default=sorted(results))
+order = [name for name in REGISTRY if name in results] + sorted(set(results) - set(REGISTRY))
+models = st.multiselect("Models", order, default=order)
 results = {name: results[name] for name in models}
 if not results:
     st.stop()

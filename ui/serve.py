@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,9 +53,29 @@ def running_app(env: dict[str, str] | None = None, command: list[str] | None = N
     try:
         yield f"http://localhost:{port}", process
     finally:
+        stop_group(process, f"http://localhost:{port}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def stop_group(process: subprocess.Popen, url: str, grace: float = 15.0) -> None:
+    """SIGTERM to the whole process group (`make run` starts streamlit as its child), SIGKILL after ``grace``
+    seconds if the leader or the server is still there."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and (process.poll() is None or _answers(url)):
+        time.sleep(0.3)
+    if process.poll() is None or _answers(url):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 15)  # the whole group: `make run` starts streamlit as a child
-        process.wait(timeout=30)
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 @contextlib.contextmanager
