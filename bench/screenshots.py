@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui.serve import chromium, running_app, wait_until_healthy  # noqa: E402
+from ui.serve import chromium, running_app, wait_for_idle, wait_until_healthy  # noqa: E402
 
 DOCS = ROOT / "docs"
 WIDTH = 1400
@@ -51,6 +51,7 @@ def shrink(path: Path) -> None:
 def shot(page, name: str, height: int) -> None:
     page.set_viewport_size({"width": WIDTH, "height": height})
     page.mouse.move(60, height - 60, steps=5)  # off every chart: no hover label in the picture
+    wait_for_idle(page)  # the page has finished running (no "Stop" button, every element drawn)
     page.wait_for_timeout(1500)
     path = DOCS / f"{name}.png"
     page.screenshot(path=str(path))

@@ -17,7 +17,8 @@ dataset = state.current_dataset()
 catalog = dataset.catalog
 current = state.session()
 SHOWN = 12  # session items listed with controls; earlier ones fold away
-WAIT_SECONDS = 1.0  # the page waits at most this long, and only for models that ranked faster last time
+WAIT_SECONDS = 1.0  # the page waits at most this long for the rankings...
+QUICK_SECONDS = 0.3  # ...and only for models that took less than this last time (a generative one fills in later)
 
 
 def move(position: int, step: int) -> None:
@@ -106,7 +107,7 @@ if items and shown:
     model_keys = {label: (str(labels[label].folder), labels[label].saved_at) for label in shown}
     futures = {label: pool.submit(model_keys[label], state.load_model(labels[label]), items, k) for label in shown}
     # Wait for the models known to be quick (or not yet timed); a slow one fills in its column when done.
-    quick = [futures[label] for label in shown if (pool.last_seconds(model_keys[label]) or 0.0) < WAIT_SECONDS]
+    quick = [futures[label] for label in shown if (pool.last_seconds(model_keys[label]) or 0.0) < QUICK_SECONDS]
     wait(quick, timeout=WAIT_SECONDS)
     ready = {label: future.result() for label, future in futures.items() if future.done()}
     pending = [label for label in shown if label not in ready]

@@ -89,9 +89,9 @@ def _live_jobs(allow_cancel: bool, watched: tuple[int, ...]) -> None:
         st.rerun()  # the whole page: newly trained models and results appear
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=0.5)
 def rerun_when_done(futures: list) -> None:
-    """Once a second, until every background ranking is done; then the page redraws with all of them."""
+    """Twice a second, until every background ranking is done; then the page redraws with all of them."""
     if all(future.done() for future in futures):
         st.rerun()
 
