@@ -104,7 +104,7 @@ def models_section(dataset: data.Dataset, spec: EmbeddingSpec) -> None:
                      **{key: f"{result[key]:.4f}" if key in result else "—" for key in ("NDCG@20", "HR@20")}})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 2)
     button, embed_box = st.columns([1, 3], vertical_alignment="center")
-    embed = embed_box.checkbox("Also embed the catalog and fit LLMSeqSim (about 40 s on Beauty with the local "
+    embed = embed_box.checkbox("Also embed the catalog and fit LLMSeqSim (1–2 min on Beauty with the local "
                                "model)", value=True)
     if button.button("Prepare the defaults", type="primary", icon=":material/bolt:",
                      help="Train and evaluate popularity, SKNN and V-SKNN (seconds each on Beauty)."):

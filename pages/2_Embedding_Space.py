@@ -22,7 +22,7 @@ embedding = {"provider": spec.provider, "model": spec.model}
 vectors = state.item_vectors(dataset)
 if vectors is None:
     st.info(f"The catalog has no {spec.label} embeddings yet.")
-    if st.button("Embed the catalog (background job; about 40 s on Beauty with the local model)", type="primary"):
+    if st.button("Embed the catalog (background job; 1–2 min on Beauty with the local model)", type="primary"):
         state.job_manager().submit(JobRequest(dataset=state.dataset_key(), embed=embedding),
                                    title=f"embed {state.dataset_label()}", secrets=state.embedding_secrets())
     jobs_panel()
