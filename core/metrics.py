@@ -102,8 +102,10 @@ def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, level: float
     if len(values) == 0:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
-    # Resample counts instead of indices: a multinomial draw per resample keeps memory at O(n).
-    counts = rng.multinomial(len(values), np.full(len(values), 1.0 / len(values)), size=n_resamples)
-    means = counts @ values / len(values)
+    means = np.empty(n_resamples)
+    chunk = max(1, 2_000_000 // len(values))  # resample in blocks: ~16 MB of indices at a time
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        means[start:start + size] = values[rng.integers(0, len(values), size=(size, len(values)))].mean(axis=1)
     alpha = (1.0 - level) / 2.0
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
