@@ -10,13 +10,13 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from core import data
 from core.llm import LLMError
 from core.models import REGISTRY, model_class
 from core.embeddings import EmbeddingError
-from core.models.base import ConfigError, Progress, Recommender
+from core.models.base import Progress, Recommender
 
 
 class CLIError(Exception):

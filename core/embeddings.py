@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,6 +33,7 @@ import numpy as np
 
 from core.data import Catalog
 from core.models.base import Progress
+from core.storage import CACHE_DIR, atomic_save_npy
 
 OPENAI_MODELS = ("text-embedding-3-small", "text-embedding-ada-002", "text-embedding-3-large")
 
@@ -165,21 +165,20 @@ class OpenAIProvider:
 
 
 @lru_cache(maxsize=4)
-def _provider(spec: EmbeddingSpec) -> Provider:
+def _local_provider(model: str | None) -> LocalProvider:
+    return LocalProvider(Path(model) if model else None)
+
+
+def provider(spec: EmbeddingSpec) -> Provider:
+    """The provider for ``spec``: a local model is loaded once per process; an OpenAI client is built on each
+    call, since the key in the environment may change between calls."""
     if spec.provider == "local":
-        return LocalProvider(Path(spec.model) if spec.model else None)
+        return _local_provider(spec.model)
     if spec.provider == "openai":
         if spec.model and spec.model not in OPENAI_MODELS:
             raise EmbeddingError(f"unknown OpenAI embedding model '{spec.model}'; use one of {list(OPENAI_MODELS)}")
         return OpenAIProvider(spec.model or OPENAI_MODELS[0])
     raise EmbeddingError(f"unknown embedding provider '{spec.provider}'; use 'local' or 'openai'")
-
-
-def provider(spec: EmbeddingSpec) -> Provider:
-    """The provider for ``spec`` (a local model is loaded once per process)."""
-    if spec.provider == "openai":  # not cached: the key may change between calls
-        _provider.cache_clear()
-    return _provider(spec)
 
 
 def encode_texts(texts: Sequence[str], spec: EmbeddingSpec = EmbeddingSpec(),
@@ -189,8 +188,6 @@ def encode_texts(texts: Sequence[str], spec: EmbeddingSpec = EmbeddingSpec(),
 
 
 def _cache_dir() -> Path:
-    from core.evaluate import CACHE_DIR
-
     return CACHE_DIR / "embeddings"
 
 
@@ -229,17 +226,5 @@ def item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
     vectors = np.empty((catalog.n_items, encoded.shape[1]), dtype=np.float32)
     vectors[titled] = encoded
     vectors[~titled] = _normalise(encoded.mean(axis=0, keepdims=True))
-    _atomic_save(path, vectors)
+    atomic_save_npy(path, vectors)
     return vectors
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.save(out, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

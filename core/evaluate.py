@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,8 +20,8 @@ import numpy as np
 from core import metrics
 from core.data import Dataset, Split
 from core.models.base import Progress, Recommender, config_dict
+from core.storage import CACHE_DIR, atomic_write_text  # noqa: F401 (re-exported for callers)
 
-CACHE_DIR = Path(os.environ.get("LLMSEQ_CACHE", Path(__file__).resolve().parent.parent / "cache"))
 KS = (10, 20)
 LENGTH_BINS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 9), (10, 10**9))  # prompt lengths, inclusive
 
@@ -34,18 +32,6 @@ class EvaluationOptions:
     paper_popularity: bool = False  # whole-dataset counts for serendipity/novelty, as the authors (leaks test)
     bootstrap_resamples: int = 1000
     seed: int = 0
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _length_label(low: int, high: int) -> str:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.embeddings import _atomic_save  # the embeddings cache's atomic .npy write
 from core.models.base import Progress, Recommender
+from core.storage import CACHE_DIR, atomic_save_npy
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -30,8 +30,6 @@ UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine"}  # umap-l
 
 
 def cache_path(vectors: np.ndarray, method: Method, seed: int = 0) -> Path:
-    from core.evaluate import CACHE_DIR
-
     digest = hashlib.sha256(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
     digest.update(json.dumps({"method": method, "seed": seed, **(UMAP_PARAMS if method == "umap" else {})},
                              sort_keys=True).encode())
@@ -72,7 +70,7 @@ def project(vectors: np.ndarray, method: Method = "pca", seed: int = 0,
                             **{**UMAP_PARAMS, "n_neighbors": neighbours})
         coords = reducer.fit_transform(vectors)
     coords = np.asarray(coords, dtype=np.float32)
-    _atomic_save(cache_path(vectors, method, seed), coords)
+    atomic_save_npy(cache_path(vectors, method, seed), coords)
     if progress:
         progress(1, 1, f"{method.upper()} done")
     return coords

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from core import data
+from core.storage import CACHE_DIR
 
 
 def _suffix(filename: str) -> str:
@@ -23,8 +24,6 @@ def _suffix(filename: str) -> str:
 
 
 def uploads_dir() -> Path:
-    from core.evaluate import CACHE_DIR
-
     return CACHE_DIR / "uploads"
 
 

@@ -145,3 +145,9 @@ def test_index_neighbours_known_answer():
     ids, _ = index.neighbours([0, 2], k=1)
     assert ids.tolist() == [[1], [1]]
     assert ItemIndex(vectors, exact=False).neighbours(0, k=1)[0].tolist() == [[1]]
+
+
+def test_an_openai_call_keeps_the_local_model_loaded(fake_server):
+    local = embeddings.provider(EmbeddingSpec("local"))
+    embeddings.provider(EmbeddingSpec("openai"))
+    assert embeddings.provider(EmbeddingSpec("local")) is local

@@ -36,6 +36,7 @@ import numpy as np
 from core.llm import LLMError
 from core.llm.prompts import chat_messages
 from core.models.base import Progress
+from core.storage import CACHE_DIR, atomic_write_text
 
 if TYPE_CHECKING:
     from core.models.llmseqprompt import LLMSeqPromptConfig
@@ -149,8 +150,6 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------------------------ fine-tuning
     def record_path(self, train: Sequence[tuple[list[str], str]], validation: Sequence[tuple[list[str], str]]) -> Path:
-        from core.evaluate import CACHE_DIR
-
         digest = hashlib.sha256(json.dumps([self.config.openai_model, self.config.openai_epochs, self.config.seed,
                                             os.environ.get("OPENAI_BASE_URL", ""), train, validation]).encode())
         return CACHE_DIR / "llm" / "openai" / f"{digest.hexdigest()[:16]}.json"
@@ -158,7 +157,6 @@ class OpenAIBackend:
     def fit(self, train: Sequence[tuple[list[str], str]], validation: Sequence[tuple[list[str], str]],
             progress: Progress | None = None, spending_confirmed: bool = False) -> None:
         """The stored fine-tuned model for this data, else (only when ``spending_confirmed``) a new job."""
-        from core.evaluate import atomic_write_text
 
         if self.config.openai_model not in PRICES:
             raise LLMError(f"unknown OpenAI base model '{self.config.openai_model}'; use one of {list(BASE_MODELS)}")
