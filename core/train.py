@@ -1,9 +1,10 @@
 """The shared torch training loop of the sequential models (GRU4Rec, SASRec, BERT4Rec and their LLM2 twins).
 
-It follows the authors' ``NeuralModel.train``: a random 10% of the train sessions (at most 500) is held
-out; after every epoch the model ranks the full catalog for their prompts (all but the last item) and
-NDCG@20 of the last item is measured; training stops when it has not improved for ``patience`` epochs and
-the best epoch's weights are restored. The test split is never seen here.
+It follows the authors' ``NeuralModel.train``: a random 10% of the train sessions is held out (the paper
+caps it at 500; our default cap is 2,000, see ``SequentialConfig``); after every epoch the model ranks the
+full catalog for their prompts (all but the last item) and NDCG@20 of the last item is measured; training
+stops when it has not improved for ``patience`` epochs and the best epoch's weights are restored. The test
+split is never seen here.
 
 AdamW (decoupled weight decay, as the authors' Keras ``AdamW``), optional gradient-norm clipping, and a
 progress callback, throttled so that a Streamlit bar is not redrawn hundreds of times a second.

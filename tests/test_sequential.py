@@ -104,3 +104,16 @@ def test_llm_vectors_fill_the_item_rows_only(name, synthetic):
     vectors = shuffled.llm_vectors(synthetic.split)
     assert not np.allclose(vectors, expected)
     assert sorted(map(tuple, vectors.round(5))) == sorted(map(tuple, expected.round(5)))
+
+
+def test_llm_std_rescales_the_vectors_without_changing_their_directions(synthetic):
+    from core.embeddings import item_embeddings
+    from core.reduce import reduce_dimensions
+
+    model = create("llm2sasrec", llm_std=0.02, **SMALL, **NETWORK["sasrec"])
+    model.n_items = synthetic.catalog.n_items
+    model.module = model.build(model.n_items)
+    vectors = model.llm_vectors(synthetic.split)
+    raw = reduce_dimensions(item_embeddings(synthetic.catalog), "pca", dim=16)
+    assert vectors.std() == pytest.approx(0.02, rel=1e-4)
+    np.testing.assert_allclose(vectors, raw * (0.02 / raw.std()), rtol=1e-4, atol=1e-7)

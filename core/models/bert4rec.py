@@ -39,6 +39,7 @@ class BERT4RecConfig(SequentialConfig):
     clip_norm: float | None = 92.0
     mask_probability: float = 0.9
     masked_copies: int = 10  # randomly masked copies of each session per epoch (the authors' code: 10)
+    patience: int = 2  # the paper's; an epoch here is 11 passes over the sessions, so 2 is already 22
 
 
 @dataclass(frozen=True)

@@ -38,9 +38,9 @@ class SequentialConfig:
     batch_size: int = 64
     clip_norm: float | None = None  # max gradient norm; None = no clipping
     max_epochs: int = 100  # the authors' num_epochs; early stopping ends sooner
-    patience: int = 2  # epochs without a better validation NDCG@20 before stopping (the paper)
+    patience: int = 5  # epochs without a better validation NDCG@20 before stopping (the paper: 2; see README)
     validation_fraction: float = 0.1  # train sessions held out for early stopping (the paper) ...
-    max_validation_sessions: int = 500  # ... at most this many (the paper)
+    max_validation_sessions: int = 2000  # ... at most this many (the paper: 500; see README)
     init_std: float = 0.02  # item table init (Keras' uniform(-0.05, 0.05) has std 0.029)
     seed: int = 0
     # LLM2X: initialise the item table from text embeddings of the titles.
@@ -48,7 +48,7 @@ class SequentialConfig:
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str | None = None  # None = the provider's default (local: all-MiniLM-L6-v2)
     reduction: Literal["pca", "lda", "random"] = "pca"  # to the model width (the paper's best: PCA)
-    llm_scale: float = 1.0  # multiplies the reduced vectors (1 = as the authors: raw PCA coordinates)
+    llm_std: float | None = None  # rescale the vectors to this std (None = as reduced, the authors' raw PCA)
     shuffle_llm_vectors: bool = False  # ablation: permute the vectors across items
 
 
@@ -206,7 +206,9 @@ class SequentialRecommender(Recommender):
         if config.reduction == "lda" and catalog.has_categories:
             dim = min(width, len(set(c or "(none)" for c in catalog.categories)) - 1)
         reduced = reduce_dimensions(vectors, method=config.reduction, dim=dim, classes=classes, seed=config.seed)
-        reduced = reduced[:, :width] * config.llm_scale
+        reduced = reduced[:, :width]
+        if config.llm_std is not None:
+            reduced = reduced * (config.llm_std / max(float(reduced.std()), 1e-12))
         if config.shuffle_llm_vectors:
             reduced = reduced[np.random.default_rng(config.seed).permutation(len(reduced))]
         return reduced.astype(np.float32)
