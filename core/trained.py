@@ -2,8 +2,9 @@
 
 ``core.evaluate.fit_or_load`` saves each fitted model in ``<name>-<data fingerprint>-<config hash>/``. A folder
 counts as trained for a dataset when its fingerprint matches the dataset's (same catalog and train sessions)
-and it holds a complete save (``state.safetensors`` is written last, inside an atomic rename). The app lists
-these to show every trained model's picks, and names the registered models that have none.
+and it holds a complete save (``state.safetensors`` is written last, inside an atomic rename) whose options
+this version still knows (a save from an older version with a removed option is skipped, not loaded). The
+app lists these to show every trained model's picks, and names the registered models that have none.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def _read(folder: Path) -> TrainedModel | None:
     try:
         defaults = default_config(name)
     except (ImportError, AttributeError):  # a registered model whose module is broken or not written yet
+        return None
+    if set(config) - set(defaults):  # saved by an older version with options this one no longer has
         return None
     changed = {key: value for key, value in config.items() if defaults.get(key) != value}
     seconds_file = folder / "fit_seconds.txt"

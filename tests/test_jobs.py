@@ -114,3 +114,17 @@ def test_defaults_request_and_train_command():
     assert [m.name for m in request.models] == ["popularity", "sknn", "vsknn"]
     assert request.steps()[0] == "train + evaluate popularity"
     assert train_command("beauty", "sasrec") == ".venv/bin/python -m core train --dataset beauty --models sasrec"
+
+
+def test_a_save_with_an_option_this_version_lacks_is_not_listed(tiny_folder):
+    dataset = data.load(str(tiny_folder))
+    fitted, _, _ = evaluate.fit_or_load(create("popularity"), dataset)
+    folder = evaluate.model_dir(dataset, fitted)
+    stale = folder.with_name(folder.name[:-10] + "0123456789")
+    stale.mkdir(exist_ok=True)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["config"]["an_option_removed_since"] = 1.0
+    (stale / "config.json").write_text(json.dumps(meta))
+    (stale / "state.safetensors").write_bytes((folder / "state.safetensors").read_bytes())
+    listed = [m.folder for m in trained_models(dataset)]
+    assert folder in listed and stale not in listed
