@@ -3,7 +3,7 @@
     flock /tmp/heavy.lock .venv/bin/python bench/llm2_ablation.py                         # sasrec + gru4rec, 2 seeds
     .venv/bin/python bench/llm2_ablation.py --models bert4rec --seeds 0 --fold 2 --jsonl runs.jsonl
 
-For each model, five item-table inits, each trained from scratch and scored on the fold's held-out prompts:
+For each model, six item-table inits, each trained from scratch and scored on the fold's held-out prompts:
 
     random           the vanilla model (normal, std = init_std)
     llm              LLM2X as the authors: the reduced title embeddings as they come (PCA coordinates)

@@ -71,7 +71,8 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         curve = " ".join(f"{x:.4f}" for x in r["validation_ndcg"])
         print(f"{name:<14}{r['seconds_per_epoch']:>9.1f}{r['epochs']:>8}{r['best_epoch']:>6}{r['fit_seconds']:>9.1f}"
-              f"{r['peak_rss_mb']:>9.0f}  {curve}{'  (from cache)' if r['cached'] else ''}", flush=True)
+              f"{'-' if r['cached'] else format(r['peak_rss_mb'], '.0f'):>9}  {curve}"
+              f"{'  (from cache: peak memory needs --retrain)' if r['cached'] else ''}", flush=True)
 
 
 if __name__ == "__main__":
