@@ -1,9 +1,11 @@
-"""Where does LLM2X's gain come from? Item-table initialisations compared on a validation fold (never the test set).
+"""Where does LLM2X's gain come from? Item-table inits compared on a validation fold (never the test set).
 
-    flock /tmp/heavy.lock .venv/bin/python bench/llm2_ablation.py                         # sasrec + gru4rec, 2 seeds
-    .venv/bin/python bench/llm2_ablation.py --models bert4rec --seeds 0 --fold 2 --jsonl runs.jsonl
+    .venv/bin/python bench/llm2_ablation.py --inits "random,llm,llm shuffled,llm @init_std"   # the README's table
+    .venv/bin/python bench/llm2_ablation.py --models sasrec --seeds 0,1,2 --jsonl runs.jsonl     # all six inits
 
-For each model, six item-table inits, each trained from scratch and scored on the fold's held-out prompts:
+Defaults: SASRec and GRU4Rec, seeds 0 and 1, the last fold. One run takes 2-4 minutes on one thread.
+
+For each model, six item-table inits, each trained from scratch and scored on the fold's later sessions:
 
     random           the vanilla model (normal, std = init_std)
     llm              LLM2X as the authors: the reduced title embeddings as they come (PCA coordinates)
@@ -12,10 +14,11 @@ For each model, six item-table inits, each trained from scratch and scored on th
     shuffled @init   both: the random init's scale and the vectors' distribution, but no content
     random @llm std  the vanilla model with init_std = the reduced vectors' std: scale only, isotropic
 
-With the local MiniLM the PCA coordinates have std ~0.06-0.1 (the authors' ada-002 vectors, far more
-anisotropic, give ~0.03, close to Keras' init), so "llm" mixes a bigger init with the titles' content; the
-shuffled and rescaled rows separate the two. Prints one line per run and a mean over seeds per init;
-``--jsonl`` appends every run there too, so a long sweep keeps what it finished.
+With the local MiniLM the PCA coordinates have std 0.06-0.1 at widths 192-48, three to five times the random
+init's 0.02 (the authors' ada-002 vectors are more anisotropic, so likely smaller; not measurable offline),
+so "llm" mixes a bigger init with the titles' content; the shuffled and rescaled rows separate the two.
+Prints one line per run and a mean over seeds per init; ``--jsonl`` appends every run there too, so a long
+sweep keeps what it finished.
 """
 
 import argparse
