@@ -50,19 +50,9 @@ def options_for(name: str, init: str, seed: int, extra: dict, split) -> dict:
     if options.get("llm_std") == "init":
         options["llm_std"] = create(name, **extra).config.init_std
     if options.get("init_std") == "llm":
-        options["init_std"] = llm_std(create(name, **extra).config, split)
+        # the std of the vectors LLM2X would copy in (as reduced: no llm_std, not shuffled)
+        options["init_std"] = round(float(create(name, **extra).llm_vectors(split).std()), 4)
     return options
-
-
-def llm_std(config, split) -> float:
-    """The std of the titles' embeddings reduced to the model width, as LLM2X copies them."""
-    from core.embeddings import EmbeddingSpec, item_embeddings
-    from core.reduce import reduce_dimensions
-
-    vectors = item_embeddings(split.catalog, EmbeddingSpec(provider=config.embedding_provider,
-                                                           model=config.embedding_model))
-    reduced = reduce_dimensions(vectors, method=config.reduction, dim=config.embedding_dim, seed=config.seed)
-    return round(float(reduced.std()), 4)
 
 
 def main() -> None:

@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core import data  # noqa: E402
-from core.evaluate import atomic_write_text, fit_or_load, model_dir, result_path, score_lists  # noqa: E402
+from core.evaluate import fit_or_load, model_dir, result_path, score_lists  # noqa: E402
+from core.storage import atomic_write_text  # noqa: E402
 from core.models import create  # noqa: E402
 from core.models.base import config_dict  # noqa: E402
 

@@ -20,7 +20,7 @@ import numpy as np
 from core import metrics
 from core.data import Dataset, Split
 from core.models.base import Progress, Recommender, config_dict
-from core.storage import CACHE_DIR, atomic_write_text  # noqa: F401 (re-exported for callers)
+from core.storage import CACHE_DIR, atomic_write_text
 
 KS = (10, 20)
 LENGTH_BINS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 9), (10, 10**9))  # prompt lengths, inclusive
@@ -102,7 +102,12 @@ def fingerprint(dataset: Dataset) -> str:
 
 def model_dir(dataset: Dataset, model: Recommender) -> Path:
     config_hash = hashlib.sha256(json.dumps(config_dict(model.config), sort_keys=True).encode()).hexdigest()[:10]
-    return CACHE_DIR / "models" / dataset.name / f"{model.name}-{fingerprint(dataset)}-{config_hash}"
+    return models_folder(dataset.name) / f"{model.name}-{fingerprint(dataset)}-{config_hash}"
+
+
+def models_folder(dataset_name: str) -> Path:
+    """Where a dataset's fitted models are saved, one folder each (see ``model_dir``)."""
+    return CACHE_DIR / "models" / dataset_name
 
 
 def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,13 +57,14 @@ class ModelPicks:
     note: str = ""
 
 
-_MODEL_LOCKS: dict[int, threading.Lock] = {}
+_MODEL_LOCKS: "weakref.WeakKeyDictionary[Recommender, threading.Lock]" = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 
 def _lock_for(model: Recommender) -> threading.Lock:
+    """One lock per model object, dropped with it (an id() key would outlive the model and be reused)."""
     with _LOCKS_GUARD:
-        return _MODEL_LOCKS.setdefault(id(model), threading.Lock())
+        return _MODEL_LOCKS.setdefault(model, threading.Lock())
 
 
 def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:

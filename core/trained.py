@@ -67,7 +67,7 @@ def _read(folder: Path) -> TrainedModel | None:
 
 def trained_models(dataset: Dataset) -> list[TrainedModel]:
     """Every complete save for this dataset's data: registry order, then default config first, newest first."""
-    folder = evaluate.CACHE_DIR / "models" / dataset.name
+    folder = evaluate.models_folder(dataset.name)
     if not folder.is_dir():
         return []
     marker = f"-{evaluate.fingerprint(dataset)}-"

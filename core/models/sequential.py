@@ -200,7 +200,7 @@ class SequentialRecommender(Recommender):
         catalog = split.catalog
         vectors = item_embeddings(catalog, EmbeddingSpec(provider=config.embedding_provider,
                                                          model=config.embedding_model), progress=progress)
-        width = self.module.item_table.embedding_dim
+        width = config.embedding_dim  # the item table's width in every model
         classes = catalog.categories if config.reduction == "lda" else None
         dim = width
         if config.reduction == "lda" and catalog.has_categories:
