@@ -1,27 +1,48 @@
 """Datasets: loading and validating session data, and the paper's evaluation protocol.
 
-A dataset is two CSV files (gzip allowed):
+A dataset is two CSV files (gzip allowed, detected by content; comma-, tab-, semicolon- or pipe-separated):
 
 * interactions: ``session_id`` (or ``user_id``), ``item_id``, and ``timestamp`` and/or ``order``
-  (numeric; ``order`` breaks ties between equal timestamps);
+  (``timestamp``: numbers — Unix seconds or any one unit — or ISO dates; ``order``: numbers);
 * items: ``item_id``, ``title``, optional ``category``.
 
 The bundled datasets in ``data/`` use exactly this format, so they pass the same validation as a user's
 own files. Every problem found at the boundary raises :class:`DataError` with one sentence naming the file,
-the column and an example row; nothing is returned half-loaded.
+the column (as the file names it) and an example line (the file's own line number and columns); nothing is
+returned half-loaded. What validation fixed or dropped is listed in ``Dataset.warnings``.
 
-The split follows the paper (Boz et al. 2024, authors' ``TemporalSplit(test_frac=0.2, num_folds=3,
-filter_non_trained_test_items=True)``): a session's time is its last timestamp; sessions are sorted by it
-(stable: ties keep the order of first appearance in the file); the last ``ceil(20%)`` are test sessions.
-Test sessions lose the items never seen in train and are dropped when fewer than 2 items remain;
-prompt = all but the last item, target = the last item. Three forward-chaining validation folds are
-cut from the train sessions the same way (4 temporal bins: b1→b2, b1-2→b3, b1-3→b4).
+Reading is bounded (:class:`ReadLimits`): at most ``max_bytes`` of CSV text once decompressed and
+``max_rows`` lines per file, so a small compressed file cannot take the memory of the process that reads it
+(a "gzip bomb"). Text that is not UTF-8 is read as Windows-1252 (else Latin-1), with a note. Ids are
+normalised to Unicode NFC and stripped of surrounding spaces in both files, so an id written in composed and
+decomposed form is one id.
+
+**Order of events and the split** (the one rule, also in the README). Within a session, events are ordered
+by ``timestamp``, then ``order``, then their line in the file. A session's time is its last timestamp;
+sessions are sorted by it, and sessions with the same last timestamp by session id (as the authors' code
+does; it reproduces the paper's 17,890 / 4,469 Beauty split). **Without a ``timestamp`` column, sessions keep
+the file's order** (the order of their first line: oldest first) — ``order`` then only orders the events
+inside each session. The split follows the paper (Boz et al. 2024,
+authors' ``TemporalSplit(test_frac=0.2, num_folds=3, filter_non_trained_test_items=True)``): the last
+``ceil(20%)`` sessions in that order are test sessions; they lose the items never seen in train and are
+dropped when fewer than 2 items remain; prompt = all but the last item, target = the last item. Three
+forward-chaining validation folds are cut from the train sessions the same way (4 bins in the same order:
+b1→b2, b1-2→b3, b1-3→b4).
+
+Items are indexed in the order of their ids (sorted), not of the items file, so nothing — not even a tie
+between two equal scores — depends on the order of the file's rows.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
+import hashlib
+import io
 import math
-import warnings
+import os
+import unicodedata
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -38,12 +59,26 @@ BUNDLED = {
 
 
 class DataError(ValueError):
-    """A dataset file is unusable; the message names the file, the column and an example row."""
+    """A dataset file is unusable; the message names the file, the column and an example line."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much one CSV file may hold once decompressed: a file past either limit is refused in one line."""
+
+    max_bytes: int = int(os.environ.get("LLMSEQ_MAX_FILE_MB", "1024")) * 1024**2
+    max_rows: int = 30_000_000
+    hint: str = "set LLMSEQ_MAX_FILE_MB to read bigger files"
+
+
+# What the app accepts from a browser upload (the server validates it in its own process).
+UPLOAD_LIMITS = ReadLimits(max_bytes=200 * 1024**2, max_rows=5_000_000,
+                           hint="load bigger files with the command line (python -m core prepare)")
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """Every item of a dataset, indexed 0..n_items-1 in a fixed order.
+    """Every item of a dataset, indexed 0..n_items-1 in the order of their ids.
 
     ``popularity`` counts interactions over the whole dataset (train and test); a split's train-only counts
     live on :class:`Split` (``Split.train_popularity``).
@@ -66,6 +101,24 @@ class Catalog:
     def has_categories(self) -> bool:
         return any(self.categories)
 
+    @cached_property
+    def titles_fingerprint(self) -> str:
+        """A hash of every title, in item order (what text embeddings are computed from)."""
+        digest = hashlib.sha256()
+        for text in self.titles:
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+        return digest.hexdigest()
+
+    @cached_property
+    def text_fingerprint(self) -> str:
+        """A hash of every title and category (what text models and LDA read)."""
+        digest = hashlib.sha256()
+        for text in (*self.titles, "\x01", *self.categories):
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+        return digest.hexdigest()[:16]
+
     def title(self, item: int) -> str:
         return self.titles[item] or f"(untitled item {self.item_ids[item]})"
 
@@ -75,8 +128,8 @@ class Split:
     """Train sessions plus evaluation prompts and targets (the test split or one validation fold)."""
 
     catalog: Catalog
-    train: list[np.ndarray]  # item-index arrays, chronological
-    train_times: np.ndarray  # each train session's last timestamp (for recency sampling)
+    train: list[np.ndarray]  # item-index arrays, in session order (see the module docstring)
+    train_times: np.ndarray  # each train session's time: last timestamp, or its position without timestamps
     prompts: list[np.ndarray]
     targets: np.ndarray  # int64, one per prompt
 
@@ -99,123 +152,327 @@ class Dataset:
     split: Split  # the paper's train/test split
     folds: list[Split] = field(default_factory=list)  # forward-chaining validation folds on train only
     warnings: list[str] = field(default_factory=list)
+    has_timestamps: bool = True
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A hash of what every fitted model depends on: the catalog's item ids and the train sessions."""
+        digest = hashlib.sha256()
+        digest.update("\n".join(map(str, self.catalog.item_ids)).encode("utf-8", "surrogatepass"))
+        for session in self.split.train:
+            digest.update(np.asarray(session, dtype=np.int64).tobytes())
+            digest.update(b"|")
+        return digest.hexdigest()[:12]
 
 
-# --------------------------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------------------------- reading
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+KNOWN_COLUMNS = {"session_id", "user_id", "item_id", "timestamp", "order", "title", "category"}
+DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+CHUNK = 1 << 20
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
+def _read_bytes(path: Path, what: str, limits: ReadLimits) -> bytes:
+    """The file's bytes, decompressed when it is gzip (by content, whatever its name), at most
+    ``limits.max_bytes`` of them: memory never depends on the compression ratio."""
     if not path.exists():
         raise DataError(f"{path}: {what} file not found.")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not the {what} CSV file.")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the {what} file is empty.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise DataError(f"{path}: cannot be read as CSV ({str(err).splitlines()[0]}).") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if frame.empty:
-        raise DataError(f"{path}: the {what} file has a header but no rows.")
-    return frame
+        with open(path, "rb") as raw:
+            magic = raw.read(4)
+            raw.seek(0)
+            if magic[:2] == GZIP_MAGIC:
+                with gzip.GzipFile(fileobj=raw) as stream:
+                    data = _read_capped(stream, path, what, limits, "once decompressed")
+            elif magic == ZIP_MAGIC:
+                raise DataError(f"{path}: looks like a zip or Excel (.xlsx) file, not a CSV; save or export it as "
+                                "CSV (gzip is fine).")
+            else:
+                data = _read_capped(raw, path, what, limits, "")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        reason = "it ends before the compressed data does" if isinstance(err, EOFError) else str(err) or "damaged"
+        raise DataError(f"{path}: not a valid gzip file ({reason}); compress it again or give the plain CSV.") \
+            from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot be read ({err.strerror or type(err).__name__}).") from None
+    if b"\x00" in data:
+        raise DataError(f"{path}: holds NUL bytes, so it is not a text CSV file (a spreadsheet, or compressed "
+                        "with something other than gzip?).")
+    return data
 
 
-def _example(frame: pd.DataFrame, mask: pd.Series) -> str:
-    first = mask.to_numpy().nonzero()[0][0]
-    # +2: one for the header line, one because people count rows from 1
-    return f"row {first + 2}: {frame.iloc[first].to_dict()}"
+def _read_capped(stream, path: Path, what: str, limits: ReadLimits, how: str) -> bytes:
+    chunks, size, lines = [], 0, 0
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+        if size > limits.max_bytes:
+            raise DataError(f"{path}: the {what} file is larger than {limits.max_bytes / 1024**2:,.0f} MB{' ' + how if how else ''} "
+                            f"(the limit here; {limits.hint}).")
+        if lines > limits.max_rows + 1:
+            raise DataError(f"{path}: the {what} file has more than {limits.max_rows:,} lines (the limit here; "
+                            f"{limits.hint}).")
+        chunks.append(chunk)
 
 
-def _numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna()
-    if bad.any():
-        raise DataError(
-            f"{path}: column '{column}' must be numeric, {int(bad.sum())} value(s) are not "
-            f"(first at {_example(frame, bad)})."
-        )
-    return values.astype("float64")
+def _decode(data: bytes, path: Path, notes: list[str]) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        for encoding, label in (("cp1252", "Windows-1252 (cp1252)"), ("latin-1", "Latin-1 (ISO-8859-1)")):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            notes.append(f"{path}: not UTF-8 (first non-UTF-8 byte on line {line}); read as {label}. "
+                         "Save it as 'CSV UTF-8' to be sure every character is read as meant.")
+            return text
+    raise AssertionError("latin-1 decodes any bytes")
 
 
-def read_interactions(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Read and validate an interactions file into columns session_id, item_id, time, order."""
+def _header_fields(text: str, sep: str) -> list[str]:
+    first = next((line for line in text[:65536].splitlines() if line.strip()), "")
+    try:
+        return [name.strip() for name in next(csv.reader([first], delimiter=sep), [])]
+    except csv.Error:
+        return first.split(sep)
+
+
+def _delimiter(text: str) -> str:
+    """The separator under which the header names the most known columns (comma when none does better)."""
+    best, best_known = ",", len(KNOWN_COLUMNS & set(_header_fields(text, ",")))
+    for sep in ("\t", ";", "|"):
+        known = len(KNOWN_COLUMNS & set(_header_fields(text, sep)))
+        if known > best_known:
+            best, best_known = sep, known
+    return best
+
+
+class CsvFile:
+    """One validated-as-CSV file: its rows as strings under the file's own column names, and a way back from
+    a row to the file's line number (quoted fields may span lines; blank lines are skipped)."""
+
+    def __init__(self, path: Path, what: str, limits: ReadLimits, notes: list[str]) -> None:
+        self.path = Path(path)
+        text = _decode(_read_bytes(self.path, what, limits), self.path, notes)
+        if not text.strip():
+            raise DataError(f"{path}: the {what} file is empty.")
+        self.text = text
+        self.sep = _delimiter(text)
+        if self.sep != ",":
+            notes.append(f"{path}: {DELIMITERS[self.sep]}-separated; read as such.")
+        header = _header_fields(text, self.sep)
+        repeated = sorted({name for name in header if header.count(name) > 1 and name})
+        if repeated:
+            raise DataError(f"{path}: the header names column '{repeated[0]}' more than once; keep one.")
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=self.sep, dtype=str, keep_default_na=False, na_values=[""],
+                                engine="c")
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: the {what} file is empty.") from None
+        except Exception as err:  # noqa: BLE001 (any parser failure means: not a readable CSV)
+            raise DataError(f"{path}: cannot be read as CSV ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}).") from None
+        frame.columns = [str(c).strip() for c in frame.columns]
+        if frame.empty:
+            raise DataError(f"{path}: the {what} file has a header but no rows.")
+        self.frame = frame.reset_index(drop=True)
+
+    @cached_property
+    def _record_lines(self) -> list[int]:
+        lines, start = [], 1
+        try:
+            reader = csv.reader(io.StringIO(self.text, newline=""), delimiter=self.sep)
+            for row in reader:
+                if any(cell.strip() for cell in row) or (row and len(row) > 1):
+                    lines.append(start)
+                start = reader.line_num + 1
+        except csv.Error:
+            pass
+        return lines[1:]  # the header is not a row
+
+    def line(self, row: int) -> int:
+        """The 1-based line of the file where row ``row`` (0-based, as parsed) starts."""
+        lines = self._record_lines
+        return lines[row] if row < len(lines) else row + 2
+
+    def example(self, row: int, columns: list[str] | None = None) -> str:
+        """``line 152: {'user_id': 'u7', ...}`` with the file's own columns and values (long ones shortened)."""
+        values = self.frame.iloc[row]
+        shown = {c: _short(values[c]) for c in (columns or list(self.frame.columns)) if c in values.index}
+        return f"line {self.line(row)}: {shown}"
+
+    def first(self, mask: pd.Series | np.ndarray) -> int:
+        return int(np.asarray(mask).nonzero()[0][0])
+
+
+def _short(value: object, n: int = 60) -> object:
+    if isinstance(value, str) and len(value) > n:
+        return value[: n - 1] + "…"
+    return "" if isinstance(value, float) and math.isnan(value) else value
+
+
+def _normalise_ids(values: pd.Series) -> tuple[pd.Series, int]:
+    """NFC and surrounding spaces removed; returns the ids and how many changed."""
+    normalised = values.str.strip().str.normalize("NFC").astype(object)
+    return normalised, int((normalised != values.astype(object)).sum())
+
+
+UNIT_RANGES = (("seconds", 1e8, 1e11), ("milliseconds", 1e11, 1e14), ("microseconds", 1e14, 1e17),
+               ("nanoseconds", 1e17, 1e20))
+
+
+def _timestamps(file: CsvFile, column: str, notes: list[str]) -> pd.Series:
+    """Numbers (any one unit) or dates; refuses text, non-finite values and a column mixing Unix units."""
+    raw = file.frame[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    if values.isna().any():
+        dates = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+        if dates.notna().all():
+            notes.append(f"{file.path}: column '{column}' holds dates; they are ordered as dates.")
+            return (dates - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
+        bad = values.isna()
+        raise DataError(f"{file.path}: column '{column}' must be numbers or ISO dates, {int(bad.sum())} value(s) "
+                        f"are not (first at {file.example(file.first(bad))}).")
+    values = values.astype("float64")
+    infinite = ~np.isfinite(values)
+    if infinite.any():
+        raise DataError(f"{file.path}: column '{column}' must be finite numbers (first infinite at "
+                        f"{file.example(file.first(infinite))}).")
+    magnitude = values.abs()
+    found = [(unit, (magnitude >= low) & (magnitude < high)) for unit, low, high in UNIT_RANGES]
+    found = [(unit, mask) for unit, mask in found if mask.any()]
+    if len(found) > 1:
+        (unit_a, mask_a), (unit_b, mask_b) = found[0], found[1]
+        raise DataError(f"{file.path}: column '{column}' mixes Unix {unit_a} ({file.example(file.first(mask_a), [column])}) "
+                        f"and {unit_b} ({file.example(file.first(mask_b), [column])}); convert it to one unit.")
+    return values
+
+
+def read_interactions(path: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd.DataFrame, list[str], bool]:
+    """Read and validate an interactions file.
+
+    Returns (frame with columns session_id, item_id, time, order, row; notes; whether it has timestamps).
+    ``time`` is the timestamp (NaN without one); ``order`` the order column (NaN without one); ``row`` the
+    event's position in the file, which breaks the remaining ties. Raises :class:`DataError`.
+    """
     path = Path(path)
-    frame = _read_csv(path, "interactions")
     notes: list[str] = []
-    if "session_id" not in frame.columns and "user_id" in frame.columns:
-        frame = frame.rename(columns={"user_id": "session_id"})
-    for column in ("session_id", "item_id"):
-        if column not in frame.columns:
-            raise DataError(
-                f"{path}: missing column '{column}'"
-                f"{' (or user_id)' if column == 'session_id' else ''}; found {list(frame.columns)}."
-            )
-    if "timestamp" not in frame.columns and "order" not in frame.columns:
-        raise DataError(f"{path}: needs a 'timestamp' or an 'order' column; found {list(frame.columns)}.")
-    for column in ("session_id", "item_id"):
-        empty = frame[column].isna()
+    file = CsvFile(path, "interactions", limits, notes)
+    frame = file.frame
+    columns = list(frame.columns)
+    session = "session_id" if "session_id" in columns else ("user_id" if "user_id" in columns else None)
+    if session is None:
+        raise DataError(f"{path}: missing column 'session_id' (or 'user_id'); found {columns}.")
+    if "item_id" not in columns:
+        raise DataError(f"{path}: missing column 'item_id'; found {columns}.")
+    if "timestamp" not in columns and "order" not in columns:
+        raise DataError(f"{path}: needs a 'timestamp' or an 'order' column; found {columns}.")
+    for column in (session, "item_id"):
+        empty = frame[column].isna() | (frame[column].str.strip() == "")
         if empty.any():
-            raise DataError(f"{path}: column '{column}' is empty at {_example(frame, empty)}.")
-    given = [c for c in ("session_id", "item_id", "timestamp", "order") if c in frame.columns]
-    duplicated = frame.duplicated(given)
+            raise DataError(f"{path}: column '{column}' is empty at {file.example(file.first(empty))}.")
+    sessions, changed_sessions = _normalise_ids(frame[session])
+    items, changed_items = _normalise_ids(frame["item_id"])
+    if changed_sessions or changed_items:
+        notes.append(f"{path}: {changed_sessions + changed_items:,} id(s) had surrounding spaces or a non-NFC Unicode "
+                     "form (e.g. an accent written as a separate mark); they were normalised to NFC.")
+    has_time = "timestamp" in columns
+    time = _timestamps(file, "timestamp", notes) if has_time else pd.Series(np.nan, index=frame.index)
+    if "order" in columns:
+        order = pd.to_numeric(frame["order"], errors="coerce")
+        bad = order.isna() | ~np.isfinite(order.fillna(0))
+        if bad.any():
+            raise DataError(f"{path}: column 'order' must be finite numbers, {int(bad.sum())} value(s) are not "
+                            f"(first at {file.example(file.first(bad))}).")
+        order = order.astype("float64")
+    else:
+        order = pd.Series(np.nan, index=frame.index)
+    table = pd.DataFrame({"session_id": sessions, "item_id": items, "time": time, "order": order,
+                          "row": np.arange(len(frame))})
+    duplicated = table.duplicated(["session_id", "item_id", "time", "order"])
     if duplicated.any():
-        notes.append(
-            f"{path}: dropped {int(duplicated.sum())} duplicate row(s) (first at {_example(frame, duplicated)})."
-        )
-        frame = frame[~duplicated].reset_index(drop=True)
-    frame["order"] = _numeric(frame, "order", path) if "order" in frame.columns else np.arange(len(frame), dtype=float)
-    frame["time"] = _numeric(frame, "timestamp", path) if "timestamp" in frame.columns else frame["order"]
-    frame = frame[["session_id", "item_id", "time", "order"]]
-    frame = frame.sort_values(["session_id", "time", "order"], kind="stable").reset_index(drop=True)
-    return frame, notes
+        notes.append(f"{path}: dropped {int(duplicated.sum())} duplicate row(s) (first at "
+                     f"{file.example(file.first(duplicated))}).")
+        table = table[~duplicated]
+    if not has_time:
+        notes.append(f"{path}: no 'timestamp' column, so sessions are taken in the file's order (oldest first, by "
+                     "their first line) and the last 20% are the test sessions"
+                     + ("; 'order' orders the items inside each session." if "order" in columns else "."))
+    table = table.sort_values(["session_id", "time", "order", "row"], kind="stable", na_position="last")
+    return table.reset_index(drop=True), notes, has_time
 
 
-def read_items(path: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Read and validate an items file into columns item_id, title, category."""
+def read_items(path: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd.DataFrame, list[str]]:
+    """Read and validate an items file into columns item_id, title, category. Raises :class:`DataError`."""
     path = Path(path)
-    frame = _read_csv(path, "items")
     notes: list[str] = []
+    file = CsvFile(path, "items", limits, notes)
+    frame = file.frame
     for column in ("item_id", "title"):
         if column not in frame.columns:
             raise DataError(f"{path}: missing column '{column}'; found {list(frame.columns)}.")
-    missing_id = frame["item_id"].isna()
+    missing_id = frame["item_id"].isna() | (frame["item_id"].str.strip() == "")
     if missing_id.any():
-        raise DataError(f"{path}: column 'item_id' is empty at {_example(frame, missing_id)}.")
-    duplicated = frame["item_id"].duplicated()
+        raise DataError(f"{path}: column 'item_id' is empty at {file.example(file.first(missing_id))}.")
+    ids, changed = _normalise_ids(frame["item_id"])
+    if changed:
+        notes.append(f"{path}: {changed:,} item id(s) had surrounding spaces or a non-NFC Unicode form; they were "
+                     "normalised to NFC.")
+    duplicated = ids.duplicated()
     if duplicated.any():
-        raise DataError(
-            f"{path}: column 'item_id' repeats {int(duplicated.sum())} id(s) (first at {_example(frame, duplicated)})."
-        )
-    if "category" not in frame.columns:
-        frame["category"] = ""
-    frame["title"] = frame["title"].fillna("").str.strip()
-    frame["category"] = frame["category"].fillna("").str.strip()
-    untitled = frame["title"] == ""
+        raise DataError(f"{path}: column 'item_id' repeats {int(duplicated.sum())} id(s) (first at "
+                        f"{file.example(file.first(duplicated))}).")
+    titles = frame["title"].fillna("").str.strip()
+    categories = frame["category"].fillna("").str.strip() if "category" in frame.columns else pd.Series("", index=frame.index)
+    untitled = titles == ""
     if untitled.all():
         raise DataError(f"{path}: column 'title' is empty for every item.")
     if untitled.any():
-        notes.append(
-            f"{path}: {int(untitled.sum())} item(s) have no title (first at {_example(frame, untitled)}); "
-            "they are kept and embedded with a fallback text."
-        )
-    return frame[["item_id", "title", "category"]], notes
+        notes.append(f"{path}: {int(untitled.sum())} item(s) have no title (first at "
+                     f"{file.example(file.first(untitled))}); they are kept, and text models give them the mean "
+                     "vector of the titled items.")
+    return pd.DataFrame({"item_id": ids, "title": titles, "category": categories}), notes
 
 
-def load_files(interactions_path: Path, items_path: Path, name: str = "custom", n_folds: int = 3) -> Dataset:
-    """Load, validate and split a dataset given as two CSV files."""
-    interactions, notes = read_interactions(Path(interactions_path))
-    items, item_notes = read_items(Path(items_path))
+def _duplicate_title_note(catalog: Catalog, items_path: Path) -> str | None:
+    titles = pd.Series([t for t in catalog.titles if t])
+    counts = titles.value_counts()
+    shared = counts[counts > 1]
+    if shared.empty:
+        return None
+    if len(counts) == 1:
+        return (f"{items_path}: every item has the same title ('{_short(counts.index[0])}'): text-embedding models "
+                "(LLMSeqSim, LLM2X, LLMSeqPrompt) cannot tell the items apart; their ties are broken by item id.")
+    return (f"{items_path}: {int(shared.sum()):,} items share their title with another item (the most common, "
+            f"'{_short(shared.index[0])}', is on {int(shared.iloc[0])} items): text-embedding models cannot tell "
+            "them apart; their ties are broken by item id.")
+
+
+def load_files(interactions_path: Path, items_path: Path, name: str = "custom", n_folds: int = 3,
+               limits: ReadLimits = ReadLimits()) -> Dataset:
+    """Load, validate and split a dataset given as two CSV files. Raises :class:`DataError` (one sentence)."""
+    interactions, notes, has_time = read_interactions(Path(interactions_path), limits)
+    items, item_notes = read_items(Path(items_path), limits)
     notes += item_notes
 
     unknown = ~interactions["item_id"].isin(items["item_id"])
     if unknown.all():
         raise DataError(
             f"{items_path}: none of the interactions' item ids appear in column 'item_id' "
-            f"(e.g. '{interactions['item_id'].iloc[0]}'); are these the matching files?"
+            f"(e.g. '{_short(interactions['item_id'].iloc[0])}'); are these the matching files?"
         )
     if unknown.any():
         notes.append(
             f"{interactions_path}: dropped {int(unknown.sum())} interaction(s) whose item is not in {items_path} "
-            f"(first: item '{interactions.loc[unknown, 'item_id'].iloc[0]}')."
+            f"(first: item '{_short(interactions.loc[unknown, 'item_id'].iloc[0])}')."
         )
         interactions = interactions[~unknown]
     sizes = interactions.groupby("session_id")["item_id"].transform("size")
@@ -225,35 +482,41 @@ def load_files(interactions_path: Path, items_path: Path, name: str = "custom", 
     if short.any():
         notes.append(
             f"{interactions_path}: dropped {int(interactions.loc[short, 'session_id'].nunique())} session(s) "
-            f"of length 1 (first: session '{interactions.loc[short, 'session_id'].iloc[0]}')."
+            f"of length 1 (first: session '{_short(interactions.loc[short, 'session_id'].iloc[0])}')."
         )
         interactions = interactions[~short]
 
     catalog = _catalog(items, interactions)
-    split, folds = paper_split(interactions, catalog, n_folds=n_folds)
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    return Dataset(name=name, catalog=catalog, split=split, folds=folds, warnings=notes)
+    duplicate_titles = _duplicate_title_note(catalog, Path(items_path))
+    if duplicate_titles:
+        notes.append(duplicate_titles)
+    split, folds = paper_split(interactions, catalog, n_folds=n_folds, has_time=has_time)
+    return Dataset(name=name, catalog=catalog, split=split, folds=folds, warnings=notes, has_timestamps=has_time)
 
 
-def load(name: str, n_folds: int = 3) -> Dataset:
-    """Load a bundled dataset by name (see ``BUNDLED``) or a folder holding interactions.csv[.gz] + items.csv[.gz]."""
-    folder = DATA_DIR / name if name in BUNDLED else Path(name)
-    if not folder.is_dir():
-        raise DataError(f"unknown dataset '{name}': use one of {sorted(BUNDLED)} or a folder with the two CSV files.")
+def dataset_files(folder: Path) -> dict[str, Path]:
+    """``interactions.csv[.gz]`` and ``items.csv[.gz]`` in ``folder`` (the first name that exists, else .csv.gz)."""
     found = {}
     for stem in ("interactions", "items"):
         candidates = [folder / f"{stem}.csv.gz", folder / f"{stem}.csv"]
         found[stem] = next((c for c in candidates if c.exists()), candidates[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_files(found["interactions"], found["items"], name=folder.name if name not in BUNDLED else name,
-                          n_folds=n_folds)
+    return found
+
+
+def load(name: str, n_folds: int = 3, limits: ReadLimits = ReadLimits()) -> Dataset:
+    """Load a bundled dataset by name (see ``BUNDLED``) or a folder holding interactions.csv[.gz] + items.csv[.gz]."""
+    folder = DATA_DIR / name if name in BUNDLED else Path(name)
+    if not folder.is_dir():
+        raise DataError(f"unknown dataset '{name}': use one of {sorted(BUNDLED)} or a folder with the two CSV files.")
+    found = dataset_files(folder)
+    return load_files(found["interactions"], found["items"], name=folder.name if name not in BUNDLED else name,
+                      n_folds=n_folds, limits=limits)
 
 
 def _catalog(items: pd.DataFrame, interactions: pd.DataFrame) -> Catalog:
-    # Catalog = items that occur in the interactions, in the items file's order.
-    used = items[items["item_id"].isin(interactions["item_id"])].reset_index(drop=True)
+    # Catalog = items that occur in the interactions, in the order of their ids (never the file's order).
+    used = items[items["item_id"].isin(interactions["item_id"])].sort_values("item_id", kind="stable")
+    used = used.reset_index(drop=True)
     counts = interactions["item_id"].value_counts()
     return Catalog(
         item_ids=used["item_id"].to_numpy(dtype=object),
@@ -266,16 +529,28 @@ def _catalog(items: pd.DataFrame, interactions: pd.DataFrame) -> Catalog:
 # --------------------------------------------------------------------------------------------- the split
 
 
-def _sessions_by_time(interactions: pd.DataFrame, catalog: Catalog) -> tuple[list[np.ndarray], np.ndarray]:
-    """Sessions as item-index arrays, sorted by their last timestamp (stable)."""
-    frame = interactions.assign(item=interactions["item_id"].map(catalog.index_of).astype(np.int64))
-    # Sessions in order of first appearance in the file, so ties in time keep the file's order.
-    session_order = pd.unique(frame["session_id"])
-    grouped = frame.groupby("session_id", sort=False)
-    last_time = grouped["time"].max().reindex(session_order)
-    items = grouped["item"].apply(lambda s: s.to_numpy()).reindex(session_order)
-    order = np.argsort(last_time.to_numpy(), kind="stable")
-    return [items.iloc[i] for i in order], last_time.to_numpy()[order]
+def _sessions_in_order(interactions: pd.DataFrame, catalog: Catalog,
+                       has_time: bool) -> tuple[list[np.ndarray], np.ndarray]:
+    """Sessions as item-index arrays in session order (module docstring) and each one's time: its last
+    timestamp, or its position in the file without timestamps. ``interactions`` is sorted by session, then
+    by event order (as :func:`read_interactions` returns it)."""
+    session_ids = interactions["session_id"].to_numpy(dtype=object)
+    items = interactions["item_id"].map(catalog.index_of).to_numpy(dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, session_ids[1:] != session_ids[:-1]])
+    per_session = np.split(items, starts[1:])
+    summary = pd.DataFrame({
+        "session_id": session_ids[starts],
+        "first_row": np.minimum.reduceat(interactions["row"].to_numpy(dtype=np.int64), starts),
+        "time": np.fmax.reduceat(interactions["time"].to_numpy(dtype=np.float64), starts),
+        "position": np.arange(len(starts)),
+    })
+    if has_time:
+        # By last timestamp; ties by session id (the authors' code sorts a groupby, which orders by id).
+        summary = summary.sort_values(["time", "session_id"], kind="stable")
+    else:
+        summary = summary.sort_values("first_row", kind="stable")  # the file's order, oldest first
+        summary["time"] = np.arange(len(summary), dtype=np.float64)
+    return [per_session[i] for i in summary["position"]], summary["time"].to_numpy(dtype=np.float64)
 
 
 def _evaluation_split(catalog: Catalog, train: list[np.ndarray], train_times: np.ndarray,
@@ -294,8 +569,9 @@ def _evaluation_split(catalog: Catalog, train: list[np.ndarray], train_times: np
 
 
 def paper_split(interactions: pd.DataFrame, catalog: Catalog, test_fraction: float = 0.2,
-                n_folds: int = 3) -> tuple[Split, list[Split]]:
-    sessions, times = _sessions_by_time(interactions, catalog)
+                n_folds: int = 3, has_time: bool = True) -> tuple[Split, list[Split]]:
+    """The paper's temporal split and its validation folds (module docstring: the order rule)."""
+    sessions, times = _sessions_in_order(interactions, catalog, has_time)
     n_test = math.ceil(test_fraction * len(sessions))
     n_train = len(sessions) - n_test
     if n_train < 1 or n_test < 1:
@@ -318,17 +594,19 @@ def synthetic(n_items: int = 30, n_sessions: int = 400, seed: int = 0) -> Datase
     """A tiny dataset whose next item is known: every session walks i, i+1, i+2, ... (mod n_items).
 
     Item i is always followed by item i+1, so a model that learns sequences must rank i+1 first after i.
-    Titles name the pattern ("item 7") so text models see the same structure.
+    Titles name the pattern ("item 7") so text models see the same structure. Item ids are zero-padded
+    ("i07") so that id order is item order.
     """
     rng = np.random.default_rng(seed)
     rows = []
     for s in range(n_sessions):
         start, length = rng.integers(n_items), rng.integers(3, 7)
         for pos in range(length):
-            rows.append((f"s{s}", f"i{(start + pos) % n_items}", s * 10 + pos, pos))
+            rows.append((f"s{s}", f"i{(start + pos) % n_items:03d}", s * 10 + pos, pos))
     interactions = pd.DataFrame(rows, columns=["session_id", "item_id", "time", "order"]).astype(
         {"time": "float64", "order": "float64"})
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)],
+    interactions["row"] = np.arange(len(interactions))
+    items = pd.DataFrame({"item_id": [f"i{i:03d}" for i in range(n_items)],
                           "title": [f"item {i}" for i in range(n_items)],
                           "category": [f"group {i % 3}" for i in range(n_items)]})
     catalog = _catalog(items, interactions)

@@ -11,7 +11,7 @@ Run from the repository root:  python data/build_bundled.py [--shared ../shared/
 from __future__ import annotations
 
 import argparse
-import shutil
+import html
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,11 @@ def _write(name: str, inter: pd.DataFrame, items: pd.DataFrame, source_md: Path,
     text = source_md.read_text() + "\n\n## As bundled in this project\n\n" + extra_md.strip() + "\n"
     (out / "SOURCE.md").write_text(text)
     print(f"{name}: {inter.session_id.nunique():,} sessions, {len(items):,} items, {len(inter):,} interactions")
+
+
+def _unescape(title: object) -> object:
+    """HTML entities decoded once (the scraped titles carry `Cr&egrave;me`, `&amp;`, `&#9733;`)."""
+    return html.unescape(title) if isinstance(title, str) else title
 
 
 def _raw_review_order(raw: Path, inter: pd.DataFrame) -> pd.Series:
@@ -53,6 +58,7 @@ def beauty(shared: Path) -> None:
     items = pd.read_csv(src / "items.csv.gz", dtype={"item_id": str})
     inter = inter.rename(columns={"user_id": "session_id"})
     inter["order"] = _raw_review_order(src / "raw", inter)
+    items["title"] = items["title"].map(_unescape)
     items["category"] = ""
     _write("beauty", inter, items, src / "SOURCE.md", """
 `user_id` → `session_id` (each user's whole history is one session, as in the paper). `order` breaks
@@ -60,7 +66,8 @@ same-day timestamp ties and follows the TiCoSeRec files (the order of the raw re
 `seq_pos`: the two differ only within a day, but the target of a session is its last item, so this choice
 moves the benchmark. With the raw-review order the paper's figures are reproduced (V-SKNN NDCG@20 0.048 vs
 the paper's 0.0475); with P5's order they come out ~15% lower (0.040). Beauty has no item categories.
-7 items have no title; the loader keeps them and the embedding step gives them a documented fallback.
+7 items have no title; the loader keeps them and text models give them the mean vector of the titled items.
+HTML entities in the titles (`Cr&egrave;me`, `&#9733;`: 93 titles) are decoded once, so titles read as meant.
 """)
 
 
@@ -93,12 +100,18 @@ def steam(shared: Path) -> None:
     inter = inter[sizes >= 2].sort_values(["user_id", "timestamp", "raw_row"])
     inter = inter.rename(columns={"user_id": "session_id"})
     inter["order"] = inter.groupby("session_id").cumcount()
-    items = items[items.item_id.isin(inter.item_id)].rename(columns={"name": "title"})
+    # One title column: the raw file has both `title` and `name` (104 rows differ only by `&` vs `&amp;`);
+    # `name` is kept, its HTML entities decoded once.
+    items = items[items.item_id.isin(inter.item_id)].drop(columns=["title"], errors="ignore")
+    items = items.rename(columns={"name": "title"})
+    items["title"] = items["title"].map(_unescape)
     items["category"] = items["genres"].fillna("").str.split("|").str[0]
     _write("steam", inter, items, src / "SOURCE.md", """
 **A substitute for the paper's Steam data** (the paper's Steam v2 sessions are Git LFS objects and not public).
 Kept: interactions on games that have a title (91% of interactions), users with at least 2 such reviews
 (one session per user). `category` = the first listed genre. `order` follows `timestamp`, then `raw_row`.
+Titles come from the raw `name` column (the raw `title` column differs only by undecoded `&amp;`), HTML
+entities decoded once.
 `../shared/datasets/steam-dhr-items-only` (the paper's own Steam catalogue) was not used: its item ids were
 re-encoded by the authors and cannot be mapped to Steam app ids, so it cannot add titles to these games.
 """)

@@ -1,7 +1,8 @@
 """A tiny dataset as the two CSV files a user would upload, for the app's tests.
 
 Forty made-up beauty products; every session walks i, i+1, i+2, ... (mod 40), so a sequence-aware model
-must put item i+1 first after item i, and the test split's true next item is known.
+must put item i+1 first after item i, and the test split's true next item is known. Ids are zero-padded
+(p00..p39), so item index i (items are indexed in id order) is product no. i.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ def write_tiny_dataset(folder: Path, n_sessions: int = 300, seed: int = 0) -> Pa
     for s in range(n_sessions):
         start, length = rng.integers(N_ITEMS), rng.integers(3, 7)
         for pos in range(length):
-            lines.append(f"s{s},p{(start + pos) % N_ITEMS},{s * 10 + pos}")
+            lines.append(f"s{s},p{(start + pos) % N_ITEMS:02d},{s * 10 + pos}")
     (folder / "interactions.csv").write_text("\n".join(lines) + "\n")
     items = ["item_id,title,category"]
     for i, title in enumerate(titles()):
-        items.append(f"p{i},{title},{CATEGORIES[PRODUCTS[i // len(BRANDS)]]}")
+        items.append(f"p{i:02d},{title},{CATEGORIES[PRODUCTS[i // len(BRANDS)]]}")
     (folder / "items.csv").write_text("\n".join(items) + "\n")
     return folder
