@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import data
-from core.embeddings import OPENAI_MODELS, EmbeddingSpec, cached_path
+from core.embeddings import OPENAI_MODELS, EmbeddingSpec, cached_vectors, embedding_notes
 from core.evaluate import load_results
 from core.jobs import defaults_request
 from core.models import REGISTRY
@@ -15,6 +15,7 @@ from core.trained import trained_models, untrained_names
 from core.uploads import readable_note, save_upload
 from ui import state
 from ui.components import how_to_train, jobs_panel, page_setup
+from ui.text import md
 
 OWN_FILES = "Your own CSV files"
 
@@ -38,7 +39,10 @@ def dataset_section() -> data.Dataset:
             choose_bundled()
     else:
         st.caption("Interactions: `session_id` (or `user_id`), `item_id`, `timestamp` and/or `order`. "
-                   "Items: `item_id`, `title`, optional `category`. `.csv` or `.csv.gz`.")
+                   "Items: `item_id`, `title`, optional `category`. `.csv` or `.csv.gz` (comma, tab or semicolon; "
+                   f"at most {data.UPLOAD_LIMITS.max_bytes // 1024**2} MB and "
+                   f"{data.UPLOAD_LIMITS.max_rows:,} lines a file once decompressed). Without a `timestamp` "
+                   "column, sessions are taken in the file's order, oldest first.")
         files = st.columns(2)
         interactions = files[0].file_uploader("Interactions CSV", type=["csv", "gz"])
         items = files[1].file_uploader("Items CSV", type=["csv", "gz"])
@@ -47,7 +51,7 @@ def dataset_section() -> data.Dataset:
                 folder = save_upload(interactions.getvalue(), interactions.name, items.getvalue(), items.name)
                 st.session_state["dataset"] = str(folder)
             except data.DataError as err:
-                st.error(str(err))
+                st.error(md(err))
         if state.dataset_key() in data.BUNDLED:
             st.info(f"Still using the bundled **{state.dataset_key()}** until your files load.")
     dataset = state.current_dataset()
@@ -57,7 +61,7 @@ def dataset_section() -> data.Dataset:
     cols[2].metric("Test sessions", f"{dataset.split.n_test:,}")
     cols[3].metric("Validation folds", len(dataset.folds))
     for note in dataset.warnings:  # what validation fixed or dropped, with file names (not cache paths)
-        st.caption(f":material/info: {readable_note(note, state.dataset_key())}")
+        st.caption(f":material/info: {md(readable_note(note, state.dataset_key()))}")
     return dataset
 
 
@@ -83,26 +87,32 @@ def embeddings_section(dataset: data.Dataset) -> EmbeddingSpec:
             if not st.session_state.get("openai_key"):
                 st.warning("Type a key (or set OPENAI_API_KEY) to embed with OpenAI.")
     spec = state.embedding_spec()
-    if cached_path(dataset.catalog, spec).exists():
-        st.success(f"Catalog embedded with {spec.label}.", icon=":material/check_circle:")
+    if cached_vectors(dataset.catalog, spec) is not None:
+        st.success(f"Catalog embedded with {md(spec.label)}.", icon=":material/check_circle:")
+        for note in embedding_notes(dataset.catalog, spec):
+            st.caption(f":material/info: {md(note)}")
     else:
-        st.info(f"The catalog has no {spec.label} embeddings yet: “Prepare the defaults” computes them.")
+        st.info(f"The catalog has no {md(spec.label)} embeddings yet: “Prepare the defaults” computes them.")
     return spec
 
 
 def models_section(dataset: data.Dataset, spec: EmbeddingSpec) -> None:
     st.subheader("3 · Models")
-    trained = trained_models(dataset)
-    results = load_results(dataset.name)
+    damaged: list[str] = []
+    trained = trained_models(dataset, damaged)
+    results = load_results(dataset)
     rows = []
     for name, (_, _, description) in REGISTRY.items():
         saves = [m for m in trained if m.name == name]
-        result = results.get(name, {})
+        result = results.get(name, {})  # the default config's result
         fit = saves[0].fit_seconds if saves else None
         rows.append({"model": name, "what": description, "trained": ", ".join(m.label for m in saves) or "—",
                      "fit s": "—" if fit is None else f"{fit:.1f}",
                      **{key: f"{result[key]:.4f}" if key in result else "—" for key in ("NDCG@20", "HR@20")}})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 2)
+    if damaged:
+        st.caption(f":material/warning: {len(damaged)} saved model(s) of this dataset cannot be read (damaged or "
+                   "written by another version); they are left out and fitted again when trained.")
     button, embed_box = st.columns([1, 3], vertical_alignment="center")
     embed = embed_box.checkbox("Also embed the catalog and fit LLMSeqSim (1–2 min on Beauty with the local "
                                "model)", value=True)
@@ -111,7 +121,7 @@ def models_section(dataset: data.Dataset, spec: EmbeddingSpec) -> None:
         request = defaults_request(state.dataset_key(),
                                    embed={"provider": spec.provider, "model": spec.model} if embed else None)
         state.job_manager().submit(request, title=f"prepare the defaults on {state.dataset_label()}",
-                                   secrets=state.embedding_secrets())
+                                   secrets=state.embedding_secrets(), owner=state.owner())
     jobs_panel()
     missing = untrained_names(dataset, trained)
     if missing:

@@ -1,6 +1,8 @@
-"""Command line: ``python -m core datasets|prepare|train|evaluate``.
+"""Command line: ``python -m core datasets|prepare|embed|train|evaluate|finetune``.
 
-Bad input (a broken CSV, an unknown option) ends with one line on stderr and exit code 2, never a traceback.
+Bad input (a broken CSV, an unknown or out-of-range option) ends with one line on stderr and exit code 2,
+never a traceback. What validation fixed or dropped, and what the model store repaired, is printed as
+``note:`` lines on stderr.
 """
 
 from __future__ import annotations
@@ -75,13 +77,19 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"{name:<10} {description}")
 
 
+def notes(lines: list[str]) -> None:
+    for line in lines:
+        print(f"note: {line}", file=sys.stderr)
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
+    if bool(args.interactions) != bool(args.items):
+        raise CLIError("--interactions and --items go together: give both files (or --dataset NAME|FOLDER).")
     if args.interactions:
-        dataset = data.load_files(Path(args.interactions), Path(args.items or ""), name=args.name or "custom")
+        dataset = data.load_files(Path(args.interactions), Path(args.items), name=args.name or "custom")
     else:
         dataset = data.load(args.dataset)
-    for note in dataset.warnings:
-        print(f"warning: {note}", file=sys.stderr)
+    notes(dataset.warnings)
     split = dataset.split
     print(f"{dataset.name}: {dataset.catalog.n_items:,} items, {len(split.train):,} train sessions, "
           f"{split.n_test:,} test sessions; validation folds (train/validate): "
@@ -91,12 +99,12 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 def cmd_embed(args: argparse.Namespace) -> None:
     import time
 
-    from core.embeddings import EmbeddingSpec, cached_path, item_embeddings
+    from core.embeddings import EmbeddingSpec, cached_path, cached_vectors, embedding_notes, item_embeddings
 
     dataset = data.load(args.dataset)
-    spec = EmbeddingSpec(provider=args.provider, model=args.model)
+    spec = EmbeddingSpec(provider=args.provider, model=args.model, long_titles=args.long_titles)
     path = cached_path(dataset.catalog, spec)
-    cached = path.exists()
+    cached = cached_vectors(dataset.catalog, spec) is not None
     progress, close = tqdm_progress(f"embedding {dataset.catalog.n_items:,} titles")
     start = time.perf_counter()
     try:
@@ -104,22 +112,24 @@ def cmd_embed(args: argparse.Namespace) -> None:
     finally:
         close()
     seconds = time.perf_counter() - start
+    notes(embedding_notes(dataset.catalog, spec))
     print(f"{dataset.name}: {vectors.shape[0]:,} items x {vectors.shape[1]} dims ({spec.label}) "
           f"{'from cache' if cached else f'embedded in {seconds:.1f} s'} -> {path}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from core.evaluate import fit_or_load, model_dir
+    from core.store import fit_or_load
 
     dataset = data.load(args.dataset)
     for model in build_models(args.models, args.set):
         progress, close = tqdm_progress(f"training {model.name}")
         try:
-            _, seconds, cached = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
+            fitted = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
         finally:
             close()
-        where = model_dir(dataset, model)
-        print(f"{model.name}: {'already trained' if cached else f'trained in {seconds:.1f} s'} -> {where}")
+        notes(fitted.notes)
+        done = "already trained" if fitted.status == "loaded" else f"trained in {fitted.fit_seconds:.1f} s"
+        print(f"{model.name}: {done} -> {fitted.folder}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -133,6 +143,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                      progress=progress, retrain=args.retrain)
     finally:
         close()
+    for entry in report["models"].values():
+        notes(entry["notes"])
     print(f"{dataset.name}: {report['n_test_sessions']:,} test sessions, "
           f"popularity for serendipity/novelty: {report['popularity_counts']}")
     print(format_table(report))
@@ -143,8 +155,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> None:
     """LLMSeqPrompt's fine-tuning; the OpenAI path checks the key first and spends only with --yes."""
-    from core.evaluate import fit_or_load, model_dir
     from core.llm import LLMError
+    from core.store import fit_or_load
 
     try:
         if args.backend == "openai":
@@ -168,14 +180,14 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         print(f"model: {model.label}")
         progress, close = tqdm_progress("fine-tuning")
         try:
-            fitted, seconds, cached = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
+            fitted = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
         finally:
             close()
     except LLMError as err:
         raise CLIError(str(err)) from None
-    where = model_dir(dataset, model)
-    print(f"llmseqprompt ({fitted.label}): {'already fine-tuned' if cached else f'fine-tuned in {seconds:.1f} s'}"
-          f" -> {where}")
+    notes(fitted.notes)
+    done = "already fine-tuned" if fitted.status == "loaded" else f"fine-tuned in {fitted.fit_seconds:.1f} s"
+    print(f"llmseqprompt ({fitted.model.label}): {done} -> {fitted.folder}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -195,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     embed.add_argument("--dataset", default="beauty")
     embed.add_argument("--provider", default="local", choices=["local", "openai"])
     embed.add_argument("--model", help="local: a sentence-transformers folder; openai: a model name")
+    embed.add_argument("--long-titles", default="cut", choices=["cut", "head_tail"],
+                       help="titles longer than the model's window: cut their end (the model's way) or keep "
+                            "their beginning and end")
     embed.set_defaults(run=cmd_embed)
 
     for name, fn, text in (("train", cmd_train, "fit models and save them under cache/models"),
@@ -203,8 +218,8 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--dataset", default="beauty")
         command.add_argument("--models", default="popularity,vsknn",
                              help=f"comma-separated, from: {', '.join(REGISTRY)}")
-        command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                             help="model option, e.g. --set k=50 or --set vsknn.decay=log (repeatable)")
+        command.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                             help="model options, e.g. --set k=50 vsknn.decay=log (or --set repeated)")
         command.add_argument("--retrain", action="store_true", help="ignore saved models and fit again")
         if name == "evaluate":
             command.add_argument("--output", help="write the results JSON here too")
@@ -216,7 +231,7 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--backend", default="local", choices=["local", "openai"],
                           help="local: offline (default: small GPT-2 trained from scratch, not a pretrained LLM; "
                                "--set model_folder=PATH for your own HF model, LoRA); openai: paid fine-tuning")
-    finetune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    finetune.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                           help="llmseqprompt option, e.g. --set epochs=2 or --set openai_model=gpt-3.5-turbo")
     finetune.add_argument("--yes", action="store_true", help="confirm the OpenAI cost estimate and start the job")
     finetune.add_argument("--retrain", action="store_true", help="ignore a saved model and fine-tune again")

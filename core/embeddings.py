@@ -8,10 +8,22 @@ Providers share one interface, ``encode(texts, progress=None) -> float32 array (
 * ``openai``: the official client; ``text-embedding-3-small`` by default, ``text-embedding-ada-002`` (the
   paper's) or ``text-embedding-3-large``. The key comes from ``OPENAI_API_KEY`` only and is never written
   anywhere; ``OPENAI_BASE_URL`` points it at any OpenAI-compatible server. Requests are batched within the
-  API's limits and retried with exponential backoff on 429, 5xx and timeouts.
+  API's limits. Every answer is checked (one vector per text, indices exactly 0..n-1, one positive width,
+  finite values); a bad answer is retried like a 429/5xx/timeout, with exponential backoff, and then ends in
+  one sentence — nothing unchecked is ever cached. Deadlines: ``request_deadline`` (120 s) for one request
+  from sending to the last byte of the answer, so a server that trickles its answer cannot hold a request
+  for good, and ``call_deadline`` (30 min, or ``$LLMSEQ_OPENAI_CALL_DEADLINE`` seconds) for a whole
+  ``encode`` call, retries included.
 
-Item vectors are cached in ``cache/embeddings/`` under a key made of the provider, the model and a hash of
-every text, so a changed catalog or model never reuses stale vectors; files are written atomically.
+Titles longer than the model's window (all-MiniLM-L6-v2: 256 tokens) are cut by the model at their end,
+which loses what tells two long titles apart (a shade, a size at the end). ``EmbeddingSpec.long_titles``:
+``"cut"`` (the default, as the model does) or ``"head_tail"`` (keep the first and the last part of the
+window, joined by " … "). How many titles were longer than the window is recorded beside the cached vectors
+(:func:`embedding_notes`), and the CLI's ``embed`` and the app's Home page say it.
+
+Item vectors are cached in ``cache/embeddings/`` under a key made of the provider, the model, the
+long-title rule and a hash of every text, so a changed catalog or model never reuses stale vectors; files are
+written atomically and read defensively (a damaged or wrong-shaped file is computed again).
 
 Items without a title: the paper embedded them as a zero vector, which makes cosine similarity undefined.
 Here such an item gets the normalised mean of all titled items' vectors (the catalog centroid): it is
@@ -20,20 +32,22 @@ close to nothing in particular, and every similarity stays defined.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
 import random
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Protocol, Sequence
+from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
 
 from core.data import Catalog
 from core.models.base import Progress
-from core.storage import CACHE_DIR, atomic_save_npy
+from core.storage import CACHE_DIR, atomic_save_npy, atomic_write_text, load_npy
 
 OPENAI_MODELS = ("text-embedding-3-small", "text-embedding-ada-002", "text-embedding-3-large")
 
@@ -42,11 +56,15 @@ class EmbeddingError(RuntimeError):
     """The embedding provider cannot be used (no key, rejected key, model folder missing...)."""
 
 
+LongTitles = Literal["cut", "head_tail"]
+
+
 @dataclass(frozen=True)
 class EmbeddingSpec:
     provider: Literal["local", "openai"] = "local"
     # local: a sentence-transformers folder (None = bundled all-MiniLM-L6-v2); openai: a model name
     model: str | None = None
+    long_titles: LongTitles = "cut"  # a title longer than the model's window: cut its end, or keep head + tail
 
     @property
     def model_name(self) -> str:
@@ -56,11 +74,19 @@ class EmbeddingSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.provider}:{self.model_name}"
+        return f"{self.provider}:{self.model_name}" + ("" if self.long_titles == "cut" else f" ({self.long_titles})")
 
 
 class Provider(Protocol):
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+    def too_long(self, texts: Sequence[str]) -> tuple[int, int]:
+        """(how many texts exceed the model's window, the window in tokens)."""
+        ...
+
+    def fit_window(self, texts: Sequence[str]) -> list[str]:
+        """Texts longer than the window shortened to their head and tail (joined by " … ")."""
+        ...
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -99,6 +125,32 @@ class LocalProvider:
     def dimension(self) -> int:
         return int(self._load().get_sentence_embedding_dimension())
 
+    def _window(self) -> int:
+        """Tokens the model reads of a text, without its [CLS]/[SEP] markers."""
+        return int(self._load().max_seq_length) - 2
+
+    def _token_spans(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        tokenizer = self._load().tokenizer
+        encoded = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                            verbose=False)
+        return [list(spans) for spans in encoded["offset_mapping"]]
+
+    def too_long(self, texts: Sequence[str]) -> tuple[int, int]:
+        window = self._window()
+        return sum(len(spans) > window for spans in self._token_spans(texts)), window
+
+    def fit_window(self, texts: Sequence[str]) -> list[str]:
+        window = self._window()
+        head = (window - 2) // 2  # two tokens for the " … " between head and tail
+        tail = window - 2 - head
+        out = []
+        for text, spans in zip(texts, self._token_spans(texts)):
+            if len(spans) <= window:
+                out.append(text)
+            else:
+                out.append(f"{text[: spans[head - 1][1]]} … {text[spans[-tail][0]:]}")
+        return out
+
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         model = self._load()
         texts = list(texts)
@@ -114,54 +166,141 @@ class LocalProvider:
         return _normalise(np.concatenate(chunks))
 
 
+class BadAnswer(Exception):
+    """An answer from an embeddings server that cannot be used (retried like a 5xx)."""
+
+
+class DeadlinePassed(Exception):
+    """A request took longer than its deadline (retried like a timeout)."""
+
+
+def parse_embeddings(body: bytes, n_texts: int) -> np.ndarray:
+    """The (n_texts, d) float32 vectors of an embeddings answer, in input order; raises :class:`BadAnswer`
+    unless it holds exactly one vector per text (indices 0..n-1), all of one positive width, all finite."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadAnswer("the answer is not valid JSON (cut short?)") from None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        raise BadAnswer("the answer has no 'data' list")
+    if len(data) != n_texts:
+        raise BadAnswer(f"{len(data)} vector(s) for {n_texts} text(s)")
+    indices = [item.get("index") if isinstance(item, dict) else None for item in data]
+    if sorted(i for i in indices if isinstance(i, int) and not isinstance(i, bool)) != list(range(n_texts)):
+        raise BadAnswer(f"the vectors' indices are not exactly 0..{n_texts - 1}")
+    vectors: list[Any] = [None] * n_texts
+    for index, item in zip(indices, data):
+        vectors[index] = _vector(item.get("embedding"))
+    widths = {len(v) for v in vectors}
+    if len(widths) != 1 or 0 in widths:
+        raise BadAnswer(f"vectors of width(s) {sorted(widths)}: expected one positive width")
+    array = np.asarray(vectors, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise BadAnswer("the vectors hold NaN or infinite values")
+    return array
+
+
+def _vector(value: Any) -> np.ndarray:
+    if isinstance(value, str):  # encoding_format=base64: little-endian float32
+        try:
+            return np.frombuffer(base64.b64decode(value, validate=True), dtype="<f4")
+        except (ValueError, TypeError):
+            raise BadAnswer("a base64 vector cannot be decoded") from None
+    if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        raise BadAnswer("a vector is missing or is not a list of numbers")
+    return np.asarray(value, dtype=np.float64)
+
+
 class OpenAIProvider:
-    """OpenAI (or any compatible server's) embeddings endpoint with batching and retries."""
+    """OpenAI (or any compatible server's) embeddings endpoint with batching, answer checks, retries and
+    deadlines (module docstring)."""
 
     max_inputs_per_request = 256  # the API allows 2,048 inputs; smaller requests fail and retry cheaper
     max_chars_per_input = 8000  # well under the 8,191-token input limit for titles
+    max_answer_bytes = 256 * 1024**2  # 256 titles x 3,072 floats as JSON is ~20 MB
 
     def __init__(self, model: str = OPENAI_MODELS[0], max_retries: int = 5, base_delay: float = 1.0,
-                 timeout: float = 60.0) -> None:
+                 request_deadline: float = 120.0, call_deadline: float | None = None) -> None:
         if not os.environ.get("OPENAI_API_KEY"):
             raise EmbeddingError("OPENAI_API_KEY is not set: export it (or use the local provider).")
         import openai
 
         self.openai = openai
         # Retries are ours (below), so that backoff and the errors users see are the same everywhere.
-        self.client = openai.OpenAI(max_retries=0, timeout=timeout)
+        self.client = openai.OpenAI(max_retries=0)
         self.model = model
         self.max_retries = max_retries
         self.base_delay = base_delay
+        self.request_deadline = request_deadline
+        self.call_deadline = call_deadline if call_deadline is not None else \
+            float(os.environ.get("LLMSEQ_OPENAI_CALL_DEADLINE", "1800"))
 
-    def _request(self, batch: list[str]) -> np.ndarray:
+    def _post(self, batch: list[str], deadline: float) -> np.ndarray:
+        """One request, read as a stream so that the deadline holds even for an answer that trickles in."""
+        timeout = max(0.05, deadline - time.monotonic())  # also bounds connecting and each wait for data
+        body = bytearray()
+        with self.client.embeddings.with_streaming_response.create(
+                model=self.model, input=batch, encoding_format="float", timeout=timeout) as response:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise DeadlinePassed(f"no complete answer within {self.request_deadline:g} s")
+                if len(body) > self.max_answer_bytes:
+                    raise BadAnswer("the answer is far larger than any embeddings answer")
+        return parse_embeddings(bytes(body), len(batch))
+
+    def _request(self, batch: list[str], call_ends: float) -> np.ndarray:
         openai = self.openai
         for attempt in range(self.max_retries + 1):
+            left = call_ends - time.monotonic()
+            if left <= 0:
+                raise EmbeddingError(f"the embeddings call passed its deadline of {self.call_deadline:g} s "
+                                     "(LLMSEQ_OPENAI_CALL_DEADLINE); nothing was cached.")
             try:
-                response = self.client.embeddings.create(model=self.model, input=batch)
-                ordered = sorted(response.data, key=lambda item: item.index)
-                return np.asarray([item.embedding for item in ordered], dtype=np.float32)
+                return self._post(batch, time.monotonic() + min(self.request_deadline, left))
             except openai.AuthenticationError:
                 raise EmbeddingError("the OpenAI API rejected the key (401): check OPENAI_API_KEY.") from None
             except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                    openai.APIConnectionError) as err:
+                    openai.APIConnectionError, BadAnswer, DeadlinePassed) as err:
                 if attempt == self.max_retries:
-                    raise EmbeddingError(f"the embeddings request failed after {attempt + 1} tries: "
-                                         f"{type(err).__name__}") from None
-                time.sleep(self.base_delay * 2**attempt * (1 + random.random() / 4))
+                    raise EmbeddingError(f"the embeddings request failed after {attempt + 1} tries "
+                                         f"({_describe(err)}); nothing was cached.") from None
+                pause = self.base_delay * 2**attempt * (1 + random.random() / 4)
+                time.sleep(max(0.0, min(pause, call_ends - time.monotonic())))
             except openai.APIStatusError as err:
                 raise EmbeddingError(f"the embeddings request was refused ({err.status_code}): "
-                                     f"{err.message}") from None
+                                     f"{str(err.message).splitlines()[0] if err.message else ''}") from None
         raise AssertionError("unreachable")
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         texts = [text[: self.max_chars_per_input] or " " for text in texts]
+        call_ends = time.monotonic() + self.call_deadline
         chunks = []
         for start in range(0, len(texts), self.max_inputs_per_request):
             batch = texts[start:start + self.max_inputs_per_request]
-            chunks.append(self._request(batch))
+            chunks.append(self._request(batch, call_ends))
+            if chunks[-1].shape[1] != chunks[0].shape[1]:
+                raise EmbeddingError(f"the server answered with {chunks[0].shape[1]}-d vectors, then "
+                                     f"{chunks[-1].shape[1]}-d ones; nothing was cached.")
             if progress:
                 progress(start + len(batch), len(texts), "embedding titles (OpenAI)")
         return _normalise(np.concatenate(chunks)) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+    def too_long(self, texts: Sequence[str]) -> tuple[int, int]:
+        # ~4 characters a token: a text cut at max_chars_per_input stays inside the 8,191-token window.
+        return sum(len(t) > self.max_chars_per_input for t in texts), 8191
+
+    def fit_window(self, texts: Sequence[str]) -> list[str]:
+        half = (self.max_chars_per_input - 3) // 2
+        return [t if len(t) <= self.max_chars_per_input else f"{t[:half]} … {t[-half:]}" for t in texts]
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, (BadAnswer, DeadlinePassed)):
+        return f"last: {err}"
+    status = getattr(err, "status_code", None)
+    return f"last: {type(err).__name__}" + (f" {status}" if status else "")
 
 
 @lru_cache(maxsize=4)
@@ -191,40 +330,73 @@ def _cache_dir() -> Path:
     return CACHE_DIR / "embeddings"
 
 
-def cache_key(texts: Sequence[str], spec: EmbeddingSpec) -> str:
+def cache_key(catalog: Catalog, spec: EmbeddingSpec) -> str:
+    """The cache name of the catalog's titles embedded with ``spec``: provider, model (a local folder's weights:
+    their size and modification time too, since a folder can be retrained in place), long-title rule, and
+    every title (``Catalog.titles_fingerprint``)."""
     digest = hashlib.sha256()
     digest.update(spec.label.encode())
     if spec.provider == "local" and spec.model:
-        # A local folder can be retrained in place: its weights' size and mtime join the key.
         for weights in sorted(Path(spec.model).glob("*.safetensors")) + sorted(Path(spec.model).glob("*.bin")):
             stat = weights.stat()
             digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    for text in texts:
-        digest.update(text.encode())
-        digest.update(b"\x00")
+    digest.update(catalog.titles_fingerprint.encode())
     slug = "".join(c if c.isalnum() or c in "-." else "_" for c in Path(spec.model_name).name)
     return f"{spec.provider}-{slug}-{digest.hexdigest()[:16]}"
 
 
 def cached_path(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> Path:
-    return _cache_dir() / f"{cache_key(catalog.titles, spec)}.npy"
+    return _cache_dir() / f"{cache_key(catalog, spec)}.npy"
+
+
+def cached_vectors(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> np.ndarray | None:
+    """The catalog's cached vectors for ``spec``, or None when there are none or the file is damaged
+    (wrong shape, unreadable, non-finite values): such a file is computed again, never used."""
+    vectors = load_npy(cached_path(catalog, spec))
+    if vectors is None or vectors.ndim != 2 or vectors.shape[0] != catalog.n_items or vectors.shape[1] == 0 \
+            or not np.isfinite(vectors).all():
+        return None
+    return vectors
+
+
+def embedding_notes(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> list[str]:
+    """What embedding the catalog with ``spec`` did to its titles (from the record kept beside the vectors)."""
+    try:
+        record = json.loads(cached_path(catalog, spec).with_suffix(".json").read_text())
+        too_long, window = int(record["too_long"]), int(record["window"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not too_long:
+        return []
+    done = ("their beginning and end were kept (long_titles=head_tail)" if spec.long_titles == "head_tail" else
+            "their ends were cut, so titles that differ only there get the same vector "
+            "(long_titles=head_tail keeps their beginning and end)")
+    return [f"{too_long:,} title(s) are longer than {spec.model_name}'s window of {window:,} tokens: {done}."]
 
 
 def item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
                     progress: Progress | None = None) -> np.ndarray:
-    """One L2-normalised vector per catalog item, (n_items, d) float32, from cache when possible."""
-    path = cached_path(catalog, spec)
-    if path.exists():
-        vectors = np.load(path)
-        if vectors.shape[0] == catalog.n_items:
-            return vectors
+    """One L2-normalised vector per catalog item, (n_items, d) float32, from cache when possible.
+
+    Raises :class:`EmbeddingError` (one sentence) when the provider cannot be used.
+    """
+    vectors = cached_vectors(catalog, spec)
+    if vectors is not None:
+        return vectors
     titled = np.array([bool(title) for title in catalog.titles])
     if not titled.any():
         raise EmbeddingError("no item has a title: there is nothing to embed.")
     texts = [title for title, has in zip(catalog.titles, titled) if has]
-    encoded = provider(spec).encode(texts, progress)
+    encoder = provider(spec)
+    too_long, window = encoder.too_long(texts)
+    if spec.long_titles == "head_tail" and too_long:
+        texts = encoder.fit_window(texts)
+    encoded = encoder.encode(texts, progress)
     vectors = np.empty((catalog.n_items, encoded.shape[1]), dtype=np.float32)
     vectors[titled] = encoded
     vectors[~titled] = _normalise(encoded.mean(axis=0, keepdims=True))
+    path = cached_path(catalog, spec)
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"too_long": too_long, "window": window,
+                                                             "spec": spec.label}))
     atomic_save_npy(path, vectors)
     return vectors

@@ -1,8 +1,9 @@
 """Run recommenders over evaluation prompts, compute the metrics, save the results.
 
-Results are plain JSON, one file per (dataset, model) under ``cache/results/<dataset>/``, which the app's
-dashboards read. A result holds the metric means @10 and @20, a 95% bootstrap interval for every accuracy
-metric, a breakdown by prompt length, the timing, and the model's config.
+Results are plain JSON under ``cache/results/<dataset>/``, one file per model key (``core.store``: data,
+titles and embeddings, config) and evaluation options, which the app's dashboards read. A result holds the
+metric means @10 and @20, a 95% bootstrap interval for every accuracy metric, a breakdown by prompt length,
+the timing, the model's config, and whether the model was fitted for it or loaded from the store.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core import metrics
+from core import metrics, store
+from core.config import config_dict
 from core.data import Dataset, Split
-from core.models.base import Progress, Recommender, config_dict
-from core.storage import CACHE_DIR, atomic_write_text
+from core.models.base import Progress, Recommender
+from core.storage import CACHE_DIR, atomic_write_text, read_json
 
 KS = (10, 20)
 LENGTH_BINS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 9), (10, 10**9))  # prompt lengths, inclusive
@@ -91,89 +93,88 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     return result
 
 
-def fingerprint(dataset: Dataset) -> str:
-    """A short hash of what a fitted model depends on: the catalog and the train sessions."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(map(str, dataset.catalog.item_ids)).encode())
-    for session in dataset.split.train:
-        digest.update(session.tobytes())
-    return digest.hexdigest()[:12]
+def options_tag(options: EvaluationOptions) -> str:
+    """A short hash of the evaluation options (part of a result's key)."""
+    return hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:6]
 
 
-def model_dir(dataset: Dataset, model: Recommender) -> Path:
-    config_hash = hashlib.sha256(json.dumps(config_dict(model.config), sort_keys=True).encode()).hexdigest()[:10]
-    return models_folder(dataset.name) / f"{model.name}-{fingerprint(dataset)}-{config_hash}"
+def results_folder(dataset_name: str) -> Path:
+    return CACHE_DIR / "results" / dataset_name
 
 
-def models_folder(dataset_name: str) -> Path:
-    """Where a dataset's fitted models are saved, one folder each (see ``model_dir``)."""
-    return CACHE_DIR / "models" / dataset_name
-
-
-def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None = None,
-                retrain: bool = False) -> tuple[Recommender, float, bool]:
-    """The fitted model from cache/models when its config and data match, else fit and save it.
-
-    Returns (model, fit_seconds, loaded_from_cache).
-    """
-    folder = model_dir(dataset, model)
-    if not retrain and (folder / "state.safetensors").exists():
-        return Recommender.load(folder), 0.0, True
-    start = time.perf_counter()
-    model.fit(dataset.split, progress=progress)
-    seconds = time.perf_counter() - start
-    model.save(folder)
-    (folder / "fit_seconds.txt").write_text(f"{seconds:.3f}\n")
-    return model, seconds, False
-
-
-def result_path(dataset_name: str, model_name: str) -> Path:
-    return CACHE_DIR / "results" / dataset_name / f"{model_name}.json"
+def result_path(dataset: Dataset, model: Recommender, options: EvaluationOptions = EvaluationOptions()) -> Path:
+    """``cache/results/<dataset>/<model key>-<options tag>.json``: the model key (``core.store.model_key``) holds
+    the data, titles, embeddings and config, so a variant or a model built on other data never shares a file."""
+    return results_folder(dataset.name) / f"{store.model_key(dataset, model.name, model.config)}-{options_tag(options)}.json"
 
 
 def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions = EvaluationOptions(),
         progress: Progress | None = None, retrain: bool = False, save: bool = True) -> dict[str, Any]:
-    """Fit (or load) and evaluate each model on the dataset's test split; save one JSON per model."""
+    """Fit (or load) and evaluate each model on the dataset's test split; save one JSON per model.
+
+    Each entry of ``report["models"]`` (keyed by the model's label: its name, plus its changed options) says
+    whether the model was ``"fitted"`` now or ``"loaded"`` from the store (``status``), and ``notes`` what the
+    store had to repair.
+    """
     report: dict[str, Any] = {"dataset": dataset.name, "n_test_sessions": dataset.split.n_test,
                               "n_train_sessions": len(dataset.split.train),
                               "popularity_counts": "whole dataset (paper)" if options.paper_popularity else "train only",
                               "models": {}}
     for model in models:
-        fitted, fit_seconds, cached = fit_or_load(model, dataset, progress=progress, retrain=retrain)
-        result = evaluate_model(fitted, dataset.split, options, progress=progress)
+        fitted = store.fit_or_load(model, dataset, progress=progress, retrain=retrain)
+        result = evaluate_model(fitted.model, dataset.split, options, progress=progress)
         result.pop("recommendations")
-        if cached:
-            stored = model_dir(dataset, model) / "fit_seconds.txt"
-            fit_seconds = float(stored.read_text()) if stored.exists() else 0.0
-        entry = {**result["metrics"], "fit_seconds": fit_seconds, "predict_seconds": result["predict_seconds"],
-                 "loaded_from_cache": cached}
-        report["models"][model.name] = entry
+        config = config_dict(model.config)
+        entry = {**result["metrics"], "fit_seconds": fitted.fit_seconds, "predict_seconds": result["predict_seconds"],
+                 "status": fitted.status, "loaded_from_cache": fitted.status == "loaded", "notes": fitted.notes}
+        label = store.label(model.name, config)
+        report["models"][label] = entry
         if save:
-            saved = {"dataset": dataset.name, "model": model.name, "n_test_sessions": dataset.split.n_test,
+            saved = {"dataset": dataset.name, "model": model.name, "label": label,
+                     "key": store.model_key(dataset, model.name, model.config), "evaluation": options_tag(options),
+                     "n_test_sessions": dataset.split.n_test,
                      "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "config": config_dict(model.config), "popularity_counts": report["popularity_counts"],
+                     "config": config, "popularity_counts": report["popularity_counts"],
                      **{key: value for key, value in result.items() if key != "predict_seconds"}, **entry}
-            atomic_write_text(result_path(dataset.name, model.name), json.dumps(saved, indent=2))
+            atomic_write_text(result_path(dataset, model, options), json.dumps(saved, indent=2))
     return report
 
 
-def load_results(dataset_name: str) -> dict[str, dict[str, Any]]:
-    """Every saved result for a dataset, by model name (unreadable files are skipped, not fatal)."""
-    folder = CACHE_DIR / "results" / dataset_name
-    out = {}
-    for path in sorted(folder.glob("*.json")):
-        try:
-            out[path.stem] = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+def load_results(dataset: Dataset, options: EvaluationOptions = EvaluationOptions()) -> dict[str, dict[str, Any]]:
+    """The saved results of this dataset's current data, by model label (registry order, default config first).
+
+    A result counts only when its key is what its model and config give on the data as it is now (same
+    sessions, same titles and embeddings) and it was computed with ``options``; damaged files and results of
+    other data or an older version are skipped, never fatal.
+    """
+    from core.models import REGISTRY, model_class
+
+    tag = options_tag(options)
+    found = []
+    for path in sorted(results_folder(dataset.name).glob("*.json")):
+        result = read_json(path)
+        if not isinstance(result, dict) or result.get("evaluation") != tag or result.get("model") not in REGISTRY:
             continue
-    return out
+        try:
+            config = model_class(result["model"]).Config(**result["config"])
+            current = store.model_key(dataset, result["model"], config)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if current == result.get("key"):
+            found.append(result)
+    order = {name: i for i, name in enumerate(REGISTRY)}
+    found.sort(key=lambda r: (order[r["model"]], r["label"] != r["model"], r["label"]))
+    return {result["label"]: result for result in found}
 
 
 def format_table(report: dict[str, Any], ks: tuple[int, ...] = KS) -> str:
+    """The CLI's table: one row per model with every metric, the fit time and whether it was fitted or loaded."""
     columns = [f"{m}@{k}" for k in ks for m in ("NDCG", "HR", "MRR", "Coverage", "Serendipity", "Novelty")]
-    header = f"{'model':<14}" + "".join(f"{c:>15}" for c in columns) + f"{'fit s':>9}{'predict s':>11}"
+    width = max([14] + [len(name) + 2 for name in report["models"]])
+    header = f"{'model':<{width}}" + "".join(f"{c:>15}" for c in columns) + f"{'fit s':>9}{'predict s':>11}  model"
     lines = [header, "-" * len(header)]
     for name, entry in report["models"].items():
         cells = "".join(f"{entry[c]:>15.4f}" for c in columns)
-        lines.append(f"{name:<14}{cells}{entry['fit_seconds']:>9.1f}{entry['predict_seconds']:>11.1f}")
+        fit = "-" if entry["fit_seconds"] is None else f"{entry['fit_seconds']:.1f}"
+        lines.append(f"{name:<{width}}{cells}{fit:>9}{entry['predict_seconds']:>11.1f}  {entry['status']}")
     return "\n".join(lines)

@@ -4,6 +4,10 @@ Why a process and not a thread: a cancelled job must stop at once (a thread cann
 torch epoch), and a long fit must not starve the app's own thread of the GIL. The app holds one
 :class:`JobManager` for the whole server; jobs run one at a time in submission order (the machine this
 targets has 2 cores, and two jobs must never write the same model folder), so a later job waits "queued".
+Each job is owned by the browser session that submitted it (``owner``): only its owner sees its title, its
+progress and its errors, and only its owner may cancel it; other visitors see at most how many jobs are
+ahead of theirs. Submitting a job identical to one of the owner's queued or running jobs returns that job
+(a double click queues one job, not two).
 
 Protocol: the manager starts ``python -m core.jobs`` and writes the job (JSON) to its stdin — secrets such as
 an OpenAI key travel this way only, never in a file, an argument or the app's environment. The worker
@@ -28,7 +32,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 MARKER = "@@job "
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +85,8 @@ class Job:
     id: int
     title: str
     request: JobRequest
-    status: str = "queued"  # queued | running | done | failed | cancelled
+    owner: str = ""  # the browser session that submitted it ("" = a script or a test)
+    status: Literal["queued", "running", "done", "failed", "cancelled"] = "queued"
     step: int = 0  # index into request.steps()
     done: int = 0
     total: int = 0
@@ -122,29 +127,42 @@ class JobManager:
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------------------------------------ public
-    def submit(self, request: JobRequest, title: str, secrets: dict[str, str] | None = None) -> Job:
+    def submit(self, request: JobRequest, title: str, secrets: dict[str, str] | None = None,
+               owner: str = "") -> Job:
+        """Queue a job for ``owner``; for a browser session (a non-empty owner), its identical queued or running
+        job if there is one (a double click)."""
         with self._lock:
-            job = Job(id=next(self._ids), title=title, request=request)
+            for job in self._jobs.values():
+                if owner and job.active and job.owner == owner and job.request == request \
+                        and not job.cancel_requested:
+                    return job
+            job = Job(id=next(self._ids), title=title, request=request, owner=owner)
             self._jobs[job.id] = job
             self._secrets[job.id] = dict(secrets or {})
             self._start_next()
             return job
 
-    def jobs(self) -> list[Job]:
-        """Newest first."""
+    def jobs(self, owner: str | None = None) -> list[Job]:
+        """Newest first: every job (``owner=None``, for scripts and tests) or one owner's."""
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: -j.id)
+            return sorted((j for j in self._jobs.values() if owner is None or j.owner == owner), key=lambda j: -j.id)
+
+    def others_active(self, owner: str) -> int:
+        """How many queued or running jobs belong to other owners (all another visitor may learn of them)."""
+        with self._lock:
+            return sum(1 for j in self._jobs.values() if j.active and j.owner != owner)
 
     def get(self, job_id: int) -> Job | None:
         return self._jobs.get(job_id)
 
-    def active(self) -> list[Job]:
-        return [job for job in self.jobs() if job.active]
+    def active(self, owner: str | None = None) -> list[Job]:
+        return [job for job in self.jobs(owner) if job.active]
 
-    def cancel(self, job_id: int) -> None:
+    def cancel(self, job_id: int, owner: str | None = None) -> None:
+        """Cancel a job; with ``owner``, only a job of that owner (anyone else's request is ignored)."""
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or not job.active:
+            if job is None or not job.active or (owner is not None and job.owner != owner):
                 return
             job.cancel_requested = True
             if job.status == "queued":
@@ -299,11 +317,11 @@ class _Worker:
         """Make ``model.save`` uninterruptible by a cancel (the instance attribute shadows the method)."""
         original = model.save
 
-        def save(folder: Path) -> Path:
+        def save(folder: Path, meta: dict[str, Any] | None = None) -> Path:
             self.saving = True
             _emit(saving=True)
             try:
-                return original(folder)
+                return original(folder, meta)
             finally:
                 self.saving = False
                 _emit(saving=False)
@@ -336,22 +354,24 @@ class _Worker:
             step += 1
 
     def _fit(self, dataset: Any, model_step: ModelStep, request: JobRequest) -> dict[str, Any]:
-        from core import evaluate
+        from core import evaluate, store
+        from core.config import config_dict
         from core.models import create
 
         model = create(model_step.name, **model_step.options)
         if hasattr(model, "spending_confirmed"):  # a paid backend (LLMSeqPrompt on OpenAI) spends only if confirmed
             model.spending_confirmed = request.confirm_spending
         self.guard_saves(model)
+        folder = str(store.model_folder(dataset, model))
         if request.evaluate:
             report = evaluate.run(dataset, [model], progress=self.progress, retrain=request.retrain)
-            entry = report["models"][model.name]
-            return {"step": "train", "model": model.name, "folder": str(evaluate.model_dir(dataset, model)),
-                    "fit_seconds": entry["fit_seconds"], "loaded_from_cache": entry["loaded_from_cache"],
+            label, entry = next(iter(report["models"].items()))
+            return {"step": "train", "model": label, "folder": folder, "fit_seconds": entry["fit_seconds"],
+                    "status": entry["status"], "notes": entry["notes"],
                     "NDCG@20": entry["NDCG@20"], "HR@20": entry["HR@20"]}
-        _, seconds, cached = evaluate.fit_or_load(model, dataset, progress=self.progress, retrain=request.retrain)
-        return {"step": "train", "model": model.name, "folder": str(evaluate.model_dir(dataset, model)),
-                "fit_seconds": seconds, "loaded_from_cache": cached}
+        fitted = store.fit_or_load(model, dataset, progress=self.progress, retrain=request.retrain)
+        return {"step": "train", "model": store.label(model.name, config_dict(model.config)), "folder": folder,
+                "fit_seconds": fitted.fit_seconds, "status": fitted.status, "notes": fitted.notes}
 
     def _project(self, dataset: Any, projection: dict[str, Any]) -> dict[str, Any]:
         from core import projection as projection_module

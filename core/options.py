@@ -1,8 +1,9 @@
 """A model's options as data, so a form (the app's Train page) can be built for any registered model.
 
 Each ``Config`` dataclass field becomes an :class:`Option`: its kind (bool, int, float, text, choice), default,
-allowed values for a ``Literal``, whether ``None`` is allowed, and its help text: the comment written after the
-field in the source (the project's configs carry a comment saying why for each default).
+allowed values for a ``Literal``, its valid range (``core.config.option``), whether ``None`` is allowed, and
+its help text: the comment written after the field in the source (the project's configs carry a comment saying
+why for each default).
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from core.models.base import apply_overrides
+from core.config import Range, apply_overrides, field_range, unwrap_hint
 
 
 @dataclass(frozen=True)
 class Option:
     name: str
-    kind: str  # "bool" | "int" | "float" | "text" | "choice"
+    kind: Literal["bool", "int", "float", "text", "choice"]
     default: Any
     choices: tuple[Any, ...] = ()
     optional: bool = False  # None is allowed (an empty field means None)
     help: str = ""
+    range: Range | None = None  # valid values of an int or float option
 
 
 def _field_comments(config_class: type) -> dict[str, str]:
@@ -50,24 +52,17 @@ def model_options(config_class: type) -> list[Option]:
     defaults = config_class()
     options = []
     for field in dataclasses.fields(config_class):
-        hint = hints[field.name]
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        target = hint
-        if typing.get_origin(hint) is not typing.Literal and optional:
-            target = next(a for a in args if a is not type(None))
-        if typing.get_origin(target) is typing.Literal:
-            kind, choices = "choice", typing.get_args(target)
-        elif target is bool:
-            kind, choices = "bool", ()
-        elif target is int:
-            kind, choices = "int", ()
-        elif target is float:
-            kind, choices = "float", ()
+        target, optional, choices = unwrap_hint(hints[field.name])
+        if choices:
+            kind = "choice"
         else:
-            kind, choices = "text", ()
+            kind = {bool: "bool", int: "int", float: "float"}.get(target, "text")
+        bounds = field_range(config_class, field.name)
+        help_text = comments.get(field.name, "")
+        if bounds is not None:
+            help_text = f"{help_text} (valid: {bounds.describe()})".strip()
         options.append(Option(name=field.name, kind=kind, default=getattr(defaults, field.name), choices=choices,
-                              optional=optional, help=comments.get(field.name, "")))
+                              optional=optional, help=help_text, range=bounds))
     return options
 
 

@@ -4,7 +4,8 @@
 Most models rank Beauty's 12,101 items for one session in milliseconds; a generative one (LLMSeqPrompt samples
 20 names with a language model) takes seconds on a CPU. :class:`RankingPool` runs every model's ranking in
 background threads and remembers results by (model, session, K), so the page can draw what is ready at once
-and fill in a slow model's column when it is done.
+and fill in a slow model's column when it is done. One pool serves every browser session of a server: a
+request only ever drops its own owner's stale requests, never another user's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from core.data import Catalog
 from core.explain import nearest_session_items, uses_llm_embeddings
-from core.models.base import Recommender
+from core.models.base import NO_ITEM, Recommender
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
 def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Catalog,
              vectors: np.ndarray | None = None, target: int | None = None) -> list[ModelPicks]:
     """Picks with titles, the number of other models sharing each, the true next item and the "why"."""
-    counts = Counter(int(i) for r in rankings.values() for i in set(r.items.tolist()))
+    counts = Counter(int(i) for r in rankings.values() for i in set(r.items.tolist()) if i != NO_ITEM)
     position: dict[int, int] = {}  # item -> its first position in the session, 1-based (as the page numbers them)
     for index, item in enumerate(session):
         position.setdefault(int(item), index + 1)
@@ -101,14 +102,16 @@ def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Cata
         entry = ModelPicks(label=label, name=ranking.name, seconds=ranking.seconds, note=ranking.note)
         if ranking.error:
             entry.error = f"{label} could not rank this session: {ranking.error}"
-        why = [[] for _ in ranking.items]
-        if vectors is not None and uses_llm_embeddings(ranking.name) and len(session) and len(ranking.items):
-            why = nearest_session_items(vectors, session, ranking.items, n=2)
+        real = ranking.items != NO_ITEM  # a list is shorter than K when fewer items are allowed
+        items, scores = ranking.items[real], ranking.scores[real]
+        why = [[] for _ in items]
+        if vectors is not None and uses_llm_embeddings(ranking.name) and len(session) and len(items):
+            why = nearest_session_items(vectors, session, items, n=2)
         entry.picks = [
             Pick(rank=rank_ + 1, item=int(item), title=catalog.title(int(item)), score=float(score),
                  shared=counts[int(item)] - 1, is_target=target is not None and int(item) == int(target),
                  why=tuple((position[j], sim) for j, sim in reasons))
-            for rank_, (item, score, reasons) in enumerate(zip(ranking.items, ranking.scores, why))
+            for rank_, (item, score, reasons) in enumerate(zip(items, scores, why))
         ]
         out.append(entry)
     return out
@@ -124,37 +127,52 @@ def compare(models: dict[str, Recommender], session: Sequence[int], k: int, cata
 class RankingPool:
     """Rankings computed in background threads and remembered (the last ``max_remembered``).
 
-    Each model has its own single worker thread, so a slow model never holds up the fast ones, and a request
-    for a new session drops that model's requests still waiting (a user clicking through sessions does not
-    queue up seconds of generation for sessions no longer on screen).
+    Each model has its own single worker thread, so a slow model never holds up the fast ones. A request for
+    a new session drops the requests for that model still waiting *from the same owner* (a user clicking
+    through sessions does not queue up seconds of generation for sessions no longer on screen); a waiting
+    request that another owner also asked for is kept for them. Several owners asking for the same ranking
+    share one computation.
     """
 
     def __init__(self, max_remembered: int = 512) -> None:
         self._workers: dict[Hashable, ThreadPoolExecutor] = {}
         self._seconds: dict[Hashable, float] = {}  # each model's latest ranking time
         self._futures: OrderedDict[tuple, Future] = OrderedDict()
+        self._owners: dict[tuple, set[Hashable]] = {}  # who is waiting for each remembered request
         self._lock = threading.Lock()
         self._max = max_remembered
 
-    def submit(self, model_key: Hashable, model: Recommender, session: Sequence[int], k: int) -> Future:
-        """The ranking of ``session`` by the model known as ``model_key`` (e.g. its folder and save time):
-        the remembered one, or a new one started."""
+    def submit(self, model_key: Hashable, model: Recommender, session: Sequence[int], k: int,
+               owner: Hashable | None = None) -> Future:
+        """The ranking of ``session`` by the model known as ``model_key`` (e.g. its folder and save time) for
+        ``owner`` (a browser session): the remembered one, or a new one started. A request without an owner
+        never drops another request and is never dropped."""
         session = tuple(int(i) for i in session)
         key = (model_key, session, k)
+        if owner is None:
+            owner = object()  # nobody else is this owner
         with self._lock:
+            for other, waiting in list(self._futures.items()):
+                if other[0] != model_key or other == key or waiting.done():
+                    continue
+                owners = self._owners.get(other, set())
+                owners.discard(owner)
+                if not owners and waiting.cancel():  # nobody else waits for it
+                    del self._futures[other]
+                    self._owners.pop(other, None)
             future = self._futures.get(key)
             if future is None or future.cancelled() or (future.done() and future.exception() is not None):
-                for other, waiting in list(self._futures.items()):
-                    if other[0] == model_key and other != key and waiting.cancel():
-                        del self._futures[other]
                 worker = self._workers.get(model_key)
                 if worker is None:
                     worker = self._workers[model_key] = ThreadPoolExecutor(1, thread_name_prefix="ranking")
                 future = self._futures[key] = worker.submit(rank, model, session, k)
                 future.add_done_callback(lambda done, model_key=model_key: self._record(model_key, done))
+                self._owners[key] = set()
+            self._owners.setdefault(key, set()).add(owner)
             self._futures.move_to_end(key)
             while len(self._futures) > self._max:
-                self._futures.popitem(last=False)
+                dropped, _ = self._futures.popitem(last=False)
+                self._owners.pop(dropped, None)
             return future
 
     def _record(self, model_key: Hashable, future: Future) -> None:

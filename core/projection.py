@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from core.models.base import Progress, Recommender
-from core.storage import CACHE_DIR, atomic_save_npy
+from core.storage import CACHE_DIR, atomic_save_npy, load_npy
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -37,12 +37,12 @@ def cache_path(vectors: np.ndarray, method: Method, seed: int = 0) -> Path:
 
 
 def cached_projection(vectors: np.ndarray, method: Method, seed: int = 0) -> np.ndarray | None:
-    """The cached 2-D coordinates, or None when this map has never been computed (never computes)."""
-    path = cache_path(vectors, method, seed)
-    if not path.exists():
+    """The cached 2-D coordinates, or None when this map has never been computed or its file is damaged (never
+    computes)."""
+    coords = load_npy(cache_path(vectors, method, seed))
+    if coords is None or coords.shape != (len(vectors), 2) or not np.isfinite(coords).all():
         return None
-    coords = np.load(path)
-    return coords if coords.shape == (len(vectors), 2) else None
+    return coords
 
 
 def project(vectors: np.ndarray, method: Method = "pca", seed: int = 0,
@@ -121,13 +121,16 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
     under the WebGL points."""
     import plotly.graph_objects as go
 
+    from core.report import plotly_text
+
     n_items = len(coords)
     ids = np.arange(n_items)
-    short = np.array([t if len(t) <= 80 else t[:79] + "…" for t in titles], dtype=object)
+    # Plotly renders <b>, <a href>, <br>... in texts: titles are escaped, so they show exactly as in the file.
+    short = np.array([plotly_text(t if len(t) <= 80 else t[:79] + "…") for t in titles], dtype=object)
     hover = "%{text}<extra></extra>"
     figure = go.Figure()
     if colour is not None and len(colour) and isinstance(colour[0], str):
-        labels = np.array([c or "(none)" for c in colour], dtype=object)
+        labels = np.array([plotly_text(c) if c else "(none)" for c in colour], dtype=object)
         values, counts = np.unique(labels, return_counts=True)
         kept = set(values[np.argsort(-counts)][:MAX_CATEGORIES])
         labels = np.array([c if c in kept else "other" for c in labels], dtype=object)
@@ -160,7 +163,7 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
                                     marker=dict(symbol="star", size=15, color="#ffd166",
                                                 line=dict(width=1.5, color="#111")),
                                     unselected=dict(marker=dict(opacity=1.0))))
-    figure.update_layout(title=dict(text=title, font=dict(size=15)), height=600, margin=dict(t=40, b=10, l=10, r=10),
+    figure.update_layout(title=dict(text=plotly_text(title), font=dict(size=15)), height=600, margin=dict(t=40, b=10, l=10, r=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.12, font=dict(size=11)),
                          plot_bgcolor="white", dragmode="select")
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)

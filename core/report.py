@@ -36,6 +36,16 @@ PAPER_BEAUTY: dict[str, dict[str, float]] = {
 PAPER_LABEL = "paper (Boz et al. 2024)"
 
 
+def plotly_text(text: object) -> str:
+    """``text`` for a plotly label, legend or hover: ``&``, ``<`` and ``>`` escaped (plotly shows the entities
+    as the characters), so a tag in a title or an option value is never rendered."""
+    return html.escape(str(text), quote=False)
+
+
+def _escaped_models(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(model=frame["model"].map(plotly_text))
+
+
 def metric_names(ks: tuple[int, ...] = KS) -> list[str]:
     return [f"{m}@{k}" for k in ks for m in ACCURACY + BEYOND]
 
@@ -118,7 +128,7 @@ def csv_export(results: dict[str, dict[str, Any]]) -> str:
 # ------------------------------------------------------------------------------------------------ figures
 def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
     """One bar per model (and the paper's, hatched, where it reports the metric), error bars = 95% interval."""
-    part = frame[frame["metric"] == metric].copy()
+    part = _escaped_models(frame[frame["metric"] == metric])
     part["plus"] = (part["high"] - part["value"]).where(part["high"].notna())
     part["minus"] = (part["value"] - part["low"]).where(part["low"].notna())
     figure = px.bar(part, x="model", y="value", color="source", barmode="group", error_y="plus",
@@ -132,7 +142,7 @@ def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
 
 def tradeoff_figure(results: dict[str, dict[str, Any]], accuracy: str = "NDCG@20",
                     beyond: str = "Coverage@20") -> go.Figure:
-    table = wide_table(results).reset_index()
+    table = _escaped_models(wide_table(results).reset_index())
     figure = px.scatter(table, x=beyond, y=accuracy, text="model", title=f"{accuracy} vs {beyond}")
     figure.update_traces(textposition="top center", marker=dict(size=12))
     figure.update_layout(height=380, margin=dict(t=50, b=10, l=10, r=10))
@@ -141,7 +151,7 @@ def tradeoff_figure(results: dict[str, dict[str, Any]], accuracy: str = "NDCG@20
 
 def length_figure(results: dict[str, dict[str, Any]], metric: str = "NDCG@20") -> go.Figure:
     frame = by_length_frame(results)
-    part = frame[frame["metric"] == metric]
+    part = _escaped_models(frame[frame["metric"] == metric])
     order = list(dict.fromkeys(part["prompt length"]))  # the evaluation's bins, shortest first
     figure = px.line(part, x="prompt length", y="value", color="model", markers=True, hover_data=["sessions"],
                      category_orders={"prompt length": order}, labels={"value": metric},

@@ -2,14 +2,17 @@
 
 ``cache/`` (or ``$LLMSEQ_CACHE``) holds embeddings, model weights, projections, results; every file is
 written to a temporary name in the same folder and renamed into place, so a crash or a cancel never
-leaves a half-written artifact.
+leaves a half-written artifact. Reading is defensive: a file that is missing or damaged (a full disk, an
+older version, a hand edit) reads as None and is rebuilt or skipped, never fatal.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,3 +37,20 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     _atomic_write(Path(path), lambda out: np.save(out, array), "wb", suffix=".npy")
+
+
+def load_npy(path: Path) -> np.ndarray | None:
+    """An array saved with :func:`atomic_save_npy`, or None when the file is missing or cannot be read
+    (truncated, damaged, not an array): callers compute it again. Never loads pickled objects."""
+    try:
+        return np.load(Path(path), allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def read_json(path: Path) -> Any:
+    """A JSON artifact, or None when the file is missing or damaged (callers rebuild or skip it)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

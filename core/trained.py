@@ -1,23 +1,22 @@
-"""What is trained: the fitted models saved under ``cache/models/<dataset>/`` for a dataset's current data.
+"""What is trained: the fitted models saved in the store (``core.store``) for a dataset's current data.
 
-``core.evaluate.fit_or_load`` saves each fitted model in ``<name>-<data fingerprint>-<config hash>/``. A folder
-counts as trained for a dataset when its fingerprint matches the dataset's (same catalog and train sessions)
-and it holds a complete save (``state.safetensors`` is written last, inside an atomic rename) whose options
-this version still knows (a save from an older version with a removed option is skipped, not loaded). The
-app lists these to show every trained model's picks, and names the registered models that have none.
+A folder counts as trained for a dataset when its name is the key its saved model and options give on the
+dataset as it is now (same item ids and train sessions; for text models the same titles and embeddings) and it
+holds a complete save. A save from an older version with a removed option, or a damaged one, is skipped (and
+counted in ``damaged``), never loaded. The app lists these to show every trained model's picks, and names
+the registered models that have none.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import evaluate
+from core import store
 from core.data import BUNDLED, Dataset
 from core.models import REGISTRY, model_class
+from core.models.base import ArtifactError, Recommender
 
 
 @dataclass(frozen=True)
@@ -32,50 +31,47 @@ class TrainedModel:
     @property
     def label(self) -> str:
         """``vsknn`` for the default config, ``vsknn (k=100, decay=log)`` otherwise."""
-        if not self.changed:
-            return self.name
-        return f"{self.name} ({', '.join(f'{k}={v}' for k, v in self.changed.items())})"
+        return store.label(self.name, self.config)
 
 
-def default_config(name: str) -> dict[str, Any]:
-    return dataclasses.asdict(model_class(name).Config())
-
-
-def _read(folder: Path) -> TrainedModel | None:
-    weights = folder / "state.safetensors"
-    try:
-        meta = json.loads((folder / "config.json").read_text())
-        saved_at = weights.stat().st_mtime
-    except (OSError, json.JSONDecodeError):
-        return None
+def _read(folder: Path, dataset: Dataset) -> TrainedModel | None:
+    """The save in ``folder`` when it belongs to the dataset's current data; None otherwise.
+    Raises :class:`ArtifactError` for a damaged save."""
+    meta = Recommender.read_meta(folder)
     name = meta.get("model")
     if name not in REGISTRY:
         return None
-    config = meta.get("config", {})
     try:
-        defaults = default_config(name)
-    except (ImportError, AttributeError):  # a registered model whose module is broken or not written yet
+        config = model_class(name).Config(**meta["config"])
+    except (ImportError, AttributeError, TypeError, ValueError):  # an older version's options, or a broken module
         return None
-    if set(config) - set(defaults):  # saved by an older version with options this one no longer has
+    if store.model_key(dataset, name, config) != folder.name:
         return None
-    changed = {key: value for key, value in config.items() if defaults.get(key) != value}
-    seconds_file = folder / "fit_seconds.txt"
-    fit_seconds = float(seconds_file.read_text()) if seconds_file.exists() else None
-    return TrainedModel(name=name, folder=folder, config=config, changed=changed, fit_seconds=fit_seconds,
-                        saved_at=saved_at)
+    try:
+        saved_at = (folder / "state.safetensors").stat().st_mtime
+    except OSError:
+        raise ArtifactError(f"{folder}: the saved weights are missing") from None
+    return TrainedModel(name=name, folder=folder, config=meta["config"],
+                        changed=store.changed_options(name, meta["config"]),
+                        fit_seconds=store.saved_fit_seconds(folder, meta), saved_at=saved_at)
 
 
-def trained_models(dataset: Dataset) -> list[TrainedModel]:
-    """Every complete save for this dataset's data: registry order, then default config first, newest first."""
-    folder = evaluate.models_folder(dataset.name)
-    if not folder.is_dir():
+def trained_models(dataset: Dataset, damaged: list[str] | None = None) -> list[TrainedModel]:
+    """Every complete save for this dataset's data: registry order, then default config first, newest first.
+    Damaged saves of this dataset are skipped; their folder names are appended to ``damaged`` when given."""
+    root = store.models_root(dataset.name)
+    if not root.is_dir():
         return []
-    marker = f"-{evaluate.fingerprint(dataset)}-"
     found = []
-    for entry in folder.iterdir():
-        if entry.name.startswith(".") or marker not in entry.name or not entry.is_dir():
+    for entry in root.iterdir():
+        if entry.name.startswith(".") or not entry.is_dir():
             continue
-        model = _read(entry)
+        try:
+            model = _read(entry, dataset)
+        except ArtifactError:
+            if damaged is not None:
+                damaged.append(entry.name)
+            continue
         if model is not None:
             found.append(model)
     order = {name: i for i, name in enumerate(REGISTRY)}

@@ -1,6 +1,8 @@
 """A user's own dataset, uploaded through the app as two CSV files (gzip allowed).
 
-The files are validated by ``core.data.load_files`` exactly like the bundled ones, then kept under
+The files are validated by ``core.data.load_files`` exactly like the bundled ones — within
+``core.data.UPLOAD_LIMITS`` (decompressed size and lines per file, checked while decompressing, so a small
+"gzip bomb" is refused in one line without filling the server's memory) — then kept under
 ``cache/uploads/upload-<hash of both files>/`` as ``interactions.csv[.gz]`` and ``items.csv[.gz]``, so that
 ``core.data.load(folder)`` (the CLI, a background job) reads the same data, and models trained on it are
 cached under the dataset name ``upload-<hash>``. Files that fail validation are not kept. Error messages
@@ -16,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from core import data
-from core.storage import CACHE_DIR
+from core.storage import CACHE_DIR, read_json
 
 
 def _suffix(filename: str) -> str:
@@ -41,7 +43,7 @@ def save_upload(interactions: bytes, interactions_name: str, items: bytes, items
         interactions_path.write_bytes(interactions)
         items_path.write_bytes(items)
         try:
-            data.load(str(staging))
+            data.load(str(staging), limits=data.UPLOAD_LIMITS)
         except data.DataError as err:
             message = str(err).replace(str(interactions_path), interactions_name).replace(str(items_path), items_name)
             raise data.DataError(message) from None
@@ -57,9 +59,9 @@ def display_name(dataset_key: str) -> str:
     """``beauty`` for a bundled dataset; ``my_sessions.csv (uploaded)`` for an upload."""
     if dataset_key in data.BUNDLED:
         return dataset_key
-    names = Path(dataset_key) / "names.json"
-    if names.exists():
-        return f"{json.loads(names.read_text())['interactions']} (uploaded)"
+    names = read_json(Path(dataset_key) / "names.json")
+    if isinstance(names, dict) and isinstance(names.get("interactions"), str):
+        return f"{names['interactions']} (uploaded)"
     return Path(dataset_key).name
 
 
@@ -67,10 +69,10 @@ def readable_note(note: str, dataset_key: str) -> str:
     """A loading note with file names instead of paths (and, for an upload, the names the user gave)."""
     folder = data.DATA_DIR / dataset_key if dataset_key in data.BUNDLED else Path(dataset_key)
     note = note.replace(f"{folder}/", "")
-    names = folder / "names.json"
-    if names.exists():
-        given = json.loads(names.read_text())
+    given = read_json(folder / "names.json")
+    if isinstance(given, dict):
         for stem in ("interactions", "items"):
             for suffix in (".csv.gz", ".csv"):
-                note = note.replace(f"{stem}{suffix}", given[stem])
+                if isinstance(given.get(stem), str):
+                    note = note.replace(f"{stem}{suffix}", given[stem])
     return note

@@ -1,15 +1,18 @@
 """Build a session (search, add, reorder, remove, or a random real test session) and compare every trained
 model's top-K side by side."""
 
+import html
 from concurrent.futures import wait
 
 import numpy as np
 import streamlit as st
 
-from core.picks import assemble
+from core.models.base import ArtifactError
+from core.picks import Ranking, assemble
 from core.trained import trained_models, untrained_names
 from ui import state
 from ui.components import LEGEND, PICKS_CSS, how_to_train, page_start, picks_table, rerun_when_done
+from ui.text import md
 
 page_start()
 st.title("Session builder")
@@ -47,11 +50,16 @@ find, built = st.columns(2, gap="large")
 with find:
     st.subheader("Find items")
     query = st.text_input("Search the catalog by title (typos are fine)", placeholder="e.g. lip gloss red")
-    for match in state.title_search(state.dataset_key()).search(query, limit=6):
+    matches = state.title_search(state.dataset_key()).search(query, limit=6)
+    if query.strip() and not matches:
+        st.caption(f"No title matches “{md(query.strip())}”.")
+    for match in matches:
         text, add = st.columns([9, 1], vertical_alignment="center")
         about = " · ".join(x for x in (catalog.categories[match.item],
                                        f"{catalog.popularity[match.item]:,} interactions") if x)
-        text.markdown(f"{match.title}  \n<small style='color:#888'>{about}</small>", unsafe_allow_html=True)
+        with text:  # titles and categories are the file's text: escaped, never rendered as HTML or Markdown
+            st.html(f"<div class='search-hit'>{html.escape(match.title)}<br>"
+                    f"<small style='color:#888'>{html.escape(about)}</small></div>")
         add.button(":material/add:", key=f"add-{match.item}", help="Add to the session", on_click=state.add_items,
                    args=([match.item],), disabled=match.item in current["items"])
     st.button("Random real test session", icon=":material/casino:", on_click=random_test_session,
@@ -63,10 +71,10 @@ with built:
     first_shown = max(0, len(items) - SHOWN)  # long sessions (MovieLens histories): the most recent items
     if first_shown:
         with st.expander(f"{first_shown} earlier item(s)"):
-            st.markdown("\n".join(f"{p + 1}. {catalog.title(i)}" for p, i in enumerate(items[:first_shown])))
+            st.markdown("\n".join(f"{p + 1}. {md(catalog.title(i))}" for p, i in enumerate(items[:first_shown])))
     for position in range(first_shown, len(items)):
         text, up, down, drop = st.columns([9, 1, 1, 1], vertical_alignment="center", gap="small")
-        text.markdown(f"**{position + 1}.** {catalog.title(items[position])}")
+        text.markdown(f"**{position + 1}.** {md(catalog.title(items[position]))}")
         up.button(":material/arrow_upward:", key=f"up-{position}", help="Earlier", on_click=move,
                   args=(position, -1), disabled=position == 0)
         down.button(":material/arrow_downward:", key=f"down-{position}", help="Later", on_click=move,
@@ -74,7 +82,7 @@ with built:
         drop.button(":material/close:", key=f"drop-{position}", help="Remove", on_click=remove, args=(position,))
     target = state.true_next(current)
     if target is not None:
-        st.success(f"True next item: **{catalog.title(target)}**")
+        st.success(f"True next item: **{md(catalog.title(target))}**")
     elif current["origin"]:
         st.caption("Edited test session: its true next item is only marked while the session is unchanged.")
     if items:
@@ -105,14 +113,24 @@ k = k_col.slider("Top K", 5, 30, key=state.bind("top_k", 10), on_change=state.ke
 if items and shown:
     pool = state.ranking_pool()
     model_keys = {label: (str(labels[label].folder), labels[label].saved_at) for label in shown}
-    futures = {label: pool.submit(model_keys[label], state.load_model(labels[label]), items, k) for label in shown}
+    futures, ready = {}, {}
+    for label in shown:
+        try:
+            model = state.load_model(labels[label])
+        except ArtifactError as err:  # a damaged save: that column says so, the others still rank
+            ready[label] = Ranking(labels[label].name, np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0,
+                                   error=f"{err}; train it again on the Train page")
+            continue
+        futures[label] = pool.submit(model_keys[label], model, items, k, owner=state.owner())
     # Wait for the models known to be quick (or not yet timed); a slow one fills in its column when done.
-    quick = [futures[label] for label in shown if (pool.last_seconds(model_keys[label]) or 0.0) < QUICK_SECONDS]
+    quick = [futures[label] for label in futures if (pool.last_seconds(model_keys[label]) or 0.0) < QUICK_SECONDS]
     wait(quick, timeout=WAIT_SECONDS)
-    ready = {label: future.result() for label, future in futures.items() if future.done()}
+    for label, future in futures.items():
+        if future.done() and not future.cancelled():  # a ranking is only ever dropped for a newer one of ours
+            ready[label] = future.result()
     pending = [label for label in shown if label not in ready]
     results = {entry.label: entry for entry in assemble(ready, items, catalog, state.item_vectors(dataset), target)}
-    st.markdown(PICKS_CSS + LEGEND, unsafe_allow_html=True)
+    st.html(PICKS_CSS + LEGEND)
     per_row = min(len(shown), 4)
     for start in range(0, len(shown), per_row):
         for column, label in zip(st.columns(per_row), shown[start:start + per_row]):
@@ -120,23 +138,25 @@ if items and shown:
                 name = labels[label].name
                 st.markdown(f"#### {name}")
                 if label != name:  # a non-default config: its changed options
-                    st.caption(label[len(name):].strip(" ()"))
+                    st.caption(md(label[len(name):].strip(" ()")))
                 entry = results.get(label)
                 if entry is None:
                     st.info(f"Still ranking: {name} takes seconds on a CPU; its picks appear here when ready.",
                             icon=":material/hourglass_top:")
                 elif entry.error:
-                    st.error(entry.error)
+                    st.error(md(entry.error))
                 else:
                     if entry.note:
-                        st.caption(entry.note)
-                    st.markdown(picks_table(entry), unsafe_allow_html=True)
+                        st.caption(md(entry.note))
+                    if len(entry.picks) < k:
+                        st.caption(f"{len(entry.picks)} pick(s): only these catalog items may be recommended here.")
+                    st.html(picks_table(entry))
     total_ms = 1000 * sum(entry.seconds for entry in results.values())
     st.caption(f"{len(results)}/{len(shown)} model(s) ranked all {catalog.n_items:,} items for this session of "
-               f"{len(items)} item(s) in {total_ms:.0f} ms" + (f"; waiting for {', '.join(pending)}" if pending else "")
+               f"{len(items)} item(s) in {total_ms:.0f} ms" + (f"; waiting for {md(', '.join(pending))}" if pending else "")
                + ".")
     if pending:
-        rerun_when_done(list(futures.values()))
+        rerun_when_done([futures[label] for label in pending])
 elif not shown:
     st.info("Choose at least one model.")
 

@@ -6,10 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from core.jobs import JobRequest
+from core.models.base import NO_ITEM, ArtifactError
 from core.projection import map_figure
 from core.trained import trained_models
 from ui import state
 from ui.components import jobs_panel, page_start
+from ui.text import md
 
 page_start()
 st.title("Embedding space")
@@ -21,17 +23,22 @@ embedding = {"provider": spec.provider, "model": spec.model}
 
 vectors = state.item_vectors(dataset)
 if vectors is None:
-    st.info(f"The catalog has no {spec.label} embeddings yet.")
+    st.info(f"The catalog has no {md(spec.label)} embeddings yet.")
     if st.button("Embed the catalog (background job; 1–2 min on Beauty with the local model)", type="primary"):
         state.job_manager().submit(JobRequest(dataset=state.dataset_key(), embed=embedding),
-                                   title=f"embed {state.dataset_label()}", secrets=state.embedding_secrets())
+                                   title=f"embed {state.dataset_label()}", secrets=state.embedding_secrets(),
+                                   owner=state.owner())
     jobs_panel()
     st.stop()
 
 trained = {m.label: m for m in trained_models(dataset)}
 learned = {}  # label -> (model folder, its learned item vectors), when they differ from the LLM vectors
-for label, saved in trained.items():
-    own = state.learned_vectors(saved)
+for label, saved in list(trained.items()):
+    try:
+        own = state.learned_vectors(saved)
+    except ArtifactError:  # a damaged save: left out here (the Home page counts it)
+        del trained[label]
+        continue
     if own is not None and not (own.shape == vectors.shape and np.array_equal(own, vectors)):
         learned[label] = (saved, own)
 
@@ -52,9 +59,9 @@ picks, scores = [], None
 if items and picks_label in trained:
     model = state.load_model(trained[picks_label])
     ranked, values = model.recommend([items], catalog.n_items, exclude_seen=True)
-    picks = ranked[0, :10].tolist()
+    picks = [int(i) for i in ranked[0, :10] if i != NO_ITEM]
     scores = np.full(catalog.n_items, np.nan)
-    finite = np.isfinite(values[0])
+    finite = np.isfinite(values[0]) & (ranked[0] != NO_ITEM)
     scores[ranked[0][finite]] = values[0][finite]
 colour = {"popularity": np.log1p(catalog.popularity), "category": catalog.categories, "scores": scores}[colour_by]
 
@@ -69,7 +76,8 @@ def draw(column, key: str, source_key: str, source_vectors: np.ndarray, title: s
                          icon=":material/scatter_plot:", help=f"UMAP (cosine) of {title}, cached under cache/"):
             request = JobRequest(dataset=state.dataset_key(),
                                  projections=({"source": source, "method": "umap", "embedding": embedding},))
-            state.job_manager().submit(request, title=f"UMAP of {title}", secrets=state.embedding_secrets())
+            state.job_manager().submit(request, title=f"UMAP of {title}", secrets=state.embedding_secrets(),
+                                       owner=state.owner())
     figure = map_figure(coords, catalog.titles, colour, colour_by, session=items, picks=picks,
                         title=f"{title} · {shown}")
     event = column.plotly_chart(figure, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"),

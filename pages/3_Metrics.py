@@ -4,21 +4,24 @@ Beauty figures beside ours, and exports (CSV, a self-contained HTML report)."""
 import streamlit as st
 
 from core import report
-from core.evaluate import load_results
-from core.models import REGISTRY
+from core.evaluate import EvaluationOptions, load_results
 from ui import state
 from ui.components import page_start
 
 page_start()
 st.title("Metrics")
 dataset = state.current_dataset()
-results = load_results(dataset.name)
+results = load_results(dataset)
+paper_counts = load_results(dataset, EvaluationOptions(paper_popularity=True))
+if paper_counts and st.toggle("Serendipity and novelty from whole-dataset popularity (the paper's; leaks test)",
+                              value=not results):
+    results = paper_counts
 if not results:
     st.info("No evaluation results for this dataset yet: “Prepare the defaults” on the home page, the Train "
             f"page, or `.venv/bin/python -m core evaluate --dataset {state.dataset_key()} --models popularity,vsknn`.")
     st.stop()
 
-order = [name for name in REGISTRY if name in results] + sorted(set(results) - set(REGISTRY))
+order = list(results)  # registry order, each model's default config first, then its variants
 models = st.multiselect("Models", order, default=order)
 results = {name: results[name] for name in models}
 if not results:

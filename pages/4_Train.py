@@ -1,6 +1,8 @@
 """Train, fine-tune and evaluate any registered model with its options, as a background job with progress
 and a cancel that leaves the cache intact; jobs keep running when you switch page."""
 
+import shlex
+
 import pandas as pd
 import streamlit as st
 
@@ -11,6 +13,7 @@ from core.options import Option, changed_options, model_options
 from core.trained import train_command, trained_models
 from ui import state
 from ui.components import jobs_panel, page_start
+from ui.text import md
 
 page_start()
 st.title("Train and evaluate")
@@ -32,10 +35,16 @@ def option_widget(column, option: Option, default):
         return column.checkbox(label, value=bool(default), help=help_text, key=key)
     if option.kind == "choice":
         return column.selectbox(label, option.choices, index=option.choices.index(default), help=help_text, key=key)
-    if option.kind == "int":
-        return column.number_input(label, value=default, step=1, help=help_text, key=key)
-    if option.kind == "float":
+    bounds = option.range
+    if option.kind == "int":  # the widget itself refuses values outside the option's range
+        low = int(bounds.low + (1 if bounds.low_open else 0)) if bounds and bounds.low is not None else None
+        high = int(bounds.high - (1 if bounds.high_open else 0)) if bounds and bounds.high is not None else None
+        return column.number_input(label, value=default, min_value=low, max_value=high, step=1, help=help_text,
+                                   key=key)
+    if option.kind == "float":  # open bounds are checked when the config is built (one line, below)
         return column.number_input(label, value=default, format="%g", help=help_text, key=key,
+                                   min_value=bounds.low if bounds and bounds.low is not None else None,
+                                   max_value=bounds.high if bounds and bounds.high is not None else None,
                                    placeholder="none" if option.optional else None)
     return column.text_input(label, value="" if default is None else str(default), help=help_text, key=key,
                              placeholder="empty = default" if option.optional else "")
@@ -59,25 +68,25 @@ if submitted:
         changes = changed_options(config_class, values)
         cost = spending_estimate(name, changes, dataset)
     except (ConfigError, RuntimeError) as err:
-        st.error(str(err))
+        st.error(md(err))
     else:
         if cost and not confirm:
-            st.warning(f"Not started: {cost}. Tick “Confirm the cost” and start again.")
+            st.warning(f"Not started: {md(cost)}. Tick “Confirm the cost” and start again.")
         else:
             request = JobRequest(dataset=state.dataset_key(), models=(ModelStep(name, changes),),
                                  evaluate=evaluate, retrain=retrain, confirm_spending=bool(cost and confirm))
             state.job_manager().submit(request, title=f"{name} on {state.dataset_label()}",
-                                       secrets=state.embedding_secrets())
-            sets = " ".join(f"--set {k}={v}" for k, v in changes.items())
-            st.caption(f"Same from a terminal: `{train_command(state.dataset_key(), name)}"
-                       f"{' ' + sets if sets else ''}`")
+                                       secrets=state.embedding_secrets(), owner=state.owner())
+            sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}" for k, v in changes.items())
+            st.caption("Same from a terminal:")
+            st.code(f"{train_command(state.dataset_key(), name)}{' ' + sets if sets else ''}", language="bash")
 
 st.subheader("Jobs")
 st.caption("Jobs run one at a time in a separate process: switch pages freely. Cancel stops at once and keeps "
            "every model saved before; a model being written is finished first.")
 jobs_panel()
-if not state.job_manager().jobs():
-    st.caption("No job yet.")
+if not state.job_manager().jobs(state.owner()):
+    st.caption("No job of yours yet.")
 
 st.subheader("Trained on this dataset")
 trained = trained_models(dataset)

@@ -32,6 +32,9 @@ def test_cache_is_reused_and_keyed_by_content(monkeypatch):
             calls.append(list(texts))
             return np.eye(len(texts), 8, dtype=np.float32) + 0.1
 
+        def too_long(self, texts):
+            return 0, 256
+
     monkeypatch.setattr(embeddings, "provider", lambda spec: Counting())
     first = item_embeddings(catalog(["a", "b", "c"]))
     again = item_embeddings(catalog(["a", "b", "c"]))
@@ -46,6 +49,9 @@ def test_untitled_items_get_the_catalog_centroid(monkeypatch):
     class Fixed:
         def encode(self, texts, progress=None):
             return np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+
+        def too_long(self, texts):
+            return 0, 256
 
     monkeypatch.setattr(embeddings, "provider", lambda spec: Fixed())
     vectors = item_embeddings(catalog(["x", "", "y"]))

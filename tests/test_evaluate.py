@@ -27,15 +27,17 @@ def test_known_lists_give_known_metrics(synthetic):
 def test_run_saves_results_and_reuses_the_fitted_model(synthetic):
     models = [create("popularity"), create("vsknn", k=20, sample_size=60)]
     report = evaluate.run(synthetic, models)
-    assert set(report["models"]) == {"popularity", "vsknn"}
+    vsknn = "vsknn (k=20, sample_size=60)"
+    assert set(report["models"]) == {"popularity", vsknn}
     for entry in report["models"].values():
-        assert set(KEYS) <= set(entry)
-    saved = evaluate.load_results("synthetic")
-    assert saved["vsknn"]["HR@20"] == report["models"]["vsknn"]["HR@20"]
-    assert "by_prompt_length" in saved["vsknn"] and "intervals" in saved["vsknn"]
+        assert set(KEYS) <= set(entry) and entry["status"] == "fitted"
+    saved = evaluate.load_results(synthetic)
+    assert saved[vsknn]["HR@20"] == report["models"][vsknn]["HR@20"]
+    assert "by_prompt_length" in saved[vsknn] and "intervals" in saved[vsknn]
     again = evaluate.run(synthetic, [create("vsknn", k=20, sample_size=60)])
-    assert again["models"]["vsknn"]["loaded_from_cache"] is True
-    assert again["models"]["vsknn"]["HR@20"] == report["models"]["vsknn"]["HR@20"]
+    assert again["models"][vsknn]["status"] == "loaded"
+    assert again["models"][vsknn]["HR@20"] == report["models"][vsknn]["HR@20"]
+    assert again["models"][vsknn]["fit_seconds"] == pytest.approx(report["models"][vsknn]["fit_seconds"], abs=1e-3)
 
 
 def test_paper_popularity_changes_only_beyond_accuracy_metrics(ml100k):
@@ -61,8 +63,8 @@ def test_cli_evaluate_writes_the_documented_json(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(output.read_text())
     assert report["dataset"] == "ml-100k" and report["n_test_sessions"] > 0
-    assert set(KEYS + ["fit_seconds", "predict_seconds"]) <= set(report["models"]["vsknn"])
-    assert "vsknn" in result.stdout
+    assert set(KEYS + ["fit_seconds", "predict_seconds", "status"]) <= set(report["models"]["vsknn (k=50, sample_size=200)"])
+    assert "vsknn (k=50, sample_size=200)" in result.stdout
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from core import data, evaluate
+from core import data, evaluate, store
 from core.jobs import Cancelled, JobManager, JobRequest, ModelStep, _Worker, defaults_request, worker_main
 from core.models import create
 from core.models.base import Recommender
@@ -27,12 +27,13 @@ def test_a_job_trains_evaluates_and_reports(tiny_folder):
     job = manager.wait(manager.submit(request, title="tiny").id, timeout=120)
     assert job.status == "done", (job.error, list(job.log))
     assert job.fraction == 1.0
-    assert [r["model"] for r in job.results] == ["popularity", "vsknn"]
+    assert [r["model"] for r in job.results] == ["popularity", "vsknn (k=10, sample_size=50)"]
+    assert [r["status"] for r in job.results] == ["fitted", "fitted"]
     assert all(0.0 <= r["HR@20"] <= 1.0 for r in job.results)
     dataset = data.load(str(tiny_folder))
     found = trained_models(dataset)
     assert [m.label for m in found] == ["popularity", "vsknn (k=10, sample_size=50)"]
-    assert set(evaluate.load_results(dataset.name)) == {"popularity", "vsknn"}
+    assert set(evaluate.load_results(dataset)) == {"popularity", "vsknn (k=10, sample_size=50)"}
     assert "popularity" not in untrained_names(dataset) and "sknn" in untrained_names(dataset)
     # the saved model gives picks without retraining
     model = Recommender.load(found[1].folder)
@@ -118,8 +119,7 @@ def test_defaults_request_and_train_command():
 
 def test_a_save_with_an_option_this_version_lacks_is_not_listed(tiny_folder):
     dataset = data.load(str(tiny_folder))
-    fitted, _, _ = evaluate.fit_or_load(create("popularity"), dataset)
-    folder = evaluate.model_dir(dataset, fitted)
+    folder = store.fit_or_load(create("popularity"), dataset).folder
     stale = folder.with_name(folder.name[:-10] + "0123456789")
     stale.mkdir(exist_ok=True)
     meta = json.loads((folder / "config.json").read_text())

@@ -76,13 +76,19 @@ def test_the_pool_remembers_rankings_and_lets_slow_ones_finish_later(shop):
     first = pool.submit("fast", fast, [1, 2], 5)
     assert pool.submit("fast", fast, [1, 2], 5) is first  # same model, session and K: remembered
     assert pool.submit("fast", fast, [1, 3], 5) is not first
-    late = pool.submit("slow", slow, [1, 2], 5)
-    stale = pool.submit("slow", slow, [4, 5], 5)  # waits behind `late`...
-    newest = pool.submit("slow", slow, [6, 7], 5)  # ...and is dropped when a newer session is asked for
+    late = pool.submit("slow", slow, [1, 2], 5, owner="a")
+    stale = pool.submit("slow", slow, [4, 5], 5, owner="a")  # waits behind `late`...
+    theirs = pool.submit("slow", slow, [8, 9], 5, owner="b")  # another visitor's request waits too
+    shared = pool.submit("slow", slow, [2, 3], 5, owner="c")
+    assert pool.submit("slow", slow, [2, 3], 5, owner="a") is shared  # asked by two visitors: computed once
+    assert stale.cancelled()  # a moved on: a's older request is dropped...
+    newest = pool.submit("slow", slow, [6, 7], 5, owner="a")  # ...but never one another visitor waits for
     wait([first, late], timeout=0.5)
     assert first.done() and not late.done()  # the page draws what is ready (a slow model holds up nothing)...
     assert stale.cancelled() and not newest.done()
+    assert not theirs.cancelled() and not shared.cancelled()
     release.set()
+    assert theirs.result(timeout=10).error == "" and shared.result(timeout=10).error == ""
     assert late.result(timeout=10).items.tolist() == first.result().items.tolist()  # ...and the rest later
     assert newest.result(timeout=10).error == ""
     assert pool.last_seconds("fast") < 1.0 and pool.last_seconds("unknown") is None

@@ -30,7 +30,7 @@ def test_a_bad_upload_names_the_users_file_and_is_not_kept(files):
     with pytest.raises(data.DataError) as caught:
         save_upload(bad, "my_sessions.csv", files[1], "my_items.csv")
     message = str(caught.value)
-    assert message.startswith("my_sessions.csv: column 'timestamp' must be numeric")
+    assert message.startswith("my_sessions.csv: column 'timestamp' must be numbers or ISO dates")
     assert "cache" not in message and "\n" not in message
     with pytest.raises(data.DataError, match="my_items.csv: missing column 'title'"):
         save_upload(files[0], "my_sessions.csv", b"item_id,name\np1,x\n", "my_items.csv")
@@ -47,7 +47,8 @@ def test_notes_show_file_names_not_paths(files):
 def test_model_options_carry_kind_choices_and_the_why_comment():
     options = {o.name: o for o in model_options(VSKNNConfig)}
     assert options["k"].kind == "int" and options["k"].default == 320
-    assert options["k"].help == "neighbours that vote"
+    assert options["k"].help == "neighbours that vote (valid: [1, ∞))"
+    assert options["k"].range.low == 1 and options["k"].range.high is None
     assert options["sampling"].kind == "choice" and options["sampling"].choices == ("random", "recent")
     assert options["decay"].default == "harmonic"
 

@@ -12,6 +12,7 @@ from core.jobs import Job
 from core.picks import ModelPicks
 from core.trained import train_command
 from ui import state
+from ui.text import md
 
 def page_setup() -> None:
     """Styles every page shares (the page config itself is set once, by app.py's navigation)."""
@@ -47,9 +48,9 @@ _NAVIGATION_CHECKED = False
 
 def sidebar() -> None:
     with st.sidebar:
-        st.caption(f"Dataset: **{state.dataset_label()}** · embeddings: **{state.embedding_spec().label}**")
+        st.caption(f"Dataset: **{md(state.dataset_label())}** · embeddings: **{md(state.embedding_spec().label)}**")
         st.caption("Change both on the Home page.")
-        active = state.job_manager().active()
+        active = state.job_manager().active(state.owner())
         if active:
             st.caption(f":material/hourglass_top: {len(active)} job(s) running or queued — see the Train page.")
 
@@ -60,30 +61,41 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
     step = steps[min(job.step, len(steps) - 1)] if steps else ""
     head, button = st.columns([6, 1])
     if job.active:
-        text = f"**{job.title}** — {job.status}: {step}" + (f" · {job.message}" if job.message else "")
+        text = f"**{md(job.title)}** — {job.status}: {md(step)}" + (f" · {md(job.message)}" if job.message else "")
         head.progress(job.fraction, text=text)
         if allow_cancel and not job.cancel_requested:
-            button.button("Cancel", key=f"cancel-{job.id}", on_click=state.job_manager().cancel, args=(job.id,))
+            button.button("Cancel", key=f"cancel-{job.id}", on_click=state.job_manager().cancel,
+                          args=(job.id, state.owner()))
         elif job.cancel_requested:
             button.caption("cancelling…")
     else:
         took = f" in {job.finished - job.submitted:.0f} s" if job.finished else ""
         icon = {"done": ":material/check_circle:", "failed": ":material/error:",
                 "cancelled": ":material/stop_circle:"}.get(job.status, "")
-        head.markdown(f"{icon} **{job.title}** — {job.status}{took}")
+        head.markdown(f"{icon} **{md(job.title)}** — {job.status}{took}")
         if job.error:
-            head.error(job.error)
+            head.error(md(job.error))
         for result in job.results:
+            for note in result.get("notes", []):
+                head.caption(f":material/info: {md(note)}")
             if result.get("step") == "train" and "NDCG@20" in result:
-                head.caption(f"{result['model']}: NDCG@20 {result['NDCG@20']:.4f}, HR@20 {result['HR@20']:.4f}"
-                             f"{' (loaded from cache)' if result['loaded_from_cache'] else ''}")
+                head.caption(f"{md(result['model'])}: NDCG@20 {result['NDCG@20']:.4f}, HR@20 {result['HR@20']:.4f}"
+                             f" ({result.get('status', 'fitted')})")
+
+
+def _others_busy() -> None:
+    others = state.job_manager().others_active(state.owner())
+    if others:
+        st.caption(f":material/hourglass_top: The server is also busy with {others} job(s) of other visitors; "
+                   "yours run after them.")
 
 
 @st.fragment(run_every=1.0)
 def _live_jobs(allow_cancel: bool, watched: tuple[int, ...]) -> None:
     manager = state.job_manager()
-    for job in manager.jobs()[:6]:
+    for job in manager.jobs(state.owner())[:6]:
         _job_row(job, allow_cancel)
+    _others_busy()
     if not any(manager.get(i) and manager.get(i).active for i in watched):
         time.sleep(0.2)
         st.rerun()  # the whole page: newly trained models and results appear
@@ -97,17 +109,17 @@ def rerun_when_done(futures: list) -> None:
 
 
 def jobs_panel(allow_cancel: bool = True, limit: int = 6) -> None:
-    """Progress of the running job (live, once a second) and the outcome of recent ones."""
+    """Progress of this visitor's running job (live, once a second) and the outcome of their recent ones; other
+    visitors' jobs only as a count."""
     manager = state.job_manager()
-    jobs = manager.jobs()[:limit]
-    if not jobs:
-        return
+    jobs = manager.jobs(state.owner())[:limit]
     active = tuple(job.id for job in jobs if job.active)
     if active:
         _live_jobs(allow_cancel, active)
-    else:
-        for job in jobs:
-            _job_row(job, allow_cancel)
+        return
+    for job in jobs:
+        _job_row(job, allow_cancel)
+    _others_busy()
 
 
 def how_to_train(names: list[str]) -> str:
@@ -140,9 +152,10 @@ def _short(text: str, n: int = 60) -> str:
 
 
 def picks_table(entry: ModelPicks) -> str:
+    """The picks as an HTML table for ``st.html``; every title is escaped (shown exactly as in the file)."""
     rows = []
     for pick in entry.picks:
-        title = html.unescape(pick.title)  # some catalog titles carry HTML entities (Cr&egrave;me)
+        title = pick.title
         classes = " ".join(c for c, on in (("target", pick.is_target), ("shared", pick.shared > 0)) if on)
         badge = ""
         if pick.is_target:

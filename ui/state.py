@@ -8,6 +8,7 @@ page switch live in plain session-state keys; widgets are bound to them with :fu
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from core.models.base import Recommender
 from core.picks import RankingPool
 from core.projection import cached_projection, learned_item_vectors, project
 from core.search import TitleSearch
+from core.storage import load_npy
 from core.trained import TrainedModel
 from core.uploads import display_name
+from ui.text import md
 
 DEFAULT_DATASET = "beauty"
 
@@ -59,7 +62,7 @@ def current_dataset() -> data.Dataset:
     try:
         return load_dataset(dataset_key())
     except data.DataError as err:
-        st.error(str(err))
+        st.error(md(err))
         st.stop()
 
 
@@ -76,7 +79,8 @@ def _load_model(folder: str, saved_at: float) -> Recommender:
 
 
 def load_model(model: TrainedModel) -> Recommender:
-    """A fitted model from its folder, once per server (reloaded when its weights change)."""
+    """A fitted model from its folder, once per server (reloaded when its weights change); raises
+    ``ArtifactError`` (one sentence) when the save cannot be read."""
     return _load_model(str(model.folder), model.saved_at)
 
 
@@ -105,18 +109,23 @@ def embedding_secrets() -> dict[str, str]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _load_vectors(path: str, modified: float) -> np.ndarray:
-    return np.load(path)
+def _load_vectors(path: str, modified: float) -> np.ndarray | None:
+    return load_npy(Path(path))
 
 
 def item_vectors(dataset: data.Dataset, spec: EmbeddingSpec | None = None) -> np.ndarray | None:
-    """The catalog's cached embeddings for ``spec``, or None when they have not been computed (never computes:
-    embedding runs as a job, see the home page)."""
+    """The catalog's cached embeddings for ``spec``, or None when they have not been computed or the file is
+    damaged (never computes: embedding runs as a job, see the home page)."""
     path = cached_path(dataset.catalog, spec or embedding_spec())
-    if not path.exists():
+    try:
+        modified = path.stat().st_mtime
+    except OSError:
         return None
-    vectors = _load_vectors(str(path), path.stat().st_mtime)
-    return vectors if vectors.shape[0] == dataset.catalog.n_items else None
+    vectors = _load_vectors(str(path), modified)
+    if vectors is None or vectors.ndim != 2 or vectors.shape[0] != dataset.catalog.n_items \
+            or not np.isfinite(vectors).all():
+        return None
+    return vectors
 
 
 @st.cache_resource
@@ -179,8 +188,16 @@ def add_items(items: list[int]) -> None:
 
 @st.cache_resource
 def ranking_pool() -> RankingPool:
-    """Background rankings for the session builder, shared by every browser session of this server."""
+    """Background rankings for the session builder, shared by every browser session of this server (a request
+    only ever replaces its own owner's earlier requests: see ``RankingPool``)."""
     return RankingPool()
+
+
+def owner() -> str:
+    """This browser session's id: it owns its jobs and its rankings (other visitors never see or cancel them)."""
+    if "owner" not in st.session_state:
+        st.session_state["owner"] = uuid.uuid4().hex
+    return st.session_state["owner"]
 
 
 def job_manager() -> jobs.JobManager:

@@ -12,7 +12,8 @@ Each duplicated or hallucinated name is embedded (``core.embeddings``) and repla
 neighbour (``core.index``: cosine over the item embeddings) that is neither listed already nor in the prompt; replacements go after the direct
 hits, in sampling order. Beyond the ``n`` mapped items (a list longer than the number of samples), the rest
 of the catalog follows by cosine similarity to the mean vector of all sampled names, then by popularity —
-so a list always holds ``k`` distinct items (prompt items last, only when nothing else is left).
+so a list holds ``k`` distinct items, never a prompt item: fewer than ``k`` only when the catalog has fewer
+items outside the prompt.
 
 When several catalog items share a title, the name maps to the most popular of them in train.
 """
@@ -36,7 +37,7 @@ Encoder = Callable[[list[str]], np.ndarray]
 class MappedSession:
     names: list[str]  # the sampled names, in sampling order
     kinds: list[str]  # per name: "exact", "duplicated" or "hallucinated"
-    items: list[int]  # the mapped list, best first (direct hits, then replacements, then the rest)
+    items: list[int]  # the mapped list, best first (direct hits, then replacements, then the rest); no prompt item
     replaced_by: dict[int, int] = field(default_factory=dict)  # sample position -> catalog item replacing it
 
     @property
@@ -129,6 +130,4 @@ class NameMapper:
             if need > 0:
                 top = np.argpartition(-rest, need - 1)[:need]
                 items += top[np.lexsort((top, -rest[top]))].tolist()
-        if len(items) < k:  # a tiny catalog that the prompt nearly fills: its items come last
-            items += [int(i) for i in dict.fromkeys(prompt.tolist()) if int(i) not in set(items)]
         return MappedSession(names=names, kinds=kinds, items=items[:k], replaced_by=replaced_by)

@@ -3,7 +3,9 @@
 * ``fit(split, progress=None)`` learns from ``split.train`` (never from the prompts/targets).
 * ``recommend(sessions, k, exclude_seen=True)`` ranks the **full catalog** for any list of sessions — the
   test prompts or a session a user just typed — and returns ``(item_indices, scores)``, both of shape
-  ``(n_sessions, k)``, best first, no duplicates, and no prompt item when ``exclude_seen``.
+  ``(n_sessions, min(k, n_items))``, best first, no duplicates, and no prompt item when ``exclude_seen``.
+  When fewer items may be recommended than asked for, a row ends with ``NO_ITEM`` (-1): lists are never
+  padded with excluded items.
 * ``save(folder)`` / ``Recommender.load(folder)``: config as JSON, arrays as safetensors (never pickle).
 
 Most models only implement ``score(sessions) -> (n, n_items)``; the base class does masking and top-K.
@@ -11,67 +13,30 @@ Most models only implement ``score(sessions) -> (n, n_items)``; the base class d
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import tempfile
-import typing
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from core.config import ConfigError, apply_overrides, config_dict  # noqa: F401 (re-exported)
 from core.data import Split
+
+if TYPE_CHECKING:
+    from core.embeddings import EmbeddingSpec
 
 # progress(done, total, message): called by long jobs; the CLI passes tqdm, the app st.progress.
 Progress = Callable[[int, int, str], None]
 
-
-class ConfigError(ValueError):
-    """An unknown option or a value of the wrong type."""
+NO_ITEM = -1  # marks the end of a list shorter than k (fewer items allowed than asked for)
 
 
-def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
-    """A copy of a config dataclass with ``overrides`` applied; strings are converted by the field's type."""
-    fields = {f.name: f for f in dataclasses.fields(config)}
-    hints = typing.get_type_hints(type(config))
-    changes = {}
-    for key, value in overrides.items():
-        if key not in fields:
-            raise ConfigError(f"unknown option '{key}' for {type(config).__name__}; options: {sorted(fields)}")
-        changes[key] = _convert(value, hints[key], key)
-    return dataclasses.replace(config, **changes)
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    if not isinstance(value, str):
-        return value
-    args = typing.get_args(hint)
-    if value.lower() in ("none", "null") and type(None) in args:
-        return None
-    # Optional[X] / X | None -> X; a Literal keeps its own args (its allowed values).
-    target = hint
-    if typing.get_origin(hint) is not typing.Literal and args:
-        target = next(a for a in args if a is not type(None))
-    if typing.get_origin(target) is typing.Literal:
-        allowed = typing.get_args(target)
-        if value not in allowed:
-            raise ConfigError(f"option '{key}' must be one of {list(allowed)}, got '{value}'")
-        return value
-    try:
-        if target is bool:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1", "yes")
-        return target(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"option '{key}' expects {getattr(target, '__name__', target)}, got '{value}'") from None
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+class ArtifactError(RuntimeError):
+    """A saved artifact cannot be read (truncated, damaged, written by another version); one sentence."""
 
 
 class Recommender:
@@ -81,8 +46,11 @@ class Recommender:
     exclude_seen_in_evaluation: bool = True
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
-        base = config if config is not None else self.Config()
-        self.config = apply_overrides(base, overrides) if overrides else base
+        try:
+            base = config if config is not None else self.Config()
+            self.config = apply_overrides(base, overrides) if overrides else base
+        except ConfigError as err:
+            raise ConfigError(f"{self.name}: {err}") from None
         self.n_items: int | None = None
 
     # ---------------------------------------------------------------------------------- to implement
@@ -90,7 +58,8 @@ class Recommender:
         raise NotImplementedError
 
     def score(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores of every catalog item for each session, shape (n_sessions, n_items), higher is better."""
+        """Scores of every catalog item for each session, shape (n_sessions, n_items), higher is better;
+        ``-inf`` = never recommend this item for this session."""
         raise NotImplementedError
 
     def state(self) -> dict[str, np.ndarray]:
@@ -99,6 +68,13 @@ class Recommender:
 
     def set_state(self, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------- capabilities
+    @classmethod
+    def text_embedding(cls, config: Any) -> "EmbeddingSpec | None":
+        """The text embeddings of the item titles a model with ``config`` is built from, or None when it never
+        reads the titles. The model store puts them (and so the titles) in the saved model's key."""
+        return None
 
     # ---------------------------------------------------------------------------------- shared
     def _check_fitted(self) -> None:
@@ -116,7 +92,12 @@ class Recommender:
 
     def recommend(self, sessions: Sequence[Sequence[int]], k: int, exclude_seen: bool = True,
                   batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` catalog items for each session: ``(item_indices, scores)``, each (n_sessions, k)."""
+        """Top-``k`` catalog items for each session: ``(item_indices, scores)``, each (n_sessions, min(k, n_items)).
+
+        A list is never padded with an item that may not be recommended: when fewer than ``k`` items are
+        allowed (a small catalog, a session holding most of it), the row ends with ``NO_ITEM`` (-1) and
+        score ``-inf``. Metrics and the app count only real items.
+        """
         self._check_fitted()
         sessions = self._as_sessions(sessions)
         k = min(k, self.n_items)
@@ -130,17 +111,18 @@ class Recommender:
                 if len(rows):
                     batch_scores[rows, np.concatenate(batch)] = -np.inf
             items[start:start + len(batch)], scores[start:start + len(batch)] = top_k(batch_scores, k)
-        return items, scores
+        return mark_missing(items, scores)
 
-    def save(self, folder: Path) -> Path:
-        """Write config.json + state.safetensors into ``folder`` atomically (a temp folder, then a rename)."""
+    def save(self, folder: Path, meta: dict[str, Any] | None = None) -> Path:
+        """Write config.json (with ``meta``, e.g. the fit time) + state.safetensors into ``folder`` atomically
+        (a temp folder, then a rename): a crash never leaves a half-written model."""
         self._check_fitted()
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            meta = {"model": self.name, "n_items": self.n_items, "config": config_dict(self.config)}
-            (tmp / "config.json").write_text(json.dumps(meta, indent=2))
+            info = {"model": self.name, "n_items": self.n_items, "config": config_dict(self.config), **(meta or {})}
+            (tmp / "config.json").write_text(json.dumps(info, indent=2))
             arrays = {key: np.ascontiguousarray(value) for key, value in self.state().items()}
             save_file(arrays, str(tmp / "state.safetensors"))
             if folder.exists():
@@ -156,16 +138,52 @@ class Recommender:
         return folder
 
     @staticmethod
+    def read_meta(folder: Path) -> dict[str, Any]:
+        """A saved model's config.json; raises :class:`ArtifactError` when it is missing or damaged."""
+        path = Path(folder) / "config.json"
+        try:
+            meta = json.loads(path.read_text())
+            if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+                raise ValueError("no config")
+            int(meta["n_items"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ArtifactError(f"{folder}: the saved model's config.json is damaged ({type(err).__name__})") from None
+        return meta
+
+    @staticmethod
     def load(folder: Path) -> "Recommender":
+        """The model saved in ``folder``; raises :class:`ArtifactError` (one sentence) when the save is
+        damaged or was written by a version with other options, never a library traceback."""
         from core.models import model_class
 
         folder = Path(folder)
-        meta = json.loads((folder / "config.json").read_text())
-        cls = model_class(meta["model"])
-        model = cls(cls.Config(**meta["config"]))
+        meta = Recommender.read_meta(folder)
+        try:
+            cls = model_class(meta["model"])
+            model = cls(cls.Config(**meta["config"]))
+        except (KeyError, TypeError, ConfigError, ImportError) as err:
+            raise ArtifactError(f"{folder}: saved by a version with other options ({str(err).splitlines()[0]})") \
+                from None
         model.n_items = int(meta["n_items"])
-        model.set_state(load_file(str(folder / "state.safetensors")))
+        try:
+            arrays = load_file(str(folder / "state.safetensors"))
+            model.set_state(arrays)
+        except Exception as err:  # noqa: BLE001 (any failure to read or restore the weights means a damaged save)
+            raise ArtifactError(f"{folder}: the saved weights cannot be read ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0] if str(err) else ''})") from None
         return model
+
+
+def mark_missing(items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Replace the entries of top-K lists whose score is -inf or NaN (items that may not be recommended) by
+    ``NO_ITEM``, so a list is shorter than K rather than padded with them."""
+    missing = ~np.isfinite(scores) & ~(scores == np.inf)
+    if missing.any():
+        items = items.copy()
+        scores = scores.copy()
+        items[missing] = NO_ITEM
+        scores[missing] = -np.inf
+    return items, scores
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

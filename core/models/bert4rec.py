@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.config import option
 from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, TransformerBlock,
                                     attention_mask, init_item_table, pad_batch, right_aligned_positions)
 
@@ -29,16 +30,16 @@ IGNORE = -100  # cross_entropy's ignore_index: positions that are not masked
 class BERT4RecConfig(SequentialConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
     embedding_dim: int = 192
-    heads: int = 2
-    layers: int = 1
-    ff_multiplier: int = 4  # feed-forward width = 4 * embedding_dim (BERT's, the authors' trans_dim_scale)
+    heads: int = option(2, low=1)
+    layers: int = option(1, low=1)
+    ff_multiplier: int = option(4, low=1)  # feed-forward width = 4 * embedding_dim (BERT's, the authors' trans_dim_scale)
     dropout: float = 0.4
     learning_rate: float = 0.0023
     weight_decay: float = 0.0409
     batch_size: int = 256
     clip_norm: float | None = 92.0
-    mask_probability: float = 0.9
-    masked_copies: int = 10  # randomly masked copies of each session per epoch (the authors' code: 10)
+    mask_probability: float = option(0.9, low=0.0, high=1.0, low_open=True)
+    masked_copies: int = option(10, low=0)  # randomly masked copies of each session per epoch (the authors' code: 10)
     patience: int = 2  # the paper's; an epoch here is 11 passes over the sessions, so 2 is already 22
 
 

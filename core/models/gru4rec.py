@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.config import option
 from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, init_item_table,
                                     pad_batch, shuffled_batches)
 
@@ -24,7 +25,7 @@ from core.models.sequential import (SequentialConfig, SequentialRecommender, Tie
 class GRU4RecConfig(SequentialConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix); dropout: the authors' default.
     embedding_dim: int = 80
-    hidden_dim: int = 32  # GRU state size
+    hidden_dim: int = option(32, low=1)  # GRU state size
     dropout: float = 0.2  # on the embeddings and on the GRU's outputs
     learning_rate: float = 0.0072
     weight_decay: float = 0.0893

@@ -13,7 +13,8 @@ Recommending: ``n_samples`` names are sampled per session (the paper's best: 20,
 and mapped to catalog items (:mod:`core.llm.mapping`: exact title matches first, duplicates and
 hallucinations replaced by their nearest catalog neighbours in the embedding space). Each session's counts
 of exact / duplicated / hallucinated names are kept in ``generation_log``; the evaluation reports the rates.
-Prompt items are never recommended (the paper's mapping excludes them), whatever ``exclude_seen`` says.
+Prompt items are never recommended (the paper's mapping excludes them), whatever ``exclude_seen`` says; a list
+is shorter than K (ending in ``NO_ITEM``) only when fewer catalog items are left outside the prompt.
 """
 
 from __future__ import annotations
@@ -24,45 +25,51 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from core.config import ConfigError, Options, option
 from core.data import Split
 from core.llm.mapping import MappedSession, NameMapper
 from core.llm.prompts import hold_out, session_examples
-from core.models.base import Progress, Recommender
+from core.models.base import NO_ITEM, Progress, Recommender
 
 
 @dataclass(frozen=True)
-class LLMSeqPromptConfig:
+class LLMSeqPromptConfig(Options):
     backend: Literal["local", "openai"] = "local"
     # --- fine-tuning data (the paper's GenItem examples)
-    max_prompt_items: int = 10  # most recent prompt items named (Beauty prompts: median 6, 99th pct. 71)
-    validation_fraction: float = 0.2  # held out (seeded) for early stopping
+    max_prompt_items: int = option(10, low=0)  # most recent prompt items named (Beauty prompts: median 6, 99th pct. 71)
+    validation_fraction: float = option(0.2, low=0.0, high=1.0, high_open=True)  # held out (seeded) for early stopping
     # --- sampling: the paper's best setting
-    n_samples: int = 20
-    temperature: float = 0.25
-    top_p: float = 1.0
+    n_samples: int = option(20, low=1, high=128)  # OpenAI's n: at most 128
+    temperature: float = option(0.25, low=0.0, high=2.0)  # OpenAI's range
+    top_p: float = option(1.0, low=0.0, high=1.0, low_open=True)
     # --- local backend
     model_folder: str = ""  # "" = GPT-2 trained from scratch (NOT pretrained); else a HF folder, LoRA-tuned
-    vocab_size: int = 4096  # BPE trained on the catalog titles (Beauty: ~16 tokens a title)
-    n_embd: int = 128  # small enough for an epoch over Beauty in minutes on one CPU core
-    n_layer: int = 2
-    n_head: int = 4
-    context_tokens: int = 384  # prompt + answer; the oldest names are dropped beyond it
-    epochs: int = 3  # at most (early stopping on the validation loss); ~10 min an epoch on Beauty, 1 busy core
-    patience: int = 1
-    batch_size: int = 32
-    learning_rate: float = 2e-3  # AdamW, 5% warm-up then cosine to 10%
-    lora_r: int = 16  # LoRA for a user's model folder
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    vocab_size: int = option(4096, low=258)  # BPE trained on the catalog titles (Beauty: ~16 tokens a title)
+    n_embd: int = option(128, low=1)  # small enough for an epoch over Beauty in minutes on one CPU core
+    n_layer: int = option(2, low=1)
+    n_head: int = option(4, low=1)
+    context_tokens: int = option(384, low=32)  # prompt + answer; the oldest names are dropped beyond it
+    epochs: int = option(3, low=1)  # at most (early stopping on the validation loss); ~10 min an epoch on Beauty, 1 busy core
+    patience: int = option(1, low=1)
+    batch_size: int = option(32, low=1)
+    learning_rate: float = option(2e-3, low=0.0, low_open=True)  # AdamW, 5% warm-up then cosine to 10%
+    lora_r: int = option(16, low=1)  # LoRA for a user's model folder
+    lora_alpha: int = option(32, low=1)
+    lora_dropout: float = option(0.05, low=0.0, high=1.0, high_open=True)
     # --- OpenAI backend
     openai_model: str = "gpt-4o-mini-2024-07-18"  # or "gpt-3.5-turbo"
-    openai_epochs: int = 0  # 0 = OpenAI's automatic choice
-    concurrency: int = 4  # requests in flight at once
-    max_retries: int = 5  # on 429 / 5xx, with exponential back-off
+    openai_epochs: int = option(0, low=0, high=50)  # 0 = OpenAI's automatic choice
+    concurrency: int = option(4, low=1, high=64)  # requests in flight at once
+    max_retries: int = option(5, low=0)  # on 429 / 5xx, with exponential back-off
     # --- mapping names to the catalog
-    embedding_provider: str = "local"  # core.embeddings provider for the item and name vectors
-    embedding_model: str = ""  # "" = the provider's default (local: bundled all-MiniLM-L6-v2)
-    seed: int = 0
+    embedding_provider: Literal["local", "openai"] = "local"  # core.embeddings provider for the item and name vectors
+    embedding_model: str | None = None  # None = the provider's default (local: bundled all-MiniLM-L6-v2)
+    long_titles: Literal["cut", "head_tail"] = "cut"  # titles past the embedding model's window: cut the end, or keep head + tail
+    seed: int = option(0, low=0)
+
+    def check(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"option 'n_embd' ({self.n_embd}) must be a multiple of 'n_head' ({self.n_head})")
 
 
 class LLMSeqPrompt(Recommender):
@@ -90,10 +97,14 @@ class LLMSeqPrompt(Recommender):
         """What generates the names, honestly (e.g. "GPT-2 ... trained from scratch ... (not a pretrained LLM)")."""
         return self.backend.label
 
-    def _embedding_spec(self):
+    @classmethod
+    def text_embedding(cls, config: LLMSeqPromptConfig) -> Any:
         from core.embeddings import EmbeddingSpec
 
-        return EmbeddingSpec(provider=self.config.embedding_provider, model=self.config.embedding_model or None)
+        return EmbeddingSpec(config.embedding_provider, config.embedding_model or None, config.long_titles)
+
+    def _embedding_spec(self):
+        return self.text_embedding(self.config)
 
     # ------------------------------------------------------------------------------------ fitting
     def examples(self, split: Split) -> tuple[list[tuple[list[str], str]], list[tuple[list[str], str]]]:
@@ -152,10 +163,11 @@ class LLMSeqPrompt(Recommender):
         self._check_fitted()
         mapped = self.generate(sessions, k)
         k = min(k, self.n_items)
-        items = np.array([m.items for m in mapped], dtype=np.int64).reshape(len(mapped), k)
-        scores = np.tile(np.arange(k, 0, -1, dtype=np.float32), (len(mapped), 1))  # rank-based, best first
-        for row, session in enumerate(self._as_sessions(sessions)):
-            scores[row, np.isin(items[row], session)] = -np.inf  # prompt items, only when nothing else is left
+        items = np.full((len(mapped), k), NO_ITEM, dtype=np.int64)
+        scores = np.full((len(mapped), k), -np.inf, dtype=np.float32)
+        for row, entry in enumerate(mapped):
+            items[row, :len(entry.items)] = entry.items
+            scores[row, :len(entry.items)] = np.arange(k, k - len(entry.items), -1)  # rank-based, best first
         return items, scores
 
     def generation_report(self, start: int = 0) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import sparse
 
+from core.config import Options, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.embeddings import EmbeddingSpec, item_embeddings
@@ -38,16 +39,17 @@ from core.reduce import reduce_dimensions
 
 
 @dataclass(frozen=True)
-class LLMSeqSimConfig:
+class LLMSeqSimConfig(Options):
     embedding_provider: Literal["local", "openai"] = "local"  # offline MiniLM by default
     embedding_model: str | None = None  # None = the provider's default model
+    long_titles: Literal["cut", "head_tail"] = "cut"  # titles past the embedding model's window: cut the end, or keep head + tail
     combination: Literal["mean", "last"] = "last"  # best on Beauty's validation folds with MiniLM (see above)
     decay: Decay = "harmonic_squared"  # for combination="mean": the best decay on the same folds
     similarity: Literal["cosine", "dot", "euclidean"] = "cosine"
     reduction: Literal["none", "pca", "lda", "random"] = "none"  # MiniLM is 384-d: below the paper's 512
-    reduced_dim: int = 512  # the paper's PCA width (used only when reduction is not "none")
+    reduced_dim: int = option(512, low=1)  # the paper's PCA width (used only when reduction is not "none")
     normalize_reduced: bool = False
-    seed: int = 0
+    seed: int = option(0, low=0)
 
 
 class LLMSeqSim(Recommender):
@@ -56,14 +58,17 @@ class LLMSeqSim(Recommender):
 
     def fit(self, split: Split, progress: Progress | None = None) -> "LLMSeqSim":
         cfg = self.config
-        vectors = item_embeddings(split.catalog, EmbeddingSpec(cfg.embedding_provider, cfg.embedding_model),
-                                  progress=progress)
+        vectors = item_embeddings(split.catalog, self.text_embedding(cfg), progress=progress)
         if cfg.reduction != "none":
             vectors = reduce_dimensions(vectors, cfg.reduction, cfg.reduced_dim, classes=split.catalog.categories,
                                         normalize=cfg.normalize_reduced, seed=cfg.seed)
         self.n_items = split.catalog.n_items
         self.set_state({"item_vectors": vectors})
         return self
+
+    @classmethod
+    def text_embedding(cls, config: LLMSeqSimConfig) -> EmbeddingSpec:
+        return EmbeddingSpec(config.embedding_provider, config.embedding_model, config.long_titles)
 
     def set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_vectors = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)

@@ -7,12 +7,13 @@ from typing import Sequence
 
 import numpy as np
 
+from core.config import Options
 from core.data import Split
 from core.models.base import Progress, Recommender
 
 
 @dataclass(frozen=True)
-class PopularityConfig:
+class PopularityConfig(Options):
     # The paper's MostPopular does not remove the prompt's items from its list (authors' session_popular.py);
     # True gives the fairer variant that, like every other model, never recommends what the session holds.
     filter_prompt_items: bool = False

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.config import option
 from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, TransformerBlock,
                                     attention_mask, init_item_table, pad_batch, right_aligned_positions,
                                     shuffled_batches)
@@ -25,9 +26,9 @@ from core.models.sequential import (SequentialConfig, SequentialRecommender, Tie
 class SASRecConfig(SequentialConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
     embedding_dim: int = 48
-    heads: int = 3
-    layers: int = 2
-    ff_multiplier: int = 1  # feed-forward width = ff_multiplier * embedding_dim (the authors' SASRec: 1)
+    heads: int = option(3, low=1)
+    layers: int = option(2, low=1)
+    ff_multiplier: int = option(1, low=1)  # feed-forward width = ff_multiplier * embedding_dim (the authors' SASRec: 1)
     dropout: float = 0.25
     learning_rate: float = 0.0048
     weight_decay: float = 0.0962

@@ -24,32 +24,39 @@ from torch import nn
 from torch.nn import functional as F
 
 from core import train as loop
+from core.config import ConfigError, Options, option
 from core.data import Split
 from core.models.base import Progress, Recommender
 
 
 @dataclass(frozen=True)
-class SequentialConfig:
-    max_length: int = 20  # a session is cut to its last N items (the paper: 20)
-    embedding_dim: int = 64  # item table width = model width
-    dropout: float = 0.2
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01  # AdamW, decoupled
-    batch_size: int = 64
-    clip_norm: float | None = None  # max gradient norm; None = no clipping
-    max_epochs: int = 100  # the authors' num_epochs; early stopping ends sooner
-    patience: int = 5  # epochs without a better validation NDCG@20 before stopping (the paper: 2; see README)
-    validation_fraction: float = 0.1  # train sessions held out for early stopping (the paper) ...
-    max_validation_sessions: int = 2000  # ... at most this many (the paper: 500; see README)
-    init_std: float = 0.02  # item table init (Keras' uniform(-0.05, 0.05) has std 0.029)
-    seed: int = 0
+class SequentialConfig(Options):
+    max_length: int = option(20, low=1)  # a session is cut to its last N items (the paper: 20)
+    embedding_dim: int = option(64, low=1)  # item table width = model width
+    dropout: float = option(0.2, low=0.0, high=1.0, high_open=True)
+    learning_rate: float = option(1e-3, low=0.0, low_open=True)
+    weight_decay: float = option(0.01, low=0.0)  # AdamW, decoupled
+    batch_size: int = option(64, low=1)
+    clip_norm: float | None = option(None, low=0.0, low_open=True)  # max gradient norm; None = no clipping
+    max_epochs: int = option(100, low=1)  # the authors' num_epochs; early stopping ends sooner
+    patience: int = option(5, low=1)  # epochs without a better validation NDCG@20 before stopping (the paper: 2; see README)
+    validation_fraction: float = option(0.1, low=0.0, high=1.0, high_open=True)  # train sessions held out for early stopping (the paper) ...
+    max_validation_sessions: int = option(2000, low=0)  # ... at most this many (the paper: 500; see README)
+    init_std: float = option(0.02, low=0.0, low_open=True)  # item table init (Keras' uniform(-0.05, 0.05) has std 0.029)
+    seed: int = option(0, low=0)
     # LLM2X: initialise the item table from text embeddings of the titles.
     item_init: Literal["random", "llm"] = "random"
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str | None = None  # None = the provider's default (local: all-MiniLM-L6-v2)
+    long_titles: Literal["cut", "head_tail"] = "cut"  # titles past the embedding model's window: cut the end, or keep head + tail
     reduction: Literal["pca", "lda", "random"] = "pca"  # to the model width (the paper's best: PCA)
-    llm_std: float | None = None  # rescale the vectors to this std (None = as reduced, the authors' raw PCA)
+    llm_std: float | None = option(None, low=0.0, low_open=True)  # rescale the vectors to this std (None = as reduced, the authors' raw PCA)
     shuffle_llm_vectors: bool = False  # ablation: permute the vectors across items
+
+    def check(self) -> None:
+        heads = getattr(self, "heads", None)  # the transformers' attention heads
+        if heads and self.embedding_dim % heads:
+            raise ConfigError(f"option 'embedding_dim' ({self.embedding_dim}) must be a multiple of 'heads' ({heads})")
 
 
 def pad_batch(sessions: Sequence[np.ndarray], max_length: int, pad: int, left: bool = True,
@@ -190,6 +197,14 @@ class SequentialRecommender(Recommender):
             seed=config.seed, progress=progress, label=self.name)
         return self
 
+    @classmethod
+    def text_embedding(cls, config: SequentialConfig) -> Any:
+        if config.item_init != "llm":
+            return None
+        from core.embeddings import EmbeddingSpec
+
+        return EmbeddingSpec(config.embedding_provider, config.embedding_model, config.long_titles)
+
     def llm_vectors(self, split: Split, progress: Progress | None = None) -> np.ndarray:
         """Title embeddings reduced to the model width, (n_items, width) float32 (LDA may give fewer columns:
         at most n_classes - 1; the remaining columns keep their random init)."""
@@ -198,8 +213,8 @@ class SequentialRecommender(Recommender):
 
         config = self.config
         catalog = split.catalog
-        vectors = item_embeddings(catalog, EmbeddingSpec(provider=config.embedding_provider,
-                                                         model=config.embedding_model), progress=progress)
+        vectors = item_embeddings(catalog, EmbeddingSpec(config.embedding_provider, config.embedding_model,
+                                                         config.long_titles), progress=progress)
         width = config.embedding_dim  # the item table's width in every model
         classes = catalog.categories if config.reduction == "lda" else None
         dim = width

@@ -21,19 +21,24 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import sparse
 
+from core.config import ConfigError, Options, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.models.base import Progress, Recommender
 
 
 @dataclass(frozen=True)
-class SKNNConfig:
-    k: int = 100  # neighbours that vote
-    sample_size: int = 500  # candidate neighbours considered per prompt
+class SKNNConfig(Options):
+    k: int = option(100, low=1)  # neighbours that vote
+    sample_size: int = option(500, low=1)  # candidate neighbours considered per prompt
     sampling: Literal["random", "recent"] = "random"
     similarity: Literal["cosine", "dot"] = "cosine"
     decay: Decay = "none"  # position weights of the prompt's items; "none" = plain SKNN
-    seed: int = 0  # random sampling is seeded per prompt, so results do not depend on batch order
+    seed: int = option(0, low=0)  # random sampling is seeded per prompt, so results do not depend on batch order
+
+    def check(self) -> None:
+        if self.k > self.sample_size:
+            raise ConfigError(f"option 'k' ({self.k}) must not exceed 'sample_size' ({self.sample_size})")
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,6 @@ class SKNN(Recommender):
     Config = SKNNConfig
 
     def fit(self, split: Split, progress: Progress | None = None) -> "SKNN":
-        if self.config.k > self.config.sample_size:
-            raise ValueError(f"k ({self.config.k}) must not exceed sample_size ({self.config.sample_size})")
         self.n_items = split.catalog.n_items
         self._build(
             indptr=np.cumsum([0] + [len(np.unique(s)) for s in split.train]).astype(np.int64),

@@ -1,0 +1,117 @@
+"""One store for fitted models, keyed by everything a model is built from.
+
+A fitted model lives in ``cache/models/<dataset>/<name>-<data key>-<config hash>/`` (``config.json`` with the
+fit time, ``state.safetensors``; written atomically by ``Recommender.save``). The data key hashes the catalog's
+item ids and the train sessions and — for a model that reads the titles (``Recommender.text_embedding``:
+LLMSeqSim, the LLM2X models, LLMSeqPrompt) — the embeddings it uses: every title, the categories, the
+embedding provider and model (a local model folder's weights too) and the long-title rule. The config hash
+covers every option, the seed included. So a model built on old titles, other sessions or other options is
+never reused: it is fitted again. A saved model that cannot be read is reported and fitted again.
+
+Evaluation results are keyed the same way (``core.evaluate``), so two variants never share a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from core.config import config_dict
+from core.data import Dataset
+from core.models import model_class
+from core.models.base import ArtifactError, Progress, Recommender
+from core.storage import CACHE_DIR
+
+
+def config_hash(config: Any) -> str:
+    return hashlib.sha256(json.dumps(config_dict(config), sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def data_key(dataset: Dataset, name: str, config: Any) -> str:
+    """What model ``name`` with ``config`` reads of ``dataset``, as a short hash (module docstring)."""
+    spec = model_class(name).text_embedding(config)
+    if spec is None:
+        return dataset.fingerprint
+    from core.embeddings import cache_key
+
+    digest = hashlib.sha256(dataset.fingerprint.encode())
+    digest.update(cache_key(dataset.catalog, spec).encode())
+    digest.update(dataset.catalog.text_fingerprint.encode())
+    return digest.hexdigest()[:12]
+
+
+def model_key(dataset: Dataset, name: str, config: Any) -> str:
+    """``<name>-<data key>-<config hash>``: the folder name of the fitted model and the stem of its results."""
+    return f"{name}-{data_key(dataset, name, config)}-{config_hash(config)}"
+
+
+def models_root(dataset_name: str) -> Path:
+    """Where a dataset's fitted models are saved, one folder each."""
+    return CACHE_DIR / "models" / dataset_name
+
+
+def model_folder(dataset: Dataset, model: Recommender) -> Path:
+    return models_root(dataset.name) / model_key(dataset, model.name, model.config)
+
+
+def changed_options(name: str, config: dict[str, Any]) -> dict[str, Any]:
+    defaults = config_dict(model_class(name).Config())
+    return {key: value for key, value in config.items() if defaults.get(key) != value}
+
+
+def label(name: str, config: dict[str, Any]) -> str:
+    """``vsknn`` for the default config, ``vsknn (k=100, decay=log)`` otherwise."""
+    changed = changed_options(name, config)
+    return name if not changed else f"{name} ({', '.join(f'{k}={v}' for k, v in changed.items())})"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A model ready to recommend, and how it got here."""
+
+    model: Recommender
+    status: Literal["fitted", "loaded"]
+    fit_seconds: float | None  # this fit's, or the one recorded when the loaded model was fitted
+    folder: Path
+    notes: list[str] = field(default_factory=list)  # e.g. a damaged save that was fitted again
+
+
+def saved_fit_seconds(folder: Path, meta: dict[str, Any]) -> float | None:
+    value = meta.get("fit_seconds")
+    if value is None:  # saved by an older version: a text file beside the weights
+        try:
+            value = float((folder / "fit_seconds.txt").read_text())
+        except (OSError, ValueError):
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None = None,
+                retrain: bool = False) -> Fitted:
+    """The fitted model from the store when one was built from the same data and options, else fit and save it.
+
+    Raises what ``model.fit`` raises; a damaged save is not an error: it is reported in ``Fitted.notes`` and
+    the model is fitted again.
+    """
+    folder = model_folder(dataset, model)
+    notes: list[str] = []
+    if not retrain and (folder / "state.safetensors").exists():
+        try:
+            loaded = Recommender.load(folder)
+            return Fitted(loaded, "loaded", saved_fit_seconds(folder, Recommender.read_meta(folder)), folder)
+        except ArtifactError as err:
+            notes.append(f"{err}; fitting it again.")
+    start = time.perf_counter()
+    model.fit(dataset.split, progress=progress)
+    seconds = time.perf_counter() - start
+    model.save(folder, meta={"fit_seconds": round(seconds, 3), "dataset": dataset.name,
+                             "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return Fitted(model, "fitted", seconds, folder, notes)
