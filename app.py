@@ -2,6 +2,7 @@
 CSVs) and the embedding provider, see what is trained, and prepare the fast defaults in one click."""
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -144,7 +145,9 @@ def home() -> None:
     models_section(dataset, spec)
 
 
-st.set_page_config(page_title="LLM sequential recommendation", page_icon=":material/science:", layout="wide")
+# A bundled icon: a :material/...: page icon is fetched from fonts.gstatic.com, which an offline box cannot reach.
+st.set_page_config(page_title="LLM sequential recommendation", page_icon=str(Path(__file__).parent / "ui/assets/icon.png"),
+                   layout="wide")
 page_setup()
 st.navigation([
     st.Page(home, title="Home", icon=":material/home:", default=True),

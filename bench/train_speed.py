@@ -26,19 +26,18 @@ MODELS = "sasrec,llm2sasrec,gru4rec,llm2gru4rec,bert4rec,llm2bert4rec"
 def one(name: str, max_epochs: int | None, retrain: bool, sets: list[str]) -> dict:
     from core import data
     from core.cli import build_models
-    from core.evaluate import fit_or_load, model_dir
+    from core.store import fit_or_load
 
     dataset = data.load("beauty")
     if max_epochs:
         sets = sets + [f"max_epochs={max_epochs}"]
     model = build_models(name, sets)[0]
     start = time.perf_counter()
-    fitted, seconds, cached = fit_or_load(model, dataset, retrain=retrain)
+    fitted = fit_or_load(model, dataset, retrain=retrain)
     wall = time.perf_counter() - start
-    if cached:
-        stored = model_dir(dataset, model) / "fit_seconds.txt"
-        seconds = float(stored.read_text()) if stored.exists() else float("nan")
-    history = fitted.history
+    cached = fitted.status == "loaded"
+    seconds = fitted.fit_seconds if fitted.fit_seconds is not None else float("nan")
+    history = fitted.model.history
     import torch
 
     return {"model": name, "cached": cached, "fit_seconds": seconds, "wall_seconds": wall,

@@ -214,7 +214,9 @@ def _read_capped(stream, path: Path, what: str, limits: ReadLimits, how: str) ->
         size += len(chunk)
         lines += chunk.count(b"\n")
         if size > limits.max_bytes:
-            raise DataError(f"{path}: the {what} file is larger than {limits.max_bytes / 1024**2:,.0f} MB{' ' + how if how else ''} "
+            size_limit = f"{limits.max_bytes / 1024**2:,.0f} MB" if limits.max_bytes >= 1024**2 else \
+                f"{limits.max_bytes / 1024:,.0f} KB"
+            raise DataError(f"{path}: the {what} file is larger than {size_limit}{' ' + how if how else ''} "
                             f"(the limit here; {limits.hint}).")
         if lines > limits.max_rows + 1:
             raise DataError(f"{path}: the {what} file has more than {limits.max_rows:,} lines (the limit here; "
@@ -317,6 +319,11 @@ def _short(value: object, n: int = 60) -> object:
     if isinstance(value, str) and len(value) > n:
         return value[: n - 1] + "…"
     return "" if isinstance(value, float) and math.isnan(value) else value
+
+
+def _quote(value: object) -> str:
+    """A value inside a one-line message: quoted, shortened, newlines and other control characters escaped."""
+    return repr(_short(value))
 
 
 def _normalise_ids(values: pd.Series) -> tuple[pd.Series, int]:
@@ -449,10 +456,10 @@ def _duplicate_title_note(catalog: Catalog, items_path: Path) -> str | None:
     if shared.empty:
         return None
     if len(counts) == 1:
-        return (f"{items_path}: every item has the same title ('{_short(counts.index[0])}'): text-embedding models "
+        return (f"{items_path}: every item has the same title ({_quote(counts.index[0])}): text-embedding models "
                 "(LLMSeqSim, LLM2X, LLMSeqPrompt) cannot tell the items apart; their ties are broken by item id.")
     return (f"{items_path}: {int(shared.sum()):,} items share their title with another item (the most common, "
-            f"'{_short(shared.index[0])}', is on {int(shared.iloc[0])} items): text-embedding models cannot tell "
+            f"{_quote(shared.index[0])}, is on {int(shared.iloc[0])} items): text-embedding models cannot tell "
             "them apart; their ties are broken by item id.")
 
 
@@ -467,12 +474,12 @@ def load_files(interactions_path: Path, items_path: Path, name: str = "custom", 
     if unknown.all():
         raise DataError(
             f"{items_path}: none of the interactions' item ids appear in column 'item_id' "
-            f"(e.g. '{_short(interactions['item_id'].iloc[0])}'); are these the matching files?"
+            f"(e.g. {_quote(interactions['item_id'].iloc[0])}); are these the matching files?"
         )
     if unknown.any():
         notes.append(
             f"{interactions_path}: dropped {int(unknown.sum())} interaction(s) whose item is not in {items_path} "
-            f"(first: item '{_short(interactions.loc[unknown, 'item_id'].iloc[0])}')."
+            f"(first: item {_quote(interactions.loc[unknown, 'item_id'].iloc[0])})."
         )
         interactions = interactions[~unknown]
     sizes = interactions.groupby("session_id")["item_id"].transform("size")
@@ -482,7 +489,7 @@ def load_files(interactions_path: Path, items_path: Path, name: str = "custom", 
     if short.any():
         notes.append(
             f"{interactions_path}: dropped {int(interactions.loc[short, 'session_id'].nunique())} session(s) "
-            f"of length 1 (first: session '{_short(interactions.loc[short, 'session_id'].iloc[0])}')."
+            f"of length 1 (first: session {_quote(interactions.loc[short, 'session_id'].iloc[0])})."
         )
         interactions = interactions[~short]
 
@@ -490,7 +497,10 @@ def load_files(interactions_path: Path, items_path: Path, name: str = "custom", 
     duplicate_titles = _duplicate_title_note(catalog, Path(items_path))
     if duplicate_titles:
         notes.append(duplicate_titles)
-    split, folds = paper_split(interactions, catalog, n_folds=n_folds, has_time=has_time)
+    try:
+        split, folds = paper_split(interactions, catalog, n_folds=n_folds, has_time=has_time)
+    except DataError as err:
+        raise DataError(f"{interactions_path}: {err}") from None
     return Dataset(name=name, catalog=catalog, split=split, folds=folds, warnings=notes, has_timestamps=has_time)
 
 

@@ -137,7 +137,7 @@ class LocalProvider:
 
     def too_long(self, texts: Sequence[str]) -> tuple[int, int]:
         window = self._window()
-        return sum(len(spans) > window for spans in self._token_spans(texts)), window
+        return sum(len(spans) > window for spans in self._token_spans(texts)), window + 2  # as the model states it
 
     def fit_window(self, texts: Sequence[str]) -> list[str]:
         window = self._window()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 import numpy as np
+import pandas as pd
 
 Method = Literal["pca", "lda", "random"]
 METHODS: tuple[str, ...] = ("pca", "lda", "random")
@@ -48,7 +49,16 @@ def reduce_dimensions(vectors: np.ndarray, method: str = "pca", dim: int = 64,
                              "use pca or random for wider models")
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-        reduced = LinearDiscriminantAnalysis(n_components=dim).fit_transform(vectors, labels)
+        within = vectors - pd.DataFrame(vectors).groupby(labels).transform("mean").to_numpy(dtype=np.float32)
+        if not np.abs(within).max(initial=0.0) > 1e-6:
+            raise ValueError("LDA cannot run on these item vectors: they do not vary within any category (are the "
+                             "titles identical?); use pca or random")
+        try:
+            reduced = LinearDiscriminantAnalysis(n_components=dim).fit_transform(vectors, labels)
+        except (ValueError, IndexError, np.linalg.LinAlgError) as err:
+            raise ValueError(f"LDA cannot run on these item vectors ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else 'degenerate data'}); use pca or random") \
+                from None
     else:
         raise ValueError(f"unknown reduction '{method}'; use one of {list(METHODS)}")
     reduced = np.asarray(reduced, dtype=np.float32)

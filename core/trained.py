@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import safe_open
+
 from core import store
 from core.data import BUNDLED, Dataset
 from core.models import REGISTRY, model_class
@@ -47,10 +49,13 @@ def _read(folder: Path, dataset: Dataset) -> TrainedModel | None:
         return None
     if store.model_key(dataset, name, config) != folder.name:
         return None
+    weights = folder / "state.safetensors"
     try:
-        saved_at = (folder / "state.safetensors").stat().st_mtime
-    except OSError:
-        raise ArtifactError(f"{folder}: the saved weights are missing") from None
+        saved_at = weights.stat().st_mtime
+        with safe_open(str(weights), framework="np"):  # reads the header: a truncated file fails here
+            pass
+    except Exception as err:  # noqa: BLE001 (missing, truncated or not safetensors: a damaged save)
+        raise ArtifactError(f"{folder}: the saved weights cannot be read ({type(err).__name__})") from None
     return TrainedModel(name=name, folder=folder, config=meta["config"],
                         changed=store.changed_options(name, meta["config"]),
                         fit_seconds=store.saved_fit_seconds(folder, meta), saved_at=saved_at)

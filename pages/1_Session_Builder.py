@@ -58,7 +58,7 @@ with find:
         about = " · ".join(x for x in (catalog.categories[match.item],
                                        f"{catalog.popularity[match.item]:,} interactions") if x)
         with text:  # titles and categories are the file's text: escaped, never rendered as HTML or Markdown
-            st.html(f"<div class='search-hit'>{html.escape(match.title)}<br>"
+            st.html(f"<div class='search-hit'><div class='hit-title'>{html.escape(match.title)}</div>"
                     f"<small style='color:#888'>{html.escape(about)}</small></div>")
         add.button(":material/add:", key=f"add-{match.item}", help="Add to the session", on_click=state.add_items,
                    args=([match.item],), disabled=match.item in current["items"])
@@ -71,10 +71,13 @@ with built:
     first_shown = max(0, len(items) - SHOWN)  # long sessions (MovieLens histories): the most recent items
     if first_shown:
         with st.expander(f"{first_shown} earlier item(s)"):
-            st.markdown("\n".join(f"{p + 1}. {md(catalog.title(i))}" for p, i in enumerate(items[:first_shown])))
+            st.html("<ol class='session-items'>" + "".join(f"<li>{html.escape(catalog.title(i))}</li>"
+                                                           for i in items[:first_shown]) + "</ol>")
     for position in range(first_shown, len(items)):
         text, up, down, drop = st.columns([9, 1, 1, 1], vertical_alignment="center", gap="small")
-        text.markdown(f"**{position + 1}.** {md(catalog.title(items[position]))}")
+        with text:
+            st.html(f"<div class='session-item'><b>{position + 1}.</b> {html.escape(catalog.title(items[position]))}"
+                    "</div>")
         up.button(":material/arrow_upward:", key=f"up-{position}", help="Earlier", on_click=move,
                   args=(position, -1), disabled=position == 0)
         down.button(":material/arrow_downward:", key=f"down-{position}", help="Later", on_click=move,
@@ -82,7 +85,7 @@ with built:
         drop.button(":material/close:", key=f"drop-{position}", help="Remove", on_click=remove, args=(position,))
     target = state.true_next(current)
     if target is not None:
-        st.success(f"True next item: **{md(catalog.title(target))}**")
+        st.html(f"<div class='true-next'>True next item: <b>{html.escape(catalog.title(target))}</b></div>")
     elif current["origin"]:
         st.caption("Edited test session: its true next item is only marked while the session is unchanged.")
     if items:

@@ -2,17 +2,20 @@
 `streamlit run app.py` on a free port with a fresh cache holding two fast models trained on MovieLens 100K.
 
 It builds a session with the search box, checks that every trained model has its column of picks, and saves a
-screenshot to tests/artifacts/session_builder.png.
+screenshot to tests/artifacts/session_builder.png. Then it uploads the hostile titles of tests/cases
+(html-in-titles, markup-titles) as a user would, searches them, builds a session, and checks that every title
+reads exactly as in the file, that nothing was injected into the page and that no request left it.
 """
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from conftest import ROOT
-from ui.serve import CHROMIUM, chromium, running_app, wait_until_healthy
+from ui.serve import CHROMIUM, chromium, running_app, wait_for_idle, wait_until_healthy
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -53,3 +56,135 @@ def test_build_a_session_and_see_every_trained_model(server):
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "session_builder.png"))
     assert (ARTIFACTS / "session_builder.png").stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------------------------------------ hostile titles
+CASES = ROOT / "tests" / "cases"
+# Search words that find each payload title of tests/cases/html-in-titles and markup-titles.
+HTML_WORDS = ["alpha", "bravo", "charlie", "delta link", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+              "kilo", "lima", "mike", "november", "papa"]
+MARKUP_WORDS = ["shampoo conditioner", "nail polish maker", "hair oil argan", "lip gloss cherry", "face cream big",
+                "mascara volume"]
+
+
+class Listener:
+    """What the payloads call: a server on 127.0.0.1:9997 that records every request it gets."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hits = self.hits = []
+
+        class Record(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                hits.append(self.path)
+                self.send_response(204)
+                self.end_headers()
+
+            do_POST = do_GET  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 9997), Record)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def titles(case):
+    import csv
+
+    with open(CASES / case / "items.csv", encoding="utf-8", newline="") as handle:
+        return {row["title"] for row in csv.DictReader(handle)}
+
+
+def upload_and_prepare(page, url, case):
+    from playwright.sync_api import expect
+
+    from core import data
+
+    n_items = data.load(str(CASES / case)).catalog.n_items
+    page.goto(url)
+    page.get_by_text("Your own CSV files").click()
+    inputs = page.locator("input[type=file]")
+    inputs.first.wait_for(state="attached", timeout=60_000)
+    inputs.nth(0).set_input_files(str(CASES / case / "interactions.csv"))
+    inputs.nth(1).set_input_files(str(CASES / case / "items.csv"))
+    page.get_by_role("button", name="Use these files").click()
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text(str(n_items), timeout=60_000)
+    page.get_by_text("Also embed the catalog").click()  # off: the fast baselines are enough here
+    page.get_by_role("button").filter(has_text="Prepare the defaults").click()
+    expect(page.get_by_text(re.compile(r"prepare the defaults on .* — done"))).to_be_visible(timeout=120_000)
+
+
+def search_and_add(page, words):
+    """Each search's hits as the browser shows them; the first hit of each search is added to the session."""
+    shown = []
+    search = page.get_by_label("Search the catalog by title (typos are fine)")
+    for word in words:
+        search.fill(word)
+        search.press("Enter")
+        hits = page.locator(".search-hit .hit-title")
+        hits.first.wait_for(timeout=30_000)
+        wait_for_idle(page)
+        shown += hits.all_text_contents()
+        add = page.locator("[class*='st-key-add-'] button:not([disabled])").first
+        if add.count():
+            add.click()
+            wait_for_idle(page)
+    return shown
+
+
+INJECTED = """() => {
+  const found = [];
+  for (const element of document.querySelectorAll('*')) {
+    for (const attribute of element.attributes) {
+      if (attribute.name !== 'title' && attribute.value.includes('9997')) found.push(element.tagName + ' ' + attribute.name + ' ' + element.parentElement.outerHTML.slice(0, 300));
+    }
+  }
+  for (const element of document.querySelectorAll('div')) {
+    if (getComputedStyle(element).fontSize === '40px') found.push('40px div');
+  }
+  if (getComputedStyle(document.body).backgroundColor === 'rgb(255, 0, 0)') found.push('red body');
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("case, words", [("html-in-titles", HTML_WORDS), ("markup-titles", MARKUP_WORDS)])
+def test_titles_show_exactly_as_in_the_file_and_nothing_runs(tmp_path, case, words):
+    from playwright.sync_api import expect
+
+    listener = Listener()
+    env = {"LLMSEQ_CACHE": str(tmp_path / "cache"), "LLMSEQ_DATASET": "ml-100k"}
+    outside = []
+    try:
+        with running_app(env) as (url, process), chromium() as page:
+            wait_until_healthy(url, process)
+            page.on("request", lambda request: outside.append(request.url)
+                    if not request.url.startswith(url) and not request.url.startswith("data:") else None)
+            upload_and_prepare(page, url, case)
+            page.get_by_test_id("stSidebarNav").get_by_text("Session builder", exact=True).click()  # same session
+            page.get_by_label("Search the catalog by title (typos are fine)").wait_for(timeout=30_000)
+            shown = search_and_add(page, words)
+            expected = titles(case)
+            assert set(shown) <= expected, set(shown) - expected
+            assert len({t for t in shown if t in expected and not t.startswith("Plain")}) >= len(words) - 1
+            # the session list draws titles through Markdown: they must read exactly as in the file
+            session = page.locator(".session-item").all_text_contents()
+            listed = {re.sub(r"^\d+\. ", "", text) for text in session}
+            assert listed and listed <= expected, listed - expected
+            expect(page.locator("table.picks").first).to_be_visible(timeout=30_000)
+            picked = set(page.locator("table.picks td[title]").evaluate_all("cells => cells.map(c => c.title)"))
+            assert picked and picked <= expected, picked - expected
+            page.get_by_role("button").filter(has_text="Random real test session").click()
+            expect(page.get_by_text("True next item:")).to_be_visible(timeout=30_000)
+            wait_for_idle(page)
+            assert page.evaluate(INJECTED) == []
+            page.wait_for_timeout(1000)  # time for any image, frame or script that slipped through to call out
+    finally:
+        listener.close()
+    assert listener.hits == [] and outside == [], (listener.hits, outside)

@@ -8,7 +8,7 @@ from core.data import Catalog
 from core.embeddings import EmbeddingError, EmbeddingSpec, item_embeddings
 from core.index import ItemIndex
 from core.reduce import reduce_dimensions
-from fake_openai import API_KEY, DIM, FakeOpenAI, fake_vector
+from fake_openai import API_KEY, DIM, FAULTS, FakeOpenAI, fake_vector
 
 
 def catalog(titles, categories=None):
@@ -157,3 +157,59 @@ def test_an_openai_call_keeps_the_local_model_loaded(fake_server):
     local = embeddings.provider(EmbeddingSpec("local"))
     embeddings.provider(EmbeddingSpec("openai"))
     assert embeddings.provider(EmbeddingSpec("local")) is local
+
+
+# ------------------------------------------------------------------------------------------------ bad answers
+@pytest.mark.parametrize("fault", [f for f in FAULTS if f not in ("trickle", "silent")])
+def test_a_bad_answer_is_retried_like_a_5xx(fake_server, fault):
+    fake_server.faults = [fault]
+    vectors = embeddings.OpenAIProvider(base_delay=0.01).encode(["a", "b", "c"])
+    assert vectors.shape == (3, DIM) and np.isfinite(vectors).all()
+    expected = np.array(fake_vector("b"))
+    assert np.allclose(vectors[1], expected / np.linalg.norm(expected), atol=1e-5)  # in input order
+    assert len(fake_server.requests) == 2
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("nan", "NaN or infinite"), ("empty-vectors", "one positive width"), ("duplicate-indices", "not exactly 0..2"),
+    ("missing-vector", "not a list of numbers"), ("fewer-vectors", "2 vector(s) for 3 text(s)"),
+    ("mixed-widths", "one positive width"), ("truncated-json", "not valid JSON"), ("not-json", "not valid JSON"),
+])
+def test_a_bad_answer_every_time_ends_in_one_line_and_nothing_is_cached(fake_server, fault, reason, monkeypatch):
+    fake_server.faults = [fault] * 10
+    with pytest.raises(EmbeddingError) as caught:
+        embeddings.OpenAIProvider(max_retries=2, base_delay=0.01).encode(["a", "b", "c"])
+    message = str(caught.value)
+    assert "failed after 3 tries" in message and reason in message and "\n" not in message
+    spec, items = EmbeddingSpec("openai", "text-embedding-3-small"), catalog([f"{fault} {i}" for i in range(3)])
+    monkeypatch.setattr(embeddings, "provider", lambda s: embeddings.OpenAIProvider(max_retries=1, base_delay=0.01))
+    with pytest.raises(EmbeddingError):
+        item_embeddings(items, spec)
+    assert not embeddings.cached_path(items, spec).exists()
+
+
+def test_a_trickling_answer_meets_the_request_deadline(fake_server):
+    fake_server.faults = ["trickle"]  # one byte every 50 ms: ~2 minutes for the whole answer
+    provider = embeddings.OpenAIProvider(base_delay=0.01, request_deadline=0.5)
+    vectors = provider.encode(["a", "b"])  # the slow answer is abandoned at 0.5 s, the retry succeeds
+    assert vectors.shape == (2, DIM) and len(fake_server.requests) == 2
+
+
+def test_a_server_that_never_answers_meets_the_call_deadline(fake_server):
+    import time
+
+    fake_server.faults = ["silent"] * 10
+    provider = embeddings.OpenAIProvider(max_retries=50, base_delay=0.01, request_deadline=0.4, call_deadline=1.5)
+    start = time.monotonic()
+    with pytest.raises(EmbeddingError, match="deadline|failed after") as caught:
+        provider.encode(["a"])
+    assert time.monotonic() - start < 5 and "\n" not in str(caught.value)
+
+
+def test_base64_answers_are_decoded():
+    import base64
+    import json
+
+    vector = np.arange(4, dtype="<f4")
+    body = json.dumps({"data": [{"index": 0, "embedding": base64.b64encode(vector.tobytes()).decode()}]})
+    assert np.array_equal(embeddings.parse_embeddings(body.encode(), 1), vector[None, :])

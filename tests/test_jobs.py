@@ -128,3 +128,18 @@ def test_a_save_with_an_option_this_version_lacks_is_not_listed(tiny_folder):
     (stale / "state.safetensors").write_bytes((folder / "state.safetensors").read_bytes())
     listed = [m.folder for m in trained_models(dataset)]
     assert folder in listed and stale not in listed
+
+
+def test_a_job_belongs_to_the_browser_session_that_started_it(tiny_folder):
+    manager = JobManager()
+    slow = JobRequest(dataset="beauty", models=(ModelStep("sknn"),), retrain=True, evaluate=False)
+    mine = manager.submit(slow, title="alice's upload.csv", owner="alice")
+    assert manager.submit(slow, title="double click", owner="alice") is mine  # one job, not two
+    queued = manager.submit(JobRequest(dataset=str(tiny_folder)), title="bob's", owner="bob")
+    assert [j.title for j in manager.jobs("bob")] == ["bob's"]  # bob never sees alice's job or its title
+    assert manager.others_active("bob") == 1 and manager.others_active("alice") == 1
+    manager.cancel(mine.id, owner="bob")  # not bob's to cancel
+    assert not mine.cancel_requested and mine.active
+    manager.cancel(mine.id, owner="alice")
+    assert manager.wait(mine.id, timeout=60).status == "cancelled"
+    assert manager.wait(queued.id, timeout=120).status == "done"

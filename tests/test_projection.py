@@ -53,3 +53,14 @@ def test_a_job_embeds_the_catalog_and_computes_a_umap(tmp_path):
     vectors = item_embeddings(data.load(str(folder)).catalog)  # from the cache the job filled
     coords = cached_projection(vectors, "umap")
     assert coords is not None and coords.shape == (vectors.shape[0], 2)
+
+
+def test_map_hover_and_legend_show_titles_as_text_never_as_markup():
+    coords = np.arange(8, dtype=np.float32).reshape(4, 2)
+    titles = ["<img src=x onerror=alert(1)> a", "Lip Gloss <b>NEW</b> Cherry", "Tom & Jerry", "plain"]
+    figure = map_figure(coords, titles, colour=["<i>cat</i>", "c", "c", "c"], title="<b>model</b>")
+    hover = [text for trace in figure.data for text in trace.text]
+    assert "&lt;img src=x onerror=alert(1)&gt; a" in hover and "Lip Gloss &lt;b&gt;NEW&lt;/b&gt; Cherry" in hover
+    assert "Tom &amp; Jerry" in hover  # plotly shows the entities as the characters: the title exactly
+    assert {trace.name for trace in figure.data} == {"&lt;i&gt;cat&lt;/i&gt;", "c"}
+    assert figure.layout.title.text == "&lt;b&gt;model&lt;/b&gt;"

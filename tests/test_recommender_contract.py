@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.models import REGISTRY, create
-from core.models.base import Recommender
+from core.models.base import NO_ITEM, Recommender
 
 # Small configs so the whole suite stays fast; a model missing here runs with its defaults.
 TINY: dict[str, dict] = {
@@ -49,6 +49,16 @@ def test_no_seen_items_and_no_duplicates(fitted, synthetic):
     for prompt, row in zip(prompts, items):
         assert not set(prompt.tolist()) & set(row.tolist())
         assert len(set(row.tolist())) == len(row)
+
+
+def test_lists_end_rather_than_pad_with_items_that_may_not_be_recommended(fitted, synthetic):
+    n = synthetic.catalog.n_items
+    session = list(range(n - 3))  # only 3 catalog items may be recommended
+    items, scores = fitted.recommend([session], k=10, exclude_seen=True)
+    assert items.shape == (1, 10)
+    assert sorted(items[0, :3].tolist()) == [n - 3, n - 2, n - 1]
+    assert (items[0, 3:] == NO_ITEM).all() and np.isneginf(scores[0, 3:]).all()
+    assert np.isfinite(scores[0, :3]).all()
 
 
 def test_any_new_session_works(fitted, synthetic):

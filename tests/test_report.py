@@ -53,3 +53,13 @@ def test_csv_and_html_exports():
     assert "<script src=" not in page and "plotly.js v" in page  # plotly.js inlined: opens offline
     assert "Next to the paper" in page and "0.0467 [0.0100, 0.0300]" in page
     assert "Next to the paper" not in report.html_report("ml-100k", RESULTS)
+
+
+def test_the_report_never_renders_a_label_as_html():
+    label = "llmseqprompt (model_folder=<img src=x onerror=alert(1)>)"
+    results = {label: result(0.01, 0.02, 0.3)}
+    page = report.html_report("<b>shop</b>", results)
+    assert "<img src=x" not in page and "<b>shop</b>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    figure = report.bar_figure(report.long_frame(results), "NDCG@20")
+    assert list(figure.data[0].x) == ["llmseqprompt (model_folder=&lt;img src=x onerror=alert(1)&gt;)"]

@@ -17,6 +17,7 @@ from ui.text import md
 def page_setup() -> None:
     """Styles every page shares (the page config itself is set once, by app.py's navigation)."""
     st.markdown("<style>div.block-container{padding-top:2.2rem}"
+                ".true-next{background:#dff3e4;color:#14532d;border-radius:0.5rem;padding:0.75rem 1rem}"
                 # the session builder's small icon buttons (add, earlier, later, remove) stay readable when narrow
                 "div[class*='st-key-add-'] button,div[class*='st-key-up-'] button,div[class*='st-key-down-'] button,"
                 "div[class*='st-key-drop-'] button{padding:0.2rem 0.35rem;min-height:2rem}</style>",
