@@ -222,3 +222,31 @@ def test_a_paid_backend_needs_the_cost_confirmed(shop):
     assert not at.exception
     assert at.warning and at.warning[0].value.startswith("Not started:") and "$" in at.warning[0].value
     assert len(manager().jobs()) == jobs_before  # nothing submitted, nothing spent
+
+
+def test_a_damaged_saved_model_is_reported_not_fatal(tmp_path):
+    from core import store
+
+    folder = write_tiny_dataset(tmp_path / "damagedshop")
+    dataset = data.load(str(folder))
+    saved = store.fit_or_load(create("vsknn"), dataset).folder
+    evaluate.run(dataset, [create("popularity")])
+    weights = saved / "state.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])  # a kill or a full disk while an older version wrote it
+    at = app(str(folder))
+    models = dict(zip(at.dataframe[0].value["model"], at.dataframe[0].value["trained"]))
+    assert models["vsknn"] == "—" and models["popularity"] == "popularity"
+    assert any("1 saved model(s) of this dataset cannot be read" in plain(c.value) for c in at.caption)
+    for page in ("pages/1_Session_Builder.py", "pages/2_Embedding_Space.py", "pages/3_Metrics.py",
+                 "pages/4_Train.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, at.exception)
+
+
+def test_without_timestamps_the_home_page_says_sessions_keep_the_file_order(tmp_path):
+    import shutil
+
+    shutil.copytree(ROOT / "tests" / "cases" / "order-only", tmp_path / "orders")
+    at = app(str(tmp_path / "orders"))
+    assert any("no 'timestamp' column, so sessions are taken in the file's order" in plain(c.value)
+               for c in at.caption)

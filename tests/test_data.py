@@ -144,3 +144,21 @@ def test_cli_prints_one_line_not_a_traceback(tmp_path, case):
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("error: ")
+
+
+def test_the_order_rule_on_tiny_files(tmp_path):
+    # With timestamps: sessions by last timestamp, ties by session id (not by file order).
+    inter = write(tmp_path / "t.csv", "session_id,item_id,timestamp\n"
+                  "zed,x,5\nzed,y,9\namy,y,3\namy,z,9\nbob,x,1\nbob,z,2\ncat,x,4\ncat,y,6\ndan,y,7\ndan,x,8\n")
+    items = write(tmp_path / "items.csv", "item_id,title\nx,X\ny,Y\nz,Z\n")
+    dataset = data.load_files(inter, items)
+    ids = dataset.catalog.item_ids
+    # bob (2), cat (6), dan (8), then amy and zed both at 9: amy first by id; ceil(20% of 5) = 1 test session
+    assert [ids[s].tolist() for s in dataset.split.train] == [["x", "z"], ["x", "y"], ["y", "x"], ["y", "z"]]
+    assert dataset.split.prompts[0].tolist() == [dataset.catalog.index_of["x"]]  # zed: x, then y
+    # Without timestamps: the file's order of sessions; 'order' orders the items inside each one.
+    inter = write(tmp_path / "o.csv", "session_id,item_id,order\n"
+                  "zed,y,2\nzed,x,1\namy,z,1\namy,y,0\nbob,x,0\nbob,z,1\ncat,y,1\ncat,x,0\ndan,z,0\ndan,x,1\n")
+    dataset = data.load_files(inter, items)
+    assert [ids[s].tolist() for s in dataset.split.train] == [["x", "y"], ["y", "z"], ["x", "z"], ["x", "y"]]
+    assert dataset.catalog.item_ids[dataset.split.targets].tolist() == ["x"]  # dan: z, then x

@@ -181,3 +181,16 @@ def test_cli_local_backend_trains_and_saves(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "trained from scratch" in out and "fine-tuned in" in out
     assert cli.main(args) == 0 and "already fine-tuned" in capsys.readouterr().out
+
+
+def test_a_damaged_job_record_never_starts_another_paid_job(server, synthetic):
+    model = openai_model(seed=7)  # its own record
+    model.spending_confirmed = True
+    train, validation = model.examples(synthetic.split)
+    path = model.backend.record_path(train, validation)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"job_id": "ftjob-')  # cut short while written by an older version
+    with pytest.raises(LLMError, match="damaged") as caught:
+        model.fit(synthetic.split)
+    assert "\n" not in str(caught.value)
+    assert not server.files and not server.job_requests  # nothing uploaded, nothing paid

@@ -36,7 +36,7 @@ import numpy as np
 from core.llm import LLMError
 from core.llm.prompts import chat_messages
 from core.models.base import Progress
-from core.storage import CACHE_DIR, atomic_write_text
+from core.storage import CACHE_DIR, atomic_write_text, read_json
 
 if TYPE_CHECKING:
     from core.models.llmseqprompt import LLMSeqPromptConfig
@@ -161,7 +161,10 @@ class OpenAIBackend:
         if self.config.openai_model not in PRICES:
             raise LLMError(f"unknown OpenAI base model '{self.config.openai_model}'; use one of {list(BASE_MODELS)}")
         record_path = self.record_path(train, validation)
-        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        record = read_json(record_path) if record_path.exists() else {}
+        if not isinstance(record, dict):  # damaged: it may have held a paid job's id, so never start another
+            raise LLMError(f"{record_path}: the record of this data's fine-tuning job is damaged; find the job on "
+                           "your OpenAI dashboard (it may have been paid for), then delete this file to start anew.")
         if record.get("fine_tuned_model"):
             self.model_id, self.job_id = record["fine_tuned_model"], record.get("job_id", "")
             return
