@@ -117,7 +117,9 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
     if not isinstance(value, str):
         if allowed and value not in allowed:
             raise ConfigError(f"option '{key}' must be one of {list(allowed)}, got {value!r}")
-        if target is int and isinstance(value, float) and value.is_integer():
+        if target is int and isinstance(value, float) and not isinstance(value, bool):
+            if not value.is_integer():
+                raise ConfigError(f"option '{key}' expects int, got {value!r}")
             return int(value)  # a number widget gives 3.0 for an integer option
         return value
     if value.strip().lower() in ("none", "null") and optional:

@@ -62,11 +62,18 @@ class DataError(ValueError):
     """A dataset file is unusable; the message names the file, the column and an example line."""
 
 
+def _megabytes_from_env(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default))) * 1024**2
+    except ValueError:
+        return default * 1024**2
+
+
 @dataclass(frozen=True)
 class ReadLimits:
     """How much one CSV file may hold once decompressed: a file past either limit is refused in one line."""
 
-    max_bytes: int = int(os.environ.get("LLMSEQ_MAX_FILE_MB", "1024")) * 1024**2
+    max_bytes: int = field(default_factory=lambda: _megabytes_from_env("LLMSEQ_MAX_FILE_MB", 1024))
     max_rows: int = 30_000_000
     hint: str = "set LLMSEQ_MAX_FILE_MB to read bigger files"
 
@@ -281,7 +288,8 @@ class CsvFile:
         except pd.errors.EmptyDataError:
             raise DataError(f"{path}: the {what} file is empty.") from None
         except Exception as err:  # noqa: BLE001 (any parser failure means: not a readable CSV)
-            raise DataError(f"{path}: cannot be read as CSV ({str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}).") from None
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise DataError(f"{path}: cannot be read as CSV ({reason}).") from None
         frame.columns = [str(c).strip() for c in frame.columns]
         if frame.empty:
             raise DataError(f"{path}: the {what} file has a header but no rows.")
@@ -358,8 +366,9 @@ def _timestamps(file: CsvFile, column: str, notes: list[str]) -> pd.Series:
     found = [(unit, mask) for unit, mask in found if mask.any()]
     if len(found) > 1:
         (unit_a, mask_a), (unit_b, mask_b) = found[0], found[1]
-        raise DataError(f"{file.path}: column '{column}' mixes Unix {unit_a} ({file.example(file.first(mask_a), [column])}) "
-                        f"and {unit_b} ({file.example(file.first(mask_b), [column])}); convert it to one unit.")
+        first_a, first_b = file.example(file.first(mask_a), [column]), file.example(file.first(mask_b), [column])
+        raise DataError(f"{file.path}: column '{column}' mixes Unix {unit_a} ({first_a}) and {unit_b} ({first_b}); "
+                        "convert it to one unit.")
     return values
 
 
@@ -438,7 +447,8 @@ def read_items(path: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd.DataFr
         raise DataError(f"{path}: column 'item_id' repeats {int(duplicated.sum())} id(s) (first at "
                         f"{file.example(file.first(duplicated))}).")
     titles = frame["title"].fillna("").str.strip()
-    categories = frame["category"].fillna("").str.strip() if "category" in frame.columns else pd.Series("", index=frame.index)
+    categories = frame["category"].fillna("").str.strip() if "category" in frame.columns else \
+        pd.Series("", index=frame.index)
     untitled = titles == ""
     if untitled.all():
         raise DataError(f"{path}: column 'title' is empty for every item.")

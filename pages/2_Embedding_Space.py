@@ -57,12 +57,17 @@ picks_label = picks_col.selectbox("Recommendations of", preferred or ["(no train
 
 picks, scores = [], None
 if items and picks_label in trained:
-    model = state.load_model(trained[picks_label])
-    ranked, values = model.recommend([items], catalog.n_items, exclude_seen=True)
-    picks = [int(i) for i in ranked[0, :10] if i != NO_ITEM]
-    scores = np.full(catalog.n_items, np.nan)
-    finite = np.isfinite(values[0]) & (ranked[0] != NO_ITEM)
-    scores[ranked[0][finite]] = values[0][finite]
+    try:
+        model = state.load_model(trained[picks_label])
+    except ArtifactError as err:
+        st.error(md(f"{err}; train it again on the Train page."))
+        model = None
+    if model is not None:
+        ranked, values = model.recommend([items], catalog.n_items, exclude_seen=True)
+        picks = [int(i) for i in ranked[0, :10] if i != NO_ITEM]
+        scores = np.full(catalog.n_items, np.nan)
+        finite = np.isfinite(values[0]) & (ranked[0] != NO_ITEM)
+        scores[ranked[0][finite]] = values[0][finite]
 colour = {"popularity": np.log1p(catalog.popularity), "category": catalog.categories, "scores": scores}[colour_by]
 
 

@@ -64,7 +64,7 @@ class LLMSeqPromptConfig(Options):
     # --- mapping names to the catalog
     embedding_provider: Literal["local", "openai"] = "local"  # core.embeddings provider for the item and name vectors
     embedding_model: str | None = None  # None = the provider's default (local: bundled all-MiniLM-L6-v2)
-    long_titles: Literal["cut", "head_tail"] = "cut"  # titles past the embedding model's window: cut the end, or keep head + tail
+    long_titles: Literal["cut", "head_tail"] = "cut"  # past the model's window: cut the end, or keep head+tail
     seed: int = option(0, low=0)
 
     def check(self) -> None:

@@ -42,7 +42,7 @@ from core.reduce import reduce_dimensions
 class LLMSeqSimConfig(Options):
     embedding_provider: Literal["local", "openai"] = "local"  # offline MiniLM by default
     embedding_model: str | None = None  # None = the provider's default model
-    long_titles: Literal["cut", "head_tail"] = "cut"  # titles past the embedding model's window: cut the end, or keep head + tail
+    long_titles: Literal["cut", "head_tail"] = "cut"  # past the model's window: cut the end, or keep head+tail
     combination: Literal["mean", "last"] = "last"  # best on Beauty's validation folds with MiniLM (see above)
     decay: Decay = "harmonic_squared"  # for combination="mean": the best decay on the same folds
     similarity: Literal["cosine", "dot", "euclidean"] = "cosine"

@@ -48,7 +48,7 @@ class SequentialConfig(Options):
     item_init: Literal["random", "llm"] = "random"
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str | None = None  # None = the provider's default (local: all-MiniLM-L6-v2)
-    long_titles: Literal["cut", "head_tail"] = "cut"  # titles past the embedding model's window: cut the end, or keep head + tail
+    long_titles: Literal["cut", "head_tail"] = "cut"  # past the model's window: cut the end, or keep head+tail
     reduction: Literal["pca", "lda", "random"] = "pca"  # to the model width (the paper's best: PCA)
     llm_std: float | None = option(None, low=0.0, low_open=True)  # rescale the vectors to this std (None = as reduced, the authors' raw PCA)
     shuffle_llm_vectors: bool = False  # ablation: permute the vectors across items
