@@ -65,9 +65,14 @@ def parse_overrides(pairs: list[str], names: list[str]) -> dict[str, dict[str, s
 
 def build_models(names_csv: str, pairs: list[str]) -> list[Recommender]:
     names = [n.strip() for n in names_csv.split(",") if n.strip()]
+    if not names:
+        raise CLIError(f"--models names no model; available: {', '.join(REGISTRY)}")
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise CLIError(f"unknown model(s) {unknown}; available: {', '.join(REGISTRY)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise CLIError(f"--models names {repeated[0]} more than once (a variant: --set {repeated[0]}.OPTION=VALUE)")
     overrides = parse_overrides(pairs, names)
     return [model_class(name)(**overrides[name]) for name in names]
 
@@ -82,6 +87,22 @@ def notes(lines: list[str]) -> None:
         print(f"note: {line}", file=sys.stderr)
 
 
+def load_dataset(name: str) -> data.Dataset:
+    """The dataset, its loading notes printed (what validation fixed or dropped, how the split was ordered)."""
+    dataset = data.load(name)
+    notes(dataset.warnings)
+    return dataset
+
+
+def text_notes(dataset: data.Dataset, models: list[Recommender]) -> None:
+    """What embedding the titles did (e.g. titles cut by the model's window), once per embedding used."""
+    from core.embeddings import embedding_notes
+
+    specs = {spec for spec in (type(m).text_embedding(m.config) for m in models) if spec is not None}
+    for spec in sorted(specs, key=lambda s: s.label):
+        notes(embedding_notes(dataset.catalog, spec))
+
+
 def cmd_prepare(args: argparse.Namespace) -> None:
     if bool(args.interactions) != bool(args.items):
         raise CLIError("--interactions and --items go together: give both files (or --dataset NAME|FOLDER).")
@@ -93,7 +114,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     split = dataset.split
     print(f"{dataset.name}: {dataset.catalog.n_items:,} items, {len(split.train):,} train sessions, "
           f"{split.n_test:,} test sessions; validation folds (train/validate): "
-          + ", ".join(f"{len(f.train):,}/{f.n_test:,}" for f in dataset.folds))
+          + (", ".join(f"{len(f.train):,}/{f.n_test:,}" for f in dataset.folds) or "none (too few sessions)"))
 
 
 def cmd_embed(args: argparse.Namespace) -> None:
@@ -101,7 +122,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
     from core.embeddings import EmbeddingSpec, cached_path, cached_vectors, embedding_notes, item_embeddings
 
-    dataset = data.load(args.dataset)
+    dataset = load_dataset(args.dataset)
     spec = EmbeddingSpec(provider=args.provider, model=args.model, long_titles=args.long_titles)
     path = cached_path(dataset.catalog, spec)
     cached = cached_vectors(dataset.catalog, spec) is not None
@@ -120,14 +141,16 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from core.store import fit_or_load
 
-    dataset = data.load(args.dataset)
-    for model in build_models(args.models, args.set):
+    models = build_models(args.models, args.set)
+    dataset = load_dataset(args.dataset)
+    for model in models:
         progress, close = tqdm_progress(f"training {model.name}")
         try:
             fitted = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
         finally:
             close()
         notes(fitted.notes)
+        text_notes(dataset, [model])
         done = "already trained" if fitted.status == "loaded" else f"trained in {fitted.fit_seconds:.1f} s"
         print(f"{model.name}: {done} -> {fitted.folder}")
 
@@ -135,8 +158,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from core.evaluate import EvaluationOptions, format_table, run
 
-    dataset = data.load(args.dataset)
     models = build_models(args.models, args.set)
+    dataset = load_dataset(args.dataset)
     progress, close = tqdm_progress("evaluating")
     try:
         report = run(dataset, models, EvaluationOptions(paper_popularity=args.paper_popularity),
@@ -145,6 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         close()
     for entry in report["models"].values():
         notes(entry["notes"])
+    text_notes(dataset, models)
     print(f"{dataset.name}: {report['n_test_sessions']:,} test sessions, "
           f"popularity for serendipity/novelty: {report['popularity_counts']}")
     print(format_table(report))
@@ -163,8 +187,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
             from core.llm.openai_finetune import require_key
 
             require_key()  # before anything else: no key, nothing sent, nothing spent
-        dataset = data.load(args.dataset)
         (model,) = build_models("llmseqprompt", [f"backend={args.backend}", *args.set])
+        dataset = load_dataset(args.dataset)
         if args.backend == "openai":
             from core.llm.openai_finetune import estimate_cost
 

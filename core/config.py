@@ -33,7 +33,8 @@ class Range:
     high_open: bool = False
 
     def contains(self, value: float) -> bool:
-        if isinstance(value, float) and math.isnan(value):
+        """Whether ``value`` is in the range; NaN and ±∞ never are (an unbounded side is open)."""
+        if isinstance(value, float) and not math.isfinite(value):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False

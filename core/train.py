@@ -43,6 +43,11 @@ def configure_torch() -> int:
     return torch.get_num_threads()
 
 
+class TrainingDiverged(FloatingPointError, ValueError):
+    """The loss became NaN or infinite: the options (learning rate, clipping) do not suit the data. A
+    ValueError, so the CLI and the app show its one sentence like any other bad option."""
+
+
 def hold_out(sessions: Sequence[np.ndarray], fraction: float, max_sessions: int,
              rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Split train sessions into (train, held out): ``ceil(fraction * n)`` random sessions, at most
@@ -113,8 +118,8 @@ def train(module: torch.nn.Module, *, epoch_batches: Callable[[np.random.Generat
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{label}: the loss became {loss.item()} in epoch {epoch + 1}; "
-                                         "lower the learning rate or set clip_norm")
+                raise TrainingDiverged(f"{label}: the loss became {loss.item()} in epoch {epoch + 1}; "
+                                       "lower the learning rate or set clip_norm")
             loss.backward()
             if clip_norm:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), clip_norm)
@@ -127,7 +132,9 @@ def train(module: torch.nn.Module, *, epoch_batches: Callable[[np.random.Generat
         history.loss.append(total_loss / max(len(batches), 1))
         history.validation_ndcg.append(score)
         history.seconds.append(time.perf_counter() - start)
-        report(len(batches), len(batches), f"{label} epoch {epoch + 1}: validation NDCG@20 {score:.4f}", force=True)
+        report(len(batches), len(batches), f"{label} epoch {epoch + 1}: " + (
+            f"validation NDCG@20 {score:.4f}" if validate is not None else "no held-out sessions, no early stopping"),
+            force=True)
         if validate is None:
             continue
         if score > best_score:

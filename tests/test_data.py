@@ -162,3 +162,40 @@ def test_the_order_rule_on_tiny_files(tmp_path):
     dataset = data.load_files(inter, items)
     assert [ids[s].tolist() for s in dataset.split.train] == [["x", "y"], ["y", "z"], ["x", "z"], ["x", "y"]]
     assert dataset.catalog.item_ids[dataset.split.targets].tolist() == ["x"]  # dan: z, then x
+
+
+@pytest.mark.parametrize("times, message", [
+    (["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05", "2023-02-30"],
+     "1 value(s) are neither (first at line 7:"),
+    (["2023-01-01", "2023-01-02", "2023-01-03", "2023-01-04", "2023-01-05", "1700000000"],
+     "mixes numbers (line 7: {'timestamp': '1700000000'}) and dates (line 2: {'timestamp': '2023-01-01'})"),
+    (["1", "2", "3", "4", "5", "1e300"], "holds a value no clock gives (first at line 7: {'timestamp': '1e300'})"),
+    (["1700000000", "1700000001", "1700000003", "0", "1700000005", "1700000006"],
+     "mixes small numbers (line 5: {'timestamp': '0'}) and Unix seconds (line 2:"),
+])
+def test_implausible_timestamps_are_refused_naming_the_line(tmp_path, times, message):
+    rows = "".join(f"s{i // 2},{'xy'[i % 2]},{t}\n" for i, t in enumerate(times))
+    inter = write(tmp_path / "inter.csv", "session_id,item_id,timestamp\n" + rows)
+    items = write(tmp_path / "items.csv", "item_id,title\nx,X\ny,Y\n")
+    with pytest.raises(DataError) as caught:
+        data.load_files(inter, items)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_iso_dates_with_time_zones_are_ordered_in_utc(tmp_path):
+    inter = write(tmp_path / "inter.csv", "session_id,item_id,timestamp\n"
+                  "a,x,2024-01-01T10:00:00+02:00\na,y,2024-01-01T09:30:00Z\n"  # y is the later one in UTC
+                  "b,x,2024-01-02\nb,y,2024-01-03\nc,y,2024-01-04\nc,x,2024-01-05\n"
+                  "d,x,2024-01-06\nd,y,2024-01-07\ne,x,2024-01-08\ne,y,2024-01-09T00:00:00Z\n")
+    items = write(tmp_path / "items.csv", "item_id,title\nx,X\ny,Y\n")
+    dataset = data.load_files(inter, items)
+    assert dataset.catalog.item_ids[dataset.split.train[0]].tolist() == ["x", "y"]
+    assert any("holds dates" in note for note in dataset.warnings)
+
+
+def test_a_header_wider_than_64_kb_is_read(tmp_path):
+    extra = [f"c{i}" for i in range(20_000)]
+    inter = write(tmp_path / "inter.csv", "session_id,item_id,timestamp," + ",".join(extra) + "\n"
+                  + "".join(f"s{i // 2},{'xy'[i % 2]},{i}," + ",".join("v" * len(extra)) + "\n" for i in range(10)))
+    items = write(tmp_path / "items.csv", "item_id,title\nx,X\ny,Y\n")
+    assert data.load_files(inter, items).split.n_test == 1

@@ -2,6 +2,7 @@
 never fatal; option ranges are refused in one line wherever a config is built."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -153,3 +154,26 @@ def test_set_takes_several_pairs_after_one_flag():
     args = parser().parse_args(["evaluate", "--models", "sasrec", "--set", "patience=2",
                                 "max_validation_sessions=500", "--set", "seed=1"])
     assert args.set == ["patience=2", "max_validation_sessions=500", "seed=1"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", ""], "--models names no model"),
+    (["--models", "vsknn,vsknn"], "--models names vsknn more than once"),
+    (["--models", "sasrec", "--set", "learning_rate=inf"], "option 'learning_rate' must be in (0, ∞), got inf"),
+    (["--models", "sasrec", "--set", "learning_rate=1e6", "max_epochs=1"], "the loss became nan in epoch 1"),
+])
+def test_the_cli_refuses_bad_model_lists_and_diverging_options_in_one_line(args, message, tmp_path):
+    env = {**os.environ, "LLMSEQ_CACHE": str(tmp_path), "LLMSEQ_TORCH_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "core", "evaluate", "--dataset", "ml-100k", *args], cwd=ROOT,
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_evaluate_prints_the_loaders_notes(tmp_path):
+    env = {**os.environ, "LLMSEQ_CACHE": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "core", "evaluate", "--dataset",
+                             str(ROOT / "tests" / "cases" / "order-only"), "--models", "popularity"],
+                            cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "note: " in result.stderr and "no 'timestamp' column" in result.stderr

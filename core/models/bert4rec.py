@@ -39,7 +39,7 @@ class BERT4RecConfig(SequentialConfig):
     batch_size: int = 256
     clip_norm: float | None = 92.0
     mask_probability: float = option(0.9, low=0.0, high=1.0, low_open=True)
-    masked_copies: int = option(10, low=0)  # randomly masked copies of each session per epoch (the authors' code: 10)
+    masked_copies: int = option(10, low=0)  # randomly masked copies of a session per epoch (authors: 10; 0 = none)
     patience: int = 2  # the paper's; an epoch here is 11 passes over the sessions, so 2 is already 22
 
 

@@ -36,7 +36,7 @@ from core.models.base import NO_ITEM, Progress, Recommender
 class LLMSeqPromptConfig(Options):
     backend: Literal["local", "openai"] = "local"
     # --- fine-tuning data (the paper's GenItem examples)
-    max_prompt_items: int = option(10, low=0)  # most recent prompt items named (Beauty prompts: median 6, 99th pct. 71)
+    max_prompt_items: int = option(10, low=0)  # most recent prompt items named (0 = all; Beauty: median 6)
     validation_fraction: float = option(0.2, low=0.0, high=1.0, high_open=True)  # held out (seeded) for early stopping
     # --- sampling: the paper's best setting
     n_samples: int = option(20, low=1, high=128)  # OpenAI's n: at most 128

@@ -30,7 +30,7 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import sparse
 
-from core.config import Options, option
+from core.config import ConfigError, Options, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.embeddings import EmbeddingSpec, item_embeddings
@@ -60,8 +60,12 @@ class LLMSeqSim(Recommender):
         cfg = self.config
         vectors = item_embeddings(split.catalog, self.text_embedding(cfg), progress=progress)
         if cfg.reduction != "none":
-            vectors = reduce_dimensions(vectors, cfg.reduction, cfg.reduced_dim, classes=split.catalog.categories,
-                                        normalize=cfg.normalize_reduced, seed=cfg.seed)
+            try:
+                vectors = reduce_dimensions(vectors, cfg.reduction, cfg.reduced_dim, classes=split.catalog.categories,
+                                            normalize=cfg.normalize_reduced, seed=cfg.seed)
+            except ValueError as err:
+                raise ConfigError(f"{self.name}: options reduction={cfg.reduction}, reduced_dim={cfg.reduced_dim}: "
+                                  f"{err}") from None
         self.n_items = split.catalog.n_items
         self.set_state({"item_vectors": vectors})
         return self

@@ -41,7 +41,7 @@ class SequentialConfig(Options):
     max_epochs: int = option(100, low=1)  # the authors' num_epochs; early stopping ends sooner
     patience: int = option(5, low=1)  # epochs without a better validation NDCG@20 before stopping (the paper: 2; see README)
     validation_fraction: float = option(0.1, low=0.0, high=1.0, high_open=True)  # train sessions held out for early stopping (the paper) ...
-    max_validation_sessions: int = option(2000, low=0)  # ... at most this many (the paper: 500; see README)
+    max_validation_sessions: int = option(2000, low=0)  # ... at most this many (paper: 500; 0 = no early stop)
     init_std: float = option(0.02, low=0.0, low_open=True)  # item table init (Keras' uniform(-0.05, 0.05) has std 0.029)
     seed: int = option(0, low=0)
     # LLM2X: initialise the item table from text embeddings of the titles.
