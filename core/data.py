@@ -41,7 +41,6 @@ import hashlib
 import io
 import math
 import os
-import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
