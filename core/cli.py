@@ -1,8 +1,9 @@
 """Command line: ``python -m core datasets|prepare|embed|train|evaluate|finetune``.
 
-Bad input (a broken CSV, an unknown or out-of-range option) ends with one line on stderr and exit code 2,
-never a traceback. What validation fixed or dropped, and what the model store repaired, is printed as
-``note:`` lines on stderr.
+Bad input (a broken CSV, an unknown or out-of-range option: any ``core.common.UserError``) ends with one line
+on stderr and exit code 2, never a traceback. Anything else is a bug: one line and exit code 1, and with
+``--verbose`` its full traceback. What validation fixed or dropped, and what the model store repaired, is
+printed as ``note:`` lines on stderr.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ import argparse
 import dataclasses
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Callable
 
 from core import data
-from core.llm import LLMError
+from core.common import Progress, UserError, describe_bug
 from core.models import REGISTRY, model_class
-from core.embeddings import EmbeddingError
-from core.models.base import Progress, Recommender
+from core.models.base import Recommender
 
 
-class CLIError(Exception):
-    """A user-facing problem; printed as one line."""
+class CLIError(UserError):
+    """A user-facing problem with the command line itself; printed as one line."""
 
 
 def tqdm_progress(description: str) -> tuple[Progress, Callable[[], None]]:
@@ -216,6 +217,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m core", description="LLM-enhanced sequential recommendation")
+    root.add_argument("--verbose", action="store_true", help="print the full traceback of an unexpected error")
     sub = root.add_subparsers(dest="command", required=True)
 
     sub.add_parser("datasets", help="list the bundled datasets").set_defaults(run=cmd_datasets)
@@ -267,8 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, CLIError, KeyError, EmbeddingError, LLMError) as err:  # DataError, ConfigError are ValueErrors
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 (a bug: one line, and the traceback when asked for)
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {describe_bug(err)} (a bug; run again with --verbose for the traceback)", file=sys.stderr)
+        return 1
     return 0

@@ -7,7 +7,7 @@ range and the class's own cross-field rules (``check``), so an out-of-range valu
 config is built — the CLI's ``--set``, the app's Train page, a saved model being loaded, a search tool —
 with one sentence naming the option and its range (:class:`ConfigError`).
 
-This module imports nothing from ``core``: every layer may use it.
+This module imports only ``core.common``: every layer may use it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """An unknown option, a value of the wrong type, or a value outside its range (one sentence)."""
+from core.common import ConfigError
 
 
 @dataclass(frozen=True)

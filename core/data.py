@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.common import UserError
+
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BUNDLED = {
     "beauty": "Amazon Beauty 5-core (the paper's main dataset)",
@@ -57,7 +59,7 @@ BUNDLED = {
 }
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset file is unusable; the message names the file, the column and an example line."""
 
 

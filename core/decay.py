@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from core.common import ConfigError
+
 Decay = Literal["none", "constant_linear", "scaling_linear", "scaling_quadratic", "scaling_cubic", "log",
                 "harmonic", "harmonic_squared"]
 DECAYS: tuple[str, ...] = Decay.__args__  # type: ignore[attr-defined]
@@ -52,7 +54,7 @@ def _weights(decay: str, n: int) -> np.ndarray:
     elif decay == "harmonic_squared":
         w = 1.0 / d**2
     else:
-        raise ValueError(f"unknown decay '{decay}'; choose one of {list(DECAYS)}")
+        raise ConfigError(f"unknown decay '{decay}'; choose one of {list(DECAYS)}")
     w.setflags(write=False)
     return w
 

@@ -45,14 +45,14 @@ from typing import Any, Literal, Protocol, Sequence
 
 import numpy as np
 
+from core.common import Progress, UserError
 from core.data import Catalog
-from core.models.base import Progress
 from core.storage import CACHE_DIR, atomic_save_npy, atomic_write_text, load_npy
 
 OPENAI_MODELS = ("text-embedding-3-small", "text-embedding-ada-002", "text-embedding-3-large")
 
 
-class EmbeddingError(RuntimeError):
+class EmbeddingError(UserError, RuntimeError):
     """The embedding provider cannot be used (no key, rejected key, model folder missing...)."""
 
 

@@ -21,7 +21,8 @@ import numpy as np
 from core import metrics, store
 from core.config import config_dict
 from core.data import Dataset, Split
-from core.models.base import Progress, Recommender
+from core.common import Progress
+from core.models.base import Recommender
 from core.storage import CACHE_DIR, atomic_write_text, read_json
 
 KS = (10, 20)

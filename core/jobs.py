@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -388,17 +389,20 @@ def worker_main(stdin: Any = None) -> int:
     payload = json.loads((stdin or sys.stdin).read())
     worker = _Worker()
     signal.signal(signal.SIGTERM, worker.on_sigterm)
-    from core.data import DataError
-    from core.models.base import ConfigError
+    from core.common import UserError, describe_bug
 
     try:
         worker.run(JobRequest.from_dict(payload["request"]), payload.get("secrets", {}))
     except Cancelled:
         _emit(cancelled=True)
         return 130
-    except (DataError, ConfigError, ValueError, KeyError, RuntimeError, OSError) as err:  # LLMError: a RuntimeError
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        _emit(error=str(message).splitlines()[0] if str(message) else type(err).__name__)
+    except UserError as err:
+        _emit(error=str(err))
+        return 1
+    except Exception as err:  # noqa: BLE001 (a bug: its traceback goes to the job's log, which the app shows)
+        traceback.print_exc(file=sys.stdout)
+        sys.stdout.flush()
+        _emit(error=f"{describe_bug(err)} (a bug: the job's log has the traceback)")
         return 1
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 import weakref
 from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +21,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from core.common import UserError, describe_bug
 from core.data import Catalog
 from core.explain import nearest_session_items, uses_llm_embeddings
 from core.models.base import NO_ITEM, Recommender
@@ -77,8 +79,10 @@ def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
         before = len(log) if isinstance(log, list) else 0
         try:
             items, scores = model.recommend([list(session)], k, exclude_seen=model.exclude_seen_in_evaluation)
-        except (ValueError, RuntimeError, KeyError, IndexError) as err:
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        except Exception as err:  # noqa: BLE001 (this column shows the error; a bug's traceback goes to the log)
+            if not isinstance(err, UserError):
+                traceback.print_exc()
+            message = str(err) if isinstance(err, UserError) else describe_bug(err)
             return Ranking(model.name, np.zeros(0, np.int64), np.zeros(0, np.float32),
                            time.perf_counter() - start, error=message)
         note = ""

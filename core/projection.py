@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.models.base import Progress, Recommender
+from core.common import Progress, UserError
+from core.models.base import Recommender
 from core.storage import CACHE_DIR, atomic_save_npy, load_npy
 
 if TYPE_CHECKING:
@@ -53,9 +54,9 @@ def project(vectors: np.ndarray, method: Method = "pca", seed: int = 0,
     if cached is not None:
         return cached
     if method not in ("umap", "pca"):
-        raise ValueError(f"unknown projection '{method}'; use 'umap' or 'pca'")
+        raise UserError(f"unknown projection '{method}'; use 'umap' or 'pca'")
     if len(vectors) < 3:
-        raise ValueError(f"a map needs at least 3 items, got {len(vectors)}")
+        raise UserError(f"a map needs at least 3 items, got {len(vectors)}")
     if progress:
         progress(0, 1, f"{method.upper()} of {len(vectors):,} items")
     if method == "pca":
@@ -103,7 +104,7 @@ def source_vectors(dataset: Any, source: str, embedding: dict[str, Any] | None =
     model = Recommender.load(Path(source))
     vectors = learned_item_vectors(model)
     if vectors is None:
-        raise ValueError(f"{model.name} has no item vectors to map")
+        raise UserError(f"{model.name} has no item vectors to map")
     return vectors
 
 

@@ -12,6 +12,8 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
+from core.common import ConfigError
+
 Method = Literal["pca", "lda", "random"]
 METHODS: tuple[str, ...] = ("pca", "lda", "random")
 
@@ -22,7 +24,7 @@ def reduce_dimensions(vectors: np.ndarray, method: str = "pca", dim: int = 64,
     vectors = np.asarray(vectors, dtype=np.float32)
     n, d = vectors.shape
     if dim < 1:
-        raise ValueError(f"reduction dimension must be positive, got {dim}")
+        raise ConfigError(f"reduction dimension must be positive, got {dim}")
     if method == "pca":
         if dim >= min(n, d):
             reduced = vectors - vectors.mean(axis=0)
@@ -39,28 +41,28 @@ def reduce_dimensions(vectors: np.ndarray, method: str = "pca", dim: int = 64,
             reduced = GaussianRandomProjection(n_components=dim, random_state=seed).fit_transform(vectors)
     elif method == "lda":
         if classes is None or not any(classes):
-            raise ValueError("LDA needs item classes (a 'category' column); this catalog has none — use pca or random")
+            raise ConfigError("LDA needs item classes (a 'category' column); this catalog has none — use pca or random")
         labels = np.asarray([c or "(none)" for c in classes])
         n_classes = len(np.unique(labels))
         if n_classes < 2:
-            raise ValueError("LDA needs at least 2 item classes")
+            raise ConfigError("LDA needs at least 2 item classes")
         if dim > n_classes - 1:
-            raise ValueError(f"LDA gives at most n_classes - 1 = {n_classes - 1} dimensions, asked for {dim}; "
+            raise ConfigError(f"LDA gives at most n_classes - 1 = {n_classes - 1} dimensions, asked for {dim}; "
                              "use pca or random for wider models")
         from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
         within = vectors - pd.DataFrame(vectors).groupby(labels).transform("mean").to_numpy(dtype=np.float32)
         if not np.abs(within).max(initial=0.0) > 1e-6:
-            raise ValueError("LDA cannot run on these item vectors: they do not vary within any category (are the "
+            raise ConfigError("LDA cannot run on these item vectors: they do not vary within any category (are the "
                              "titles identical?); use pca or random")
         try:
             reduced = LinearDiscriminantAnalysis(n_components=dim).fit_transform(vectors, labels)
         except (ValueError, IndexError, np.linalg.LinAlgError) as err:
-            raise ValueError(f"LDA cannot run on these item vectors ({type(err).__name__}: "
+            raise ConfigError(f"LDA cannot run on these item vectors ({type(err).__name__}: "
                              f"{str(err).splitlines()[0] if str(err) else 'degenerate data'}); use pca or random") \
                 from None
     else:
-        raise ValueError(f"unknown reduction '{method}'; use one of {list(METHODS)}")
+        raise ConfigError(f"unknown reduction '{method}'; use one of {list(METHODS)}")
     reduced = np.asarray(reduced, dtype=np.float32)
     if normalize:
         reduced = reduced / np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)

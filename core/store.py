@@ -24,7 +24,8 @@ from typing import Any, Literal
 from core.config import config_dict
 from core.data import Dataset
 from core.models import model_class
-from core.models.base import ArtifactError, Progress, Recommender
+from core.common import Progress
+from core.models.base import ArtifactError, Recommender
 from core.storage import CACHE_DIR
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from core import metrics
-from core.models.base import Progress
+from core.common import Progress, UserError
 
 
 def configure_torch() -> int:
@@ -43,9 +43,8 @@ def configure_torch() -> int:
     return torch.get_num_threads()
 
 
-class TrainingDiverged(FloatingPointError, ValueError):
-    """The loss became NaN or infinite: the options (learning rate, clipping) do not suit the data. A
-    ValueError, so the CLI and the app show its one sentence like any other bad option."""
+class TrainingDiverged(UserError, FloatingPointError):
+    """The loss became NaN or infinite: the options (learning rate, clipping) do not suit the data."""
 
 
 def hold_out(sessions: Sequence[np.ndarray], fraction: float, max_sessions: int,

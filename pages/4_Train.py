@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.jobs import JobRequest, ModelStep, spending_estimate
 from core.models import REGISTRY, model_class
-from core.models.base import ConfigError
+from core.common import ConfigError
 from core.options import Option, changed_options, model_options
 from core.trained import train_command, trained_models
 from ui import state

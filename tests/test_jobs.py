@@ -143,3 +143,16 @@ def test_a_job_belongs_to_the_browser_session_that_started_it(tiny_folder):
     manager.cancel(mine.id, owner="alice")
     assert manager.wait(mine.id, timeout=60).status == "cancelled"
     assert manager.wait(queued.id, timeout=120).status == "done"
+
+
+def test_a_bug_in_a_job_keeps_its_traceback_in_the_log(tiny_folder, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero inside a model")
+
+    monkeypatch.setattr(data, "load", broken)
+    payload = JobRequest(dataset=str(tiny_folder)).to_json()
+    assert worker_main(io.StringIO(payload)) == 1
+    out = capsys.readouterr().out
+    events = [json.loads(line[6:]) for line in out.splitlines() if line.startswith("@@job ")]
+    assert events[-1]["error"].startswith("unexpected ZeroDivisionError: division by zero inside a model")
+    assert "Traceback (most recent call last)" in out  # the manager keeps these lines as the job's log

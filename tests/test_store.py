@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT
 from core import data, embeddings, evaluate, store
-from core.config import ConfigError
+from core.common import ConfigError
 from core.models import REGISTRY, create, model_class
 from core.models.base import ArtifactError, Recommender
 from core.options import model_options
@@ -177,3 +177,18 @@ def test_evaluate_prints_the_loaders_notes(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert "note: " in result.stderr and "no 'timestamp' column" in result.stderr
+
+
+def test_a_bug_is_one_line_and_its_traceback_is_there_with_verbose(monkeypatch, capsys):
+    from core import cli
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(data, "load", broken)
+    assert cli.main(["prepare", "--dataset", "ml-100k"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["error: unexpected ZeroDivisionError: a bug (a bug; run again with --verbose "
+                                        "for the traceback)"]
+    assert cli.main(["--verbose", "prepare", "--dataset", "ml-100k"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err

@@ -4,7 +4,7 @@ the files; and a model's options as form fields (core.options)."""
 import pytest
 
 from core import data
-from core.models.base import ConfigError
+from core.common import ConfigError
 from core.options import changed_options, model_options
 from core.models.sknn import VSKNNConfig
 from core.uploads import display_name, readable_note, save_upload

@@ -76,6 +76,9 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
         head.markdown(f"{icon} **{md(job.title)}** — {job.status}{took}")
         if job.error:
             head.error(md(job.error))
+            if job.log:  # what the worker printed: a bug's traceback is here
+                with head.expander("The job's log"):
+                    st.code("\n".join(job.log), language=None)
         for result in job.results:
             for note in result.get("notes", []):
                 head.caption(f":material/info: {md(note)}")

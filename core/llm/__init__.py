@@ -7,7 +7,9 @@
 * :mod:`core.llm.mapping`: from 20 sampled names to a top-K list of catalog items.
 """
 
+from core.common import UserError
 
-class LLMError(RuntimeError):
+
+class LLMError(UserError, RuntimeError):
     """A language-model backend cannot go on (no key, a rejected request, a failed job, a bad model folder);
     the message says why in one sentence, and the CLI prints it without a traceback."""

@@ -33,7 +33,7 @@ import torch
 
 from core.llm import LLMError
 from core.llm.prompts import SYSTEM_PROMPT, chat_messages, user_message
-from core.models.base import Progress
+from core.common import Progress
 
 if TYPE_CHECKING:
     from core.models.llmseqprompt import LLMSeqPromptConfig

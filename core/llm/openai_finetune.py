@@ -35,7 +35,7 @@ import numpy as np
 
 from core.llm import LLMError
 from core.llm.prompts import chat_messages
-from core.models.base import Progress
+from core.common import Progress
 from core.storage import CACHE_DIR, atomic_write_text, read_json
 
 if TYPE_CHECKING:

@@ -8,7 +8,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from core.common import UserError
 from core.models.base import Recommender
+
+
+class UnknownModel(UserError, KeyError):
+    """A name that is not in the registry."""
 
 # name -> (module, class, one-line description)
 REGISTRY: dict[str, tuple[str, str, str]] = {
@@ -34,7 +39,7 @@ def model_names() -> list[str]:
 
 def model_class(name: str) -> type[Recommender]:
     if name not in REGISTRY:
-        raise KeyError(f"unknown model '{name}'; available: {', '.join(REGISTRY)}")
+        raise UnknownModel(f"unknown model '{name}'; available: {', '.join(REGISTRY)}")
     module, cls, _ = REGISTRY[name]
     return getattr(importlib.import_module(module), cls)
 

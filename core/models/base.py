@@ -18,24 +18,22 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from core.config import ConfigError, apply_overrides, config_dict  # noqa: F401 (re-exported)
+from core.common import ConfigError, Progress, UserError
+from core.config import apply_overrides, config_dict
 from core.data import Split
 
 if TYPE_CHECKING:
     from core.embeddings import EmbeddingSpec
 
-# progress(done, total, message): called by long jobs; the CLI passes tqdm, the app st.progress.
-Progress = Callable[[int, int, str], None]
-
 NO_ITEM = -1  # marks the end of a list shorter than k (fewer items allowed than asked for)
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(UserError, RuntimeError):
     """A saved artifact cannot be read (truncated, damaged, written by another version); one sentence."""
 
 

@@ -25,11 +25,13 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from core.config import ConfigError, Options, option
+from core.common import ConfigError
+from core.config import Options, option
 from core.data import Split
 from core.llm.mapping import MappedSession, NameMapper
 from core.llm.prompts import hold_out, session_examples
-from core.models.base import NO_ITEM, Progress, Recommender
+from core.common import Progress
+from core.models.base import NO_ITEM, Recommender
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,13 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import sparse
 
-from core.config import ConfigError, Options, option
+from core.common import ConfigError
+from core.config import Options, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.embeddings import EmbeddingSpec, item_embeddings
-from core.models.base import Progress, Recommender
+from core.common import Progress
+from core.models.base import Recommender
 from core.reduce import reduce_dimensions
 
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from core.config import Options
 from core.data import Split
-from core.models.base import Progress, Recommender
+from core.common import Progress
+from core.models.base import Recommender
 
 
 @dataclass(frozen=True)

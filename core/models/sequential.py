@@ -24,9 +24,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from core import train as loop
-from core.config import ConfigError, Options, option
-from core.data import Split
-from core.models.base import Progress, Recommender
+from core.common import ConfigError
+from core.config import Options, option
+from core.data import DataError, Split
+from core.common import Progress
+from core.models.base import Recommender
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ class SequentialRecommender(Recommender):
             self.copy_llm_vectors(split, progress)
         sessions = [s for s in split.train if len(s) >= 2]
         if not sessions:
-            raise ValueError(f"{self.name}: no train session has 2 or more items; nothing to learn from")
+            raise DataError(f"{self.name}: no train session has 2 or more items; nothing to learn from")
         rng = np.random.default_rng(config.seed)
         train_sessions, held_out = loop.hold_out(sessions, config.validation_fraction,
                                                  config.max_validation_sessions, rng)
