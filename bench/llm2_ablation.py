@@ -85,7 +85,7 @@ def main() -> None:
                 row = {"model": name, "init": init, "seed": seed, "options": options,
                        "ndcg20": metrics["NDCG@20"], "hr20": metrics["HR@20"], "cov20": metrics["Coverage@20"],
                        "epochs": len(model.history.seconds), "best_epoch": model.history.best_epoch + 1,
-                       "seconds": seconds, "validation_ndcg": model.history.validation_ndcg}
+                       "seconds": seconds, "validation_ndcg": model.history.validation}
                 rows.append(row)
                 print(f"{name:<9}{init:<16}seed {seed}  NDCG@20 {row['ndcg20']:.4f}  HR@20 {row['hr20']:.4f}  "
                       f"Cov@20 {row['cov20']:.3f}  epochs {row['epochs']} (best {row['best_epoch']})  "

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 from core import data  # noqa: E402
 from core.config import config_dict  # noqa: E402
-from core.evaluate import score_lists  # noqa: E402
+from core.evaluate import GENERATION_KINDS, generation_rates, score_lists  # noqa: E402
 from core.models import create  # noqa: E402
 from core.storage import CACHE_DIR, atomic_write_text  # noqa: E402
 from core.store import fit_or_load, model_key  # noqa: E402
@@ -69,8 +69,8 @@ def main() -> None:
     fit_seconds = outcome.fit_seconds if outcome.fit_seconds is not None else float("nan")
     if cached:
         print("fine-tuned model loaded from cache/models; fine-tuning time is the first run's")
-    print(f"fine-tuning: {fit_seconds:.0f} s; epochs run: {len(fitted.backend.history['train_loss'])}; "
-          f"validation loss per epoch: {[round(v, 3) for v in fitted.backend.history['validation_loss']]}", flush=True)
+    print(f"fine-tuning: {fit_seconds:.0f} s; epochs run: {len(fitted.generator.history['train_loss'])}; "
+          f"validation loss per epoch: {[round(v, 3) for v in fitted.generator.history['validation_loss']]}", flush=True)
 
     rng = np.random.default_rng(args.seed)
     chosen = np.sort(rng.permutation(split.n_test)[:args.sample]) if args.sample else np.arange(split.n_test)
@@ -87,7 +87,7 @@ def main() -> None:
     generate_seconds = time.perf_counter() - start
     recommendations = np.concatenate(lists)
     result = score_lists(recommendations, sub, split.train_popularity)
-    report = fitted.generation_report()
+    counts = fitted.generation_counts()[-sub.n_test:]  # this run's sessions
     values = result["metrics"]
 
     vsknn = create("vsknn").fit(split)
@@ -101,7 +101,7 @@ def main() -> None:
           f"({generate_seconds / n:.3f} s each; all {split.n_test:,}: ~{generate_seconds / n * split.n_test / 60:.0f} min)")
     for key in ("NDCG@20", "HR@20", "Coverage@20"):
         print(f"  {key:<12} {values[key]:.4f}   paper {PAPER[key]}   V-SKNN on the same {n:,}: {reference[key]:.4f}")
-    rates = report["rates"]
+    rates = generation_rates(counts)
     print(f"  names: exact {rates['exact_rate']:.3f}, duplicated {rates['duplicate_rate']:.3f}, "
           f"hallucinated {rates['hallucination_rate']:.3f} (of {n * fitted.config.n_samples:,} sampled names)")
 
@@ -109,7 +109,8 @@ def main() -> None:
              "sample_seed": args.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "config": config_dict(fitted.config), "backend": fitted.label,
              "popularity_counts": "train only", **result, **values, **rates,
-             "generation_per_session": report["per_session"], "fit_seconds": fit_seconds,
+             "generation_per_session": {kind: [c[kind] for c in counts] for kind in GENERATION_KINDS},
+             "fit_seconds": fit_seconds,
              "predict_seconds": generate_seconds, "loaded_from_cache": cached,
              "vsknn_same_sample": {k: reference[k] for k in ("NDCG@20", "HR@20", "Coverage@20")}}
     # A benchmark's own file, never the dashboards' results (a sample is not the test split).

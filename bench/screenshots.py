@@ -29,14 +29,14 @@ def precompute_maps(dataset_name: str) -> None:
     from core import data
     from core.embeddings import item_embeddings
     from core.models.base import Recommender
-    from core.projection import learned_item_vectors, project
+    from core.projection import project
     from core.trained import trained_models
 
     dataset = data.load(dataset_name)
     project(item_embeddings(dataset.catalog), "umap")
     for saved in trained_models(dataset):  # the learned map the embedding page shows first
         if saved.name == "llm2sasrec" and not saved.changed:
-            project(learned_item_vectors(Recommender.load(saved.folder)), "umap")
+            project(Recommender.load(saved.folder).learned_item_vectors(), "umap")
             break
 
 

@@ -43,7 +43,7 @@ def one(name: str, max_epochs: int | None, retrain: bool, sets: list[str]) -> di
     return {"model": name, "cached": cached, "fit_seconds": seconds, "wall_seconds": wall,
             "epochs": len(history.seconds), "best_epoch": history.best_epoch + 1,
             "seconds_per_epoch": sum(history.seconds) / max(len(history.seconds), 1),
-            "validation_ndcg": history.validation_ndcg, "threads": torch.get_num_threads(),
+            "validation_ndcg": history.validation, "threads": torch.get_num_threads(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -179,37 +179,26 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
-    """LLMSeqPrompt's fine-tuning; the OpenAI path checks the key first and spends only with --yes."""
-    from core.llm import LLMError
+    """LLMSeqPrompt's fine-tuning; a paid backend checks the key first and spends only with --yes."""
     from core.store import fit_or_load
 
+    if args.backend == "openai":
+        from core.models.llmseqprompt.openai_backend import require_key
+
+        require_key()  # before anything else: no key, nothing sent, nothing spent
+    (model,) = build_models("llmseqprompt", [f"backend={args.backend}", *args.set])
+    dataset = load_dataset(args.dataset)
+    cost = model.spending_estimate(dataset.split)
+    if cost:
+        print(f"estimate: {cost}")
+        if not args.yes:
+            raise CLIError("not started: fine-tuning costs money (the estimate above); re-run with --yes to confirm.")
+    print(f"model: {model.label}")
+    progress, close = tqdm_progress("fine-tuning")
     try:
-        if args.backend == "openai":
-            from core.llm.openai_finetune import require_key
-
-            require_key()  # before anything else: no key, nothing sent, nothing spent
-        (model,) = build_models("llmseqprompt", [f"backend={args.backend}", *args.set])
-        dataset = load_dataset(args.dataset)
-        if args.backend == "openai":
-            from core.llm.openai_finetune import estimate_cost
-
-            train, validation = model.examples(dataset.split)
-            estimate = estimate_cost(train, validation, model.config.openai_model, model.config.openai_epochs,
-                                     dataset.split.n_test, model.config.n_samples)
-            print(f"estimate: {estimate.describe()}")
-            stored = model.backend.record_path(train, validation).exists()
-            if not stored and not args.yes:
-                raise CLIError(f"not started: fine-tuning costs about ${estimate.training_usd:,.2f}; "
-                               "re-run with --yes to confirm.")
-            model.spending_confirmed = args.yes
-        print(f"model: {model.label}")
-        progress, close = tqdm_progress("fine-tuning")
-        try:
-            fitted = fit_or_load(model, dataset, progress=progress, retrain=args.retrain)
-        finally:
-            close()
-    except LLMError as err:
-        raise CLIError(str(err)) from None
+        fitted = fit_or_load(model, dataset, progress=progress, retrain=args.retrain, confirm_spending=args.yes)
+    finally:
+        close()
     notes(fitted.notes)
     done = "already fine-tuned" if fitted.status == "loaded" else f"fine-tuned in {fitted.fit_seconds:.1f} s"
     print(f"llmseqprompt ({fitted.model.label}): {done} -> {fitted.folder}")

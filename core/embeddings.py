@@ -48,6 +48,7 @@ import numpy as np
 from core.common import Progress, UserError
 from core.data import Catalog
 from core.storage import CACHE_DIR, atomic_save_npy, atomic_write_text, load_npy
+from core.vectors import unit
 
 OPENAI_MODELS = ("text-embedding-3-small", "text-embedding-ada-002", "text-embedding-3-large")
 
@@ -87,11 +88,6 @@ class Provider(Protocol):
     def fit_window(self, texts: Sequence[str]) -> list[str]:
         """Texts longer than the window shortened to their head and tail (joined by " … ")."""
         ...
-
-
-def _normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def bundled_model_folder() -> Path:
@@ -163,7 +159,7 @@ class LocalProvider:
                 progress(start + len(batch), len(texts), "embedding titles")
         if not chunks:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return _normalise(np.concatenate(chunks))
+        return unit(np.concatenate(chunks))
 
 
 class BadAnswer(Exception):
@@ -285,7 +281,7 @@ class OpenAIProvider:
                                      f"{chunks[-1].shape[1]}-d ones; nothing was cached.")
             if progress:
                 progress(start + len(batch), len(texts), "embedding titles (OpenAI)")
-        return _normalise(np.concatenate(chunks)) if chunks else np.zeros((0, 0), dtype=np.float32)
+        return unit(np.concatenate(chunks)) if chunks else np.zeros((0, 0), dtype=np.float32)
 
     def too_long(self, texts: Sequence[str]) -> tuple[int, int]:
         # ~4 characters a token: a text cut at max_chars_per_input stays inside the 8,191-token window.
@@ -394,7 +390,7 @@ def item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
     encoded = encoder.encode(texts, progress)
     vectors = np.empty((catalog.n_items, encoded.shape[1]), dtype=np.float32)
     vectors[titled] = encoded
-    vectors[~titled] = _normalise(encoded.mean(axis=0, keepdims=True))
+    vectors[~titled] = unit(encoded.mean(axis=0, keepdims=True))
     path = cached_path(catalog, spec)
     atomic_write_text(path.with_suffix(".json"), json.dumps({"too_long": too_long, "window": window,
                                                              "spec": spec.label}))

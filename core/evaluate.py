@@ -67,13 +67,24 @@ def score_lists(recommendations: np.ndarray, split: Split, popularity: np.ndarra
     return {"metrics": values, "intervals": intervals, "by_prompt_length": by_length}
 
 
+GENERATION_KINDS = ("exact", "duplicated", "hallucinated")
+
+
+def generation_rates(counts: list[dict[str, int]]) -> dict[str, float]:
+    """The share of all sampled names that were exact catalog titles, duplicates and hallucinations, over the
+    sessions of ``counts`` (``Recommender.generation_counts``)."""
+    total = sum(sum(c[kind] for kind in GENERATION_KINDS) for c in counts)
+    share = {kind: sum(c[kind] for c in counts) / total if total else 0.0 for kind in GENERATION_KINDS}
+    return {"exact_rate": share["exact"], "duplicate_rate": share["duplicated"],
+            "hallucination_rate": share["hallucinated"]}
+
+
 def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions = EvaluationOptions(),
                    progress: Progress | None = None, batch_size: int = 256) -> dict[str, Any]:
     """Rank the full catalog for every prompt of ``split`` and score the lists."""
     k = max(options.ks)
     exclude = model.exclude_seen_in_evaluation
-    # Generative models (LLMSeqPrompt) log how their sampled names mapped to the catalog, per session.
-    log_start = len(getattr(model, "generation_log", []))
+    before = len(model.generation_counts())  # a generative model counts how its sampled names mapped
     start = time.perf_counter()
     chunks = []
     for begin in range(0, split.n_test, batch_size):
@@ -85,10 +96,10 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     predict_seconds = time.perf_counter() - start
     popularity = split.catalog.popularity if options.paper_popularity else split.train_popularity
     result = score_lists(recommendations, split, popularity, options)
-    if hasattr(model, "generation_report"):
-        generation = model.generation_report(log_start)
-        result["metrics"].update(generation["rates"])  # e.g. hallucination_rate
-        result["generation_per_session"] = generation["per_session"]
+    counts = model.generation_counts()[before:]
+    if counts:
+        result["metrics"].update(generation_rates(counts))  # e.g. hallucination_rate
+        result["generation_per_session"] = {kind: [c[kind] for c in counts] for kind in GENERATION_KINDS}
     result["predict_seconds"] = predict_seconds
     result["recommendations"] = recommendations
     return result
@@ -110,7 +121,8 @@ def result_path(dataset: Dataset, model: Recommender, options: EvaluationOptions
 
 
 def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions = EvaluationOptions(),
-        progress: Progress | None = None, retrain: bool = False, save: bool = True) -> dict[str, Any]:
+        progress: Progress | None = None, retrain: bool = False, save: bool = True,
+        confirm_spending: bool = False) -> dict[str, Any]:
     """Fit (or load) and evaluate each model on the dataset's test split; save one JSON per model.
 
     Each entry of ``report["models"]`` (keyed by the model's label: its name, plus its changed options) says
@@ -122,7 +134,8 @@ def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions 
                               "popularity_counts": "whole dataset (paper)" if options.paper_popularity else "train only",
                               "models": {}}
     for model in models:
-        fitted = store.fit_or_load(model, dataset, progress=progress, retrain=retrain)
+        fitted = store.fit_or_load(model, dataset, progress=progress, retrain=retrain,
+                                   confirm_spending=confirm_spending)
         result = evaluate_model(fitted.model, dataset.split, options, progress=progress)
         result.pop("recommendations")
         config = config_dict(model.config)

@@ -1,6 +1,7 @@
 """"Why this pick?": the session items closest to a recommended item in embedding space.
 
-For a model that works in an LLM embedding space (LLMSeqSim, LLMSeqPrompt, the LLM2X models), a pick is
+For a model built on the titles' text embeddings (``Recommender.text_embedding``: LLMSeqSim, LLMSeqPrompt,
+the LLM2X models), a pick is
 usually there because it resembles some of the session's items; naming the most similar ones (cosine
 similarity of the title embeddings) is a short, honest explanation. It describes the embedding space, not
 the model's internals: for LLM2X models, training has moved the vectors since.
@@ -11,16 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-
-from core.models import REGISTRY
-
-LLM_PREFIX = "llm"  # llmseqsim, llmseqprompt, llm2sasrec, llm2bert4rec, llm2gru4rec
-
-
-def uses_llm_embeddings(model_name: str) -> bool:
-    """Whether a registered model's picks come from LLM embeddings (by the project's naming convention)."""
-    return model_name in REGISTRY and model_name.startswith(LLM_PREFIX)
-
+from core.vectors import unit
 
 def nearest_session_items(vectors: np.ndarray, session: Sequence[int], picks: Sequence[int],
                           n: int = 2) -> list[list[tuple[int, float]]]:
@@ -28,8 +20,8 @@ def nearest_session_items(vectors: np.ndarray, session: Sequence[int], picks: Se
     session_items = list(dict.fromkeys(int(i) for i in session))  # unique, first occurrence order
     if not session_items or len(picks) == 0:
         return [[] for _ in picks]
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    similarity = unit[np.asarray(picks, dtype=np.int64)] @ unit[session_items].T  # (n_picks, n_session)
+    vectors = unit(vectors)
+    similarity = vectors[np.asarray(picks, dtype=np.int64)] @ vectors[session_items].T  # (n_picks, n_session)
     out = []
     for row in similarity:
         order = np.argsort(-row, kind="stable")[:n]

@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 
 import faiss
 import numpy as np
+from core.vectors import unit
 
 HNSW_THRESHOLD = 200_000
 faiss.omp_set_num_threads(2)
@@ -17,9 +18,7 @@ faiss.omp_set_num_threads(2)
 
 class ItemIndex:
     def __init__(self, vectors: np.ndarray, exact: bool | None = None) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.vectors = np.ascontiguousarray(vectors / np.maximum(norms, 1e-12))
+        self.vectors = np.ascontiguousarray(unit(vectors))
         self.n_items, dim = self.vectors.shape
         exact = self.n_items <= HNSW_THRESHOLD if exact is None else exact
         if exact:
@@ -46,7 +45,7 @@ class ItemIndex:
             own = [{int(i)} for i in ids]
         else:
             vectors = np.atleast_2d(array).astype(np.float32)
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            vectors = unit(vectors)
             own = [set() for _ in range(len(vectors))]
         k = min(k, self.n_items)
         wanted = min(self.n_items, k + len(excluded) + 1)

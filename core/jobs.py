@@ -11,8 +11,8 @@ ahead of theirs. Submitting a job identical to one of the owner's queued or runn
 
 Protocol: the manager starts ``python -m core.jobs`` and writes the job (JSON) to its stdin — secrets such as
 an OpenAI key travel this way only, never in a file, an argument or the app's environment. The worker
-answers with lines ``@@job {json}`` on stdout (progress, step, saving, result, error); anything else it prints
-is kept as log.
+answers with lines ``@@job {json}`` on stdout (progress, step, result, error); anything else it prints is kept
+as log.
 
 Cancelling sends SIGTERM. The worker turns it into :class:`Cancelled` at the next Python instruction, except
 while a model is being saved: then the signal waits until the save (already atomic: a temp folder, then a
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 MARKER = "@@job "
 ROOT = Path(__file__).resolve().parent.parent
-KILL_AFTER_SECONDS = 30.0  # a cancelled worker that has not stopped by then is killed (unless it is saving)
+KILL_AFTER_SECONDS = 30.0  # a cancelled worker that has not stopped by then is killed (saves are atomic renames)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,6 @@ class Job:
     log: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
     submitted: float = field(default_factory=time.time)
     finished: float | None = None
-    saving: bool = False
     cancel_requested: bool = False
 
     @property
@@ -231,7 +230,6 @@ class JobManager:
         code = process.wait()
         with self._lock:
             job.finished = time.time()
-            job.saving = False
             if job.status == "running":
                 if job.cancel_requested:
                     job.status, job.message = "cancelled", "cancelled; what was saved before stays in the cache"
@@ -251,8 +249,6 @@ class JobManager:
             if "step" in event:
                 job.step, job.done, job.total = event["step"], 0, 0
                 job.message = event.get("message", "")
-            if "saving" in event:
-                job.saving = bool(event["saving"])
             if "result" in event:
                 job.results.append(event["result"])
             if "error" in event:
@@ -264,7 +260,7 @@ class JobManager:
     def _kill_if_stuck(self, job: Job, process: subprocess.Popen) -> None:
         deadline = time.time() + KILL_AFTER_SECONDS
         while process.poll() is None:
-            if time.time() > deadline and not job.saving:
+            if time.time() > deadline:
                 process.kill()
                 return
             time.sleep(0.2)
@@ -298,14 +294,15 @@ def _emit(**event: Any) -> None:
 
 class _Worker:
     def __init__(self) -> None:
-        self.saving = False
-        self.cancel_pending = False
         self._last_emit = 0.0
 
     def on_sigterm(self, signum: int, frame: Any) -> None:
-        if self.saving:
-            self.cancel_pending = True  # raised once the save is complete
-            return
+        from core.storage import defer_while_saving
+
+        defer_while_saving(self.cancel)  # while a model is saved, the cancel waits until it is complete
+
+    @staticmethod
+    def cancel() -> None:
         raise Cancelled()
 
     def progress(self, done: int, total: int, message: str) -> None:
@@ -313,23 +310,6 @@ class _Worker:
         if done >= total or now - self._last_emit > 0.1:  # at most ~10 events a second
             self._last_emit = now
             _emit(progress=[int(done), int(total), str(message)])
-
-    def guard_saves(self, model: Any) -> None:
-        """Make ``model.save`` uninterruptible by a cancel (the instance attribute shadows the method)."""
-        original = model.save
-
-        def save(folder: Path, meta: dict[str, Any] | None = None) -> Path:
-            self.saving = True
-            _emit(saving=True)
-            try:
-                return original(folder, meta)
-            finally:
-                self.saving = False
-                _emit(saving=False)
-                if self.cancel_pending:
-                    raise Cancelled()
-
-        model.save = save
 
     def run(self, request: JobRequest, secrets: dict[str, str]) -> None:
         os.environ.update(secrets)  # this process only; it ends with the job
@@ -360,17 +340,16 @@ class _Worker:
         from core.models import create
 
         model = create(model_step.name, **model_step.options)
-        if hasattr(model, "spending_confirmed"):  # a paid backend (LLMSeqPrompt on OpenAI) spends only if confirmed
-            model.spending_confirmed = request.confirm_spending
-        self.guard_saves(model)
         folder = str(store.model_folder(dataset, model))
         if request.evaluate:
-            report = evaluate.run(dataset, [model], progress=self.progress, retrain=request.retrain)
+            report = evaluate.run(dataset, [model], progress=self.progress, retrain=request.retrain,
+                                  confirm_spending=request.confirm_spending)
             label, entry = next(iter(report["models"].items()))
             return {"step": "train", "model": label, "folder": folder, "fit_seconds": entry["fit_seconds"],
                     "status": entry["status"], "notes": entry["notes"],
                     "NDCG@20": entry["NDCG@20"], "HR@20": entry["HR@20"]}
-        fitted = store.fit_or_load(model, dataset, progress=self.progress, retrain=request.retrain)
+        fitted = store.fit_or_load(model, dataset, progress=self.progress, retrain=request.retrain,
+                                   confirm_spending=request.confirm_spending)
         return {"step": "train", "model": store.label(model.name, config_dict(model.config)), "folder": folder,
                 "fit_seconds": fitted.fit_seconds, "status": fitted.status, "notes": fitted.notes}
 
@@ -408,17 +387,11 @@ def worker_main(stdin: Any = None) -> int:
 
 
 def spending_estimate(name: str, options: dict[str, Any], dataset: Any) -> str | None:
-    """What training would cost, for a model on a paid backend (LLMSeqPrompt with OpenAI); None when free."""
+    """What training would cost in money (``Recommender.spending_estimate``), for the Train page to show before
+    anything is started; None when free."""
     from core.models import create
 
-    model = create(name, **options)
-    if not hasattr(model, "spending_confirmed") or getattr(model.config, "backend", "") != "openai":
-        return None
-    from core.llm.openai_finetune import estimate_cost
-
-    train, validation = model.examples(dataset.split)
-    return estimate_cost(train, validation, model.config.openai_model, model.config.openai_epochs,
-                         dataset.split.n_test, model.config.n_samples).describe()
+    return create(name, **options).spending_estimate(dataset.split)
 
 
 DEFAULT_MODELS = ("popularity", "sknn", "vsknn")  # each fits in seconds on Beauty

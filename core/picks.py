@@ -1,5 +1,5 @@
 """Several models' top-K lists for one session, side by side: shared items, the true next item, and a short
-"why" for models that work in an LLM embedding space (see ``core.explain``).
+"why" for models built on the titles' text embeddings (``Recommender.text_embedding``; see ``core.explain``).
 
 Most models rank Beauty's 12,101 items for one session in milliseconds; a generative one (LLMSeqPrompt samples
 20 names with a language model) takes seconds on a CPU. :class:`RankingPool` runs every model's ranking in
@@ -23,7 +23,7 @@ import numpy as np
 
 from core.common import UserError, describe_bug
 from core.data import Catalog
-from core.explain import nearest_session_items, uses_llm_embeddings
+from core.explain import nearest_session_items
 from core.models.base import NO_ITEM, Recommender
 
 
@@ -48,6 +48,7 @@ class Ranking:
     seconds: float
     error: str = ""  # one sentence when the model could not rank this session
     note: str = ""  # what a generative model did, e.g. "20 names sampled: 12 exact, 3 duplicated, 5 hallucinated"
+    explainable: bool = False  # built on the titles' text embeddings: its picks get a "why"
 
 
 @dataclass
@@ -74,9 +75,9 @@ def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
     """``model``'s top ``k`` for ``session`` (prompt items excluded, except where the model's own rule keeps them:
     MostPopular, as in the paper's evaluation). One call at a time per model object."""
     start = time.perf_counter()
+    explainable = type(model).text_embedding(model.config) is not None
     with _lock_for(model):
-        log = getattr(model, "generation_log", None)
-        before = len(log) if isinstance(log, list) else 0
+        before = len(model.generation_counts())
         try:
             items, scores = model.recommend([list(session)], k, exclude_seen=model.exclude_seen_in_evaluation)
         except Exception as err:  # noqa: BLE001 (this column shows the error; a bug's traceback goes to the log)
@@ -84,14 +85,14 @@ def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
                 traceback.print_exc()
             message = str(err) if isinstance(err, UserError) else describe_bug(err)
             return Ranking(model.name, np.zeros(0, np.int64), np.zeros(0, np.float32),
-                           time.perf_counter() - start, error=message)
+                           time.perf_counter() - start, error=message, explainable=explainable)
+        counts = model.generation_counts()
         note = ""
-        if isinstance(log, list) and len(log) > before and hasattr(log[-1], "counts"):
-            counts = log[-1].counts
-            note = (f"{sum(counts.values())} names sampled: {counts['exact']} exact, {counts['duplicated']} "
-                    f"duplicated, {counts['hallucinated']} hallucinated (mapped to the nearest titles)")
-            del log[:-50]  # the app asks forever; the log only needs the latest sessions
-    return Ranking(model.name, items[0], scores[0], time.perf_counter() - start, note=note)
+        if len(counts) > before:
+            last = counts[-1]
+            note = (f"{sum(last.values())} names sampled: {last['exact']} exact, {last['duplicated']} "
+                    f"duplicated, {last['hallucinated']} hallucinated (mapped to the nearest titles)")
+    return Ranking(model.name, items[0], scores[0], time.perf_counter() - start, note=note, explainable=explainable)
 
 
 def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Catalog,
@@ -109,7 +110,7 @@ def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Cata
         real = ranking.items != NO_ITEM  # a list is shorter than K when fewer items are allowed
         items, scores = ranking.items[real], ranking.scores[real]
         why = [[] for _ in items]
-        if vectors is not None and uses_llm_embeddings(ranking.name) and len(session) and len(items):
+        if vectors is not None and ranking.explainable and len(session) and len(items):
             why = nearest_session_items(vectors, session, items, n=2)
         entry.picks = [
             Pick(rank=rank_ + 1, item=int(item), title=catalog.title(int(item)), score=float(score),

@@ -6,8 +6,8 @@ background job, and reads it from the cache afterwards. PCA takes a second or tw
 until a UMAP exists. The cache key is a hash of the vectors' bytes plus the method and its parameters, so
 new embeddings or a retrained model never reuse a stale map.
 
-``learned_item_vectors`` gets a trained model's own item vectors (e.g. SASRec's item table after training)
-so the app can show what training did to the LLM space.
+A trained model's own item vectors (``Recommender.learned_item_vectors``, e.g. SASRec's item table after
+training) can be mapped too, so the app can show what training did to the LLM space.
 """
 
 from __future__ import annotations
@@ -77,23 +77,6 @@ def project(vectors: np.ndarray, method: Method = "pca", seed: int = 0,
     return coords
 
 
-def learned_item_vectors(model: Recommender) -> np.ndarray | None:
-    """A trained model's own item vectors, (n_items, d), or None when it has none (e.g. SKNN).
-
-    Looks in the model's saved state for a 2-D array named like an item table (``item_table``,
-    ``item_vectors``, ``item_embedding``...) with at least ``n_items`` rows; the first ``n_items`` rows are the
-    catalog items (padding and mask rows come after them in this project's models).
-    """
-    arrays = model.state()
-    for key in sorted(arrays):
-        lowered = key.lower()
-        array = arrays[key]
-        if ("item" in lowered and any(word in lowered for word in ("table", "emb", "vector"))
-                and array.ndim == 2 and array.shape[0] >= model.n_items):
-            return np.asarray(array[: model.n_items], dtype=np.float32)
-    return None
-
-
 def source_vectors(dataset: Any, source: str, embedding: dict[str, Any] | None = None) -> np.ndarray:
     """The vectors a map shows: ``"embeddings"`` (the catalog's LLM embeddings for ``embedding``, an
     EmbeddingSpec as a dict) or the folder of a trained model (its learned item vectors)."""
@@ -102,7 +85,7 @@ def source_vectors(dataset: Any, source: str, embedding: dict[str, Any] | None =
 
         return item_embeddings(dataset.catalog, EmbeddingSpec(**(embedding or {})))
     model = Recommender.load(Path(source))
-    vectors = learned_item_vectors(model)
+    vectors = model.learned_item_vectors()
     if vectors is None:
         raise UserError(f"{model.name} has no item vectors to map")
     return vectors

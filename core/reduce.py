@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.common import ConfigError
+from core.vectors import unit
 
 Method = Literal["pca", "lda", "random"]
 METHODS: tuple[str, ...] = ("pca", "lda", "random")
@@ -65,5 +66,5 @@ def reduce_dimensions(vectors: np.ndarray, method: str = "pca", dim: int = 64,
         raise ConfigError(f"unknown reduction '{method}'; use one of {list(METHODS)}")
     reduced = np.asarray(reduced, dtype=np.float32)
     if normalize:
-        reduced = reduced / np.maximum(np.linalg.norm(reduced, axis=1, keepdims=True), 1e-12)
+        reduced = unit(reduced)
     return reduced

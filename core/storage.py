@@ -8,15 +8,43 @@ older version, a hand edit) reads as None and is rebuilt or skipped, never fatal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 CACHE_DIR = Path(os.environ.get("LLMSEQ_CACHE", Path(__file__).resolve().parent.parent / "cache"))
+
+
+class _Saving:
+    depth = 0  # saves in progress (they may nest)
+    pending: Callable[[], None] | None = None  # what a signal asked for meanwhile
+
+
+@contextlib.contextmanager
+def deferred_termination() -> Iterator[None]:
+    """A stop asked for during the block (a cancelled job's SIGTERM, see :func:`defer_while_saving`) takes
+    effect when the block is done: a save in progress is finished, never abandoned half-way."""
+    _Saving.depth += 1
+    try:
+        yield
+    finally:
+        _Saving.depth -= 1
+        if _Saving.depth == 0 and _Saving.pending is not None:
+            action, _Saving.pending = _Saving.pending, None
+            action()
+
+
+def defer_while_saving(action: Callable[[], None]) -> None:
+    """For a signal handler: run ``action`` now, or when the save in progress is complete."""
+    if _Saving.depth:
+        _Saving.pending = action
+        return
+    action()
 
 
 def _atomic_write(path: Path, write, mode: str, suffix: str = "") -> None:

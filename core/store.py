@@ -96,11 +96,11 @@ def saved_fit_seconds(folder: Path, meta: dict[str, Any]) -> float | None:
 
 
 def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None = None,
-                retrain: bool = False) -> Fitted:
+                retrain: bool = False, confirm_spending: bool = False) -> Fitted:
     """The fitted model from the store when one was built from the same data and options, else fit and save it.
 
     Raises what ``model.fit`` raises; a damaged save is not an error: it is reported in ``Fitted.notes`` and
-    the model is fitted again.
+    the model is fitted again. ``confirm_spending`` goes to ``fit``: a paid model spends only with it.
     """
     folder = model_folder(dataset, model)
     notes: list[str] = []
@@ -111,7 +111,7 @@ def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None 
         except ArtifactError as err:
             notes.append(f"{err}; fitting it again.")
     start = time.perf_counter()
-    model.fit(dataset.split, progress=progress)
+    model.fit(dataset.split, progress=progress, confirm_spending=confirm_spending)
     seconds = time.perf_counter() - start
     model.save(folder, meta={"fit_seconds": round(seconds, 3), "dataset": dataset.name,
                              "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")})

@@ -1,4 +1,5 @@
-"""The shared torch training loop of the sequential models (GRU4Rec, SASRec, BERT4Rec and their LLM2 twins).
+"""The one torch training loop: the sequential models (GRU4Rec, SASRec, BERT4Rec, their LLM2 twins) and
+LLMSeqPrompt's local language model.
 
 It follows the authors' ``NeuralModel.train``: a random 10% of the train sessions is held out (the paper
 caps it at 500; our default cap is 2,000, see ``SequentialConfig``); after every epoch the model ranks the
@@ -17,7 +18,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,13 +76,13 @@ class History:
     """What happened per epoch; saved with the weights so the app can draw the curve."""
 
     loss: list[float] = field(default_factory=list)
-    validation_ndcg: list[float] = field(default_factory=list)
+    validation: list[float] = field(default_factory=list)  # the validation score (NDCG@20, or a loss) per epoch
     seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1  # 0-based; -1 when nothing was held out (the last epoch is kept)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"history.loss": np.asarray(self.loss, dtype=np.float64),
-                "history.validation_ndcg": np.asarray(self.validation_ndcg, dtype=np.float64),
+                "history.validation_ndcg": np.asarray(self.validation, dtype=np.float64),  # the name saves carry
                 "history.seconds": np.asarray(self.seconds, dtype=np.float64),
                 "history.best_epoch": np.asarray([self.best_epoch], dtype=np.int64)}
 
@@ -89,29 +90,62 @@ class History:
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "History":
         if "history.loss" not in arrays:
             return cls()
-        return cls(loss=arrays["history.loss"].tolist(), validation_ndcg=arrays["history.validation_ndcg"].tolist(),
+        return cls(loss=arrays["history.loss"].tolist(), validation=arrays["history.validation_ndcg"].tolist(),
                    seconds=arrays["history.seconds"].tolist(), best_epoch=int(arrays["history.best_epoch"][0]))
 
 
+Scheduler = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]
+
+
+def warmup_cosine(warmup_share: float = 0.05, floor: float = 0.1) -> Scheduler:
+    """Learning rate: linear warm-up over the first ``warmup_share`` of the steps, then cosine decay to ``floor``
+    times the peak at the last planned step (the usual schedule for fine-tuning a language model)."""
+
+    def make(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+        warmup = max(1, int(total * warmup_share))
+
+        def factor(step: int) -> float:
+            cosine = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+            return min(1.0, (step + 1) / warmup) * (floor + (1 - floor) * cosine)
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    return make
+
+
 def train(module: torch.nn.Module, *, epoch_batches: Callable[[np.random.Generator], list],
-          batch_loss: Callable[[object], torch.Tensor], validate: Callable[[], float] | None,
+          batch_loss: Callable[[Any], torch.Tensor], validate: Callable[[], float] | None,
           learning_rate: float, weight_decay: float, clip_norm: float | None, max_epochs: int,
-          patience: int, seed: int, progress: Progress | None = None, label: str = "training") -> History:
-    """Fit ``module`` with AdamW; after each epoch ``validate()`` (higher is better) decides early stopping.
+          patience: int, seed: int, progress: Progress | None = None, label: str = "training",
+          higher_is_better: bool = True, min_delta: float = 0.0, scheduler: Scheduler | None = None,
+          validation_name: str = "validation NDCG@20",
+          snapshot: Callable[[], dict[str, torch.Tensor]] | None = None,
+          restore: Callable[[dict[str, torch.Tensor]], None] | None = None) -> History:
+    """Fit the trainable parameters of ``module`` with AdamW; after each epoch ``validate()`` decides early
+    stopping (an improvement is a change of more than ``min_delta`` in the better direction).
 
     ``epoch_batches(rng)`` builds one epoch's batches (shuffled, re-masked...), ``batch_loss(batch)`` returns
-    the mean loss of a batch. With ``validate=None`` it runs ``max_epochs`` epochs and keeps the last weights.
+    the mean loss of a batch, ``scheduler(optimizer, total_steps)`` an optional per-step learning-rate schedule.
+    The best epoch's weights are restored (``snapshot``/``restore`` default to the whole state dict; a LoRA
+    model passes its adapter's). With ``validate=None`` it runs ``max_epochs`` epochs and keeps the last
+    weights. Raises :class:`TrainingDiverged` when the loss becomes NaN or infinite.
     """
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    snapshot = snapshot or (lambda: copy.deepcopy(module.state_dict()))
+    restore = restore or module.load_state_dict
     history = History()
-    best_score, best_state, waited = -math.inf, None, 0
+    sign = 1.0 if higher_is_better else -1.0
+    best_score, best_state, waited, schedule = -math.inf, None, 0, None
     report = _Throttled(progress)
     for epoch in range(max_epochs):
         start = time.perf_counter()
         module.train()
         batches = epoch_batches(rng)
+        if scheduler is not None and schedule is None:
+            schedule = scheduler(optimizer, len(batches) * max_epochs)
         total_loss = 0.0
         for done, batch in enumerate(batches, start=1):
             optimizer.zero_grad(set_to_none=True)
@@ -121,30 +155,32 @@ def train(module: torch.nn.Module, *, epoch_batches: Callable[[np.random.Generat
                                        "lower the learning rate or set clip_norm")
             loss.backward()
             if clip_norm:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), clip_norm)
+                torch.nn.utils.clip_grad_norm_(params, clip_norm)
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             total_loss += loss.item()
-            report(done, len(batches), f"{label} epoch {epoch + 1}: loss {total_loss / done:.3f}"
-                   + (f", best NDCG@20 {best_score:.4f}" if best_state is not None else ""))
+            report(done, len(batches), f"{label} epoch {epoch + 1}/{max_epochs}: loss {total_loss / done:.3f}"
+                   + (f", best {validation_name} {sign * best_score:.4f}" if best_state is not None else ""))
         module.eval()
         score = validate() if validate is not None else math.nan
         history.loss.append(total_loss / max(len(batches), 1))
-        history.validation_ndcg.append(score)
+        history.validation.append(score)
         history.seconds.append(time.perf_counter() - start)
-        report(len(batches), len(batches), f"{label} epoch {epoch + 1}: " + (
-            f"validation NDCG@20 {score:.4f}" if validate is not None else "no held-out sessions, no early stopping"),
+        report(len(batches), len(batches), f"{label} epoch {epoch + 1}/{max_epochs}: " + (
+            f"{validation_name} {score:.4f}" if validate is not None else "no held-out sessions, no early stopping"),
             force=True)
         if validate is None:
             continue
-        if score > best_score:
-            best_score, waited, history.best_epoch = score, 0, epoch
-            best_state = copy.deepcopy(module.state_dict())
+        if sign * score > best_score + min_delta:
+            best_score, waited, history.best_epoch = sign * score, 0, epoch
+            best_state = snapshot()
         else:
             waited += 1
             if waited >= patience:
                 break
     if best_state is not None:
-        module.load_state_dict(best_state)
+        restore(best_state)
     module.eval()
     return history
 

@@ -29,6 +29,7 @@ class TrainedModel:
     changed: dict[str, Any]  # options that differ from the model's defaults
     fit_seconds: float | None
     saved_at: float  # modification time of the weights, seconds since the epoch
+    reads_titles: bool = False  # built from the titles' text embeddings (Recommender.text_embedding)
 
     @property
     def label(self) -> str:
@@ -58,7 +59,8 @@ def _read(folder: Path, dataset: Dataset) -> TrainedModel | None:
         raise ArtifactError(f"{folder}: the saved weights cannot be read ({type(err).__name__})") from None
     return TrainedModel(name=name, folder=folder, config=meta["config"],
                         changed=store.changed_options(name, meta["config"]),
-                        fit_seconds=store.saved_fit_seconds(folder, meta), saved_at=saved_at)
+                        fit_seconds=store.saved_fit_seconds(folder, meta), saved_at=saved_at,
+                        reads_titles=model_class(name).text_embedding(config) is not None)
 
 
 def trained_models(dataset: Dataset, damaged: list[str] | None = None) -> list[TrainedModel]:

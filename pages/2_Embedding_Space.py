@@ -49,10 +49,9 @@ colours = ["popularity"] + (["category"] if catalog.has_categories else []) + ([
 colour_by = colour_col.selectbox("Colour by", colours, format_func={
     "popularity": "popularity (log interactions)", "category": "category",
     "scores": "the chosen model's scores for the session"}.get)
-# The paper's headline pair first: SASRec's item vectors after an LLM initialisation.
-PREFERRED = ("llm2sasrec", "llm2bert4rec", "llm2gru4rec", "llmseqsim", "llmseqprompt")
-preferred = sorted(trained, key=lambda label: PREFERRED.index(trained[label].name)
-                   if trained[label].name in PREFERRED else len(PREFERRED))
+# The paper's headline first: item vectors a model learned from an LLM initialisation (LLM2X), then the other
+# models that read the titles, then the rest (each group in registry order).
+preferred = sorted(trained, key=lambda label: (not trained[label].reads_titles, label not in learned))
 picks_label = picks_col.selectbox("Recommendations of", preferred or ["(no trained model)"], disabled=not trained)
 
 picks, scores = [], None

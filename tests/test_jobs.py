@@ -3,6 +3,7 @@ the cache. Also: what counts as trained for a dataset (core.trained)."""
 
 import io
 import json
+import os
 import signal
 
 import pytest
@@ -87,17 +88,20 @@ def test_a_cancel_during_a_save_waits_for_the_save(tiny_folder, tmp_path):
     worker = _Worker()
     original_state = model.state
 
-    def state_with_a_cancel():  # the signal arrives in the middle of writing the model
-        worker.on_sigterm(signal.SIGTERM, None)
+    def state_with_a_cancel():  # the signal (as the job manager sends it) arrives while the model is written
+        os.kill(os.getpid(), signal.SIGTERM)
         return original_state()
 
     model.state = state_with_a_cancel
-    worker.guard_saves(model)
-    with pytest.raises(Cancelled):
-        model.save(tmp_path / "model")
-    assert Recommender.load(tmp_path / "model").n_items == dataset.catalog.n_items  # complete and loadable
-    with pytest.raises(Cancelled):  # outside a save, the signal cancels at once
-        worker.on_sigterm(signal.SIGTERM, None)
+    previous = signal.signal(signal.SIGTERM, worker.on_sigterm)
+    try:
+        with pytest.raises(Cancelled):
+            model.save(tmp_path / "model")
+        assert Recommender.load(tmp_path / "model").n_items == dataset.catalog.n_items  # complete and loadable
+        with pytest.raises(Cancelled):  # outside a save, the signal cancels at once
+            worker.on_sigterm(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_secrets_reach_only_the_worker(tiny_folder, monkeypatch, capsys):

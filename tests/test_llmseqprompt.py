@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from core.data import Catalog
-from core.llm import LLMError
-from core.llm.mapping import NameMapper
-from core.llm.prompts import SYSTEM_PROMPT, chat_messages, hold_out, normalise_title, session_examples
+from core.models.llmseqprompt.generator import LLMError
+from core.models.llmseqprompt.mapping import NameMapper
+from core.models.llmseqprompt.prompts import (SYSTEM_PROMPT, chat_messages, normalise_title, session_examples,
+                                              split_examples)
 from core.models import create
 from core.models.base import Recommender
 
@@ -40,11 +41,11 @@ def test_examples_skip_untitled_items_and_cut_long_prompts():
 
 def test_hold_out_is_seeded_and_takes_the_fraction():
     examples = list(range(100))
-    train, validation = hold_out(examples, 0.2, seed=7)
+    train, validation = split_examples(examples, 0.2, seed=7)
     assert len(validation) == 20 and sorted(train + validation) == examples
-    assert hold_out(examples, 0.2, seed=7) == (train, validation)
-    assert hold_out(examples, 0.2, seed=8)[1] != validation
-    assert len(hold_out([1, 2], 0.2, seed=0)[1]) == 1  # at least one held out
+    assert split_examples(examples, 0.2, seed=7) == (train, validation)
+    assert split_examples(examples, 0.2, seed=8)[1] != validation
+    assert len(split_examples([1, 2], 0.2, seed=0)[1]) == 1  # at least one held out
 
 
 def test_chat_record_is_the_papers_genitem_prompt():
@@ -127,15 +128,17 @@ def test_from_scratch_model_is_labelled_honestly(scratch):
     assert "trained from scratch" in scratch.label and "not a pretrained LLM" in scratch.label
 
 
-def test_generation_report_counts_every_sampled_name(scratch, synthetic):
-    start = len(scratch.generation_log)
+def test_generation_counts_count_every_sampled_name(scratch, synthetic):
+    from core.evaluate import generation_rates
+
+    start = len(scratch.generation_counts())
     mapped = scratch.generate(synthetic.split.prompts[:6], k=5)
     assert all(len(m.names) == 20 for m in mapped)
-    report = scratch.generation_report(start)
-    assert len(report["per_session"]["exact"]) == 6
-    for i, m in enumerate(mapped):
-        assert sum(report["per_session"][kind][i] for kind in report["per_session"]) == 20 == sum(m.counts.values())
-    assert sum(report["rates"].values()) == pytest.approx(1.0)
+    counts = scratch.generation_counts()[start:]
+    assert len(counts) == 6
+    for count, m in zip(counts, mapped):
+        assert sum(count.values()) == 20 == sum(m.counts.values())
+    assert sum(generation_rates(counts).values()) == pytest.approx(1.0)
 
 
 def test_evaluation_reports_the_hallucination_rate(scratch, synthetic):
@@ -171,7 +174,7 @@ def test_a_users_model_folder_is_fine_tuned_with_lora(synthetic, tmp_path):
                    n_samples=4, context_tokens=512)
     model.fit(synthetic.split)
     assert "LoRA" in model.label
-    losses = model.backend.history["validation_loss"]
+    losses = model.generator.history["validation_loss"]
     assert len(losses) == 1 and np.isfinite(losses[0])
     state = model.state()
     assert any("lora_" in key for key in state) and not any("wte" in key for key in state)  # adapter only

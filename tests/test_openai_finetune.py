@@ -8,9 +8,9 @@ import re
 import pytest
 
 from core import cli
-from core.llm import LLMError
-from core.llm import openai_finetune
-from core.llm.openai_finetune import OpenAIKeyMissing, estimate_cost
+from core.models.llmseqprompt import openai_backend
+from core.models.llmseqprompt.generator import LLMError
+from core.models.llmseqprompt.openai_backend import OpenAIKeyMissing, estimate_cost
 from core.models import create
 from core.models.base import Recommender
 from tests.fake_openai_finetune import API_KEY, FakeFineTuning
@@ -32,7 +32,7 @@ def server(monkeypatch):
     with FakeFineTuning(next_item_answer) as fake:
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-        monkeypatch.setattr(openai_finetune, "POLL_SECONDS", 0.01)
+        monkeypatch.setattr(openai_backend, "POLL_SECONDS", 0.01)
         yield fake
 
 
@@ -42,9 +42,9 @@ def openai_model(**overrides):
 
 def test_fine_tunes_generates_and_maps_end_to_end(server, synthetic, tmp_path):
     model = openai_model()
-    model.spending_confirmed = True
     progress = []
-    model.fit(synthetic.split, progress=lambda done, total, message: progress.append((done, total, message)))
+    model.fit(synthetic.split, confirm_spending=True,
+              progress=lambda done, total, message: progress.append((done, total, message)))
     # Two uploads (train + validation JSONL in the chat format), one job on the default base model.
     assert len(server.files) == 2
     first = server.files["file-1"].decode()
@@ -52,35 +52,34 @@ def test_fine_tunes_generates_and_maps_end_to_end(server, synthetic, tmp_path):
     assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
     assert server.job_requests[0]["model"] == "gpt-4o-mini-2024-07-18"
     assert server.job_requests[0]["validation_file"] == "file-2"
-    assert model.backend.model_id.startswith("ft:gpt-4o-mini-2024-07-18:test::")
+    assert model.generator.model_id.startswith("ft:gpt-4o-mini-2024-07-18:test::")
     assert any(total == 3 for _, total, _ in progress)  # "Step i/3" events drive the progress
     # The fine-tuned model id is stored under cache/llm/openai/.
     train, validation = model.examples(synthetic.split)
-    stored = json.loads(model.backend.record_path(train, validation).read_text())
-    assert stored["fine_tuned_model"] == model.backend.model_id
+    stored = json.loads(model.generator.record_path(train, validation).read_text())
+    assert stored["fine_tuned_model"] == model.generator.model_id
 
     prompts = synthetic.split.prompts[:8]
     items, _ = model.recommend(prompts, k=5)
     request = server.chat_requests[0]
     assert (request["n"], request["temperature"], request["top_p"]) == (20, 0.25, 1.0)
-    assert request["model"] == model.backend.model_id
+    assert request["model"] == model.generator.model_id
     assert (items[:, 0] == synthetic.split.targets[:8]).all()  # the next item, named exactly, comes first
-    counts = model.generation_report()["per_session"]
+    counts = model.generation_counts()
     # Per session: one name twice (duplicated x2), one hallucination, the rest exact (a name that is a
     # prompt item counts as duplicated too).
-    assert all(h == 1 for h in counts["hallucinated"]) and all(d >= 2 for d in counts["duplicated"])
+    assert all(c["hallucinated"] == 1 for c in counts) and all(c["duplicated"] >= 2 for c in counts)
 
     loaded = Recommender.load(model.save(tmp_path / "openai-model"))
-    assert loaded.backend.model_id == model.backend.model_id
+    assert loaded.generator.model_id == model.generator.model_id
 
 
 def test_a_stored_model_is_reused_without_a_new_job(server, synthetic):
     first = openai_model()
-    first.spending_confirmed = True
-    first.fit(synthetic.split)
+    first.fit(synthetic.split, confirm_spending=True)
     again = openai_model()  # not confirmed: it may only reuse what is stored
     again.fit(synthetic.split)
-    assert again.backend.model_id == first.backend.model_id
+    assert again.generator.model_id == first.generator.model_id
     assert len(server.job_requests) == 1 and len(server.files) == 2
 
 
@@ -94,32 +93,28 @@ def test_nothing_is_sent_without_confirmation(server, synthetic):
 def test_no_key_stops_before_any_request(server, synthetic, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     model = openai_model(seed=2)
-    model.spending_confirmed = True
     with pytest.raises(OpenAIKeyMissing, match="OPENAI_API_KEY is not set"):
-        model.fit(synthetic.split)
+        model.fit(synthetic.split, confirm_spending=True)
     assert server.log == []
 
 
 def test_a_rejected_key_is_one_clear_sentence(server, synthetic, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
     model = openai_model(seed=3)
-    model.spending_confirmed = True
     with pytest.raises(LLMError, match=r"rejected the API key \(401\): Incorrect API key"):
-        model.fit(synthetic.split)
+        model.fit(synthetic.split, confirm_spending=True)
 
 
 def test_a_failed_job_reports_its_reason(server, synthetic):
     server.fail_jobs = True
     model = openai_model(seed=4)
-    model.spending_confirmed = True
     with pytest.raises(LLMError, match="failed: The job failed due to an invalid training file"):
-        model.fit(synthetic.split)
+        model.fit(synthetic.split, confirm_spending=True)
 
 
 def test_rate_limits_are_retried_then_reported(server, synthetic):
     model = openai_model(seed=5, concurrency=1)
-    model.spending_confirmed = True
-    model.fit(synthetic.split)
+    model.fit(synthetic.split, confirm_spending=True)
     server.rate_limited = 2  # two 429s, then answers: within max_retries=2
     items, _ = model.recommend(synthetic.split.prompts[:1], k=3)
     assert len(server.chat_requests) == 3 and items[0, 0] == synthetic.split.targets[0]
@@ -132,7 +127,7 @@ def test_cost_estimate_follows_the_token_count():
     train = [(["a" * 40], "b" * 20)]
     estimate = estimate_cost(train, [], "gpt-4o-mini-2024-07-18", epochs=2, n_prompts=10, n_samples=20)
     # approximate tokens: system prompt + user + assistant contents / 4, +4 per message, +3 for the reply
-    from core.llm.prompts import SYSTEM_PROMPT
+    from core.models.llmseqprompt.prompts import SYSTEM_PROMPT
 
     expected = (-(-len(SYSTEM_PROMPT) // 4) + 4) + (-(-len("The user's item list:\n" + "a" * 40) // 4) + 4) + (5 + 4) + 3
     assert estimate.tokens_per_epoch == expected
@@ -154,7 +149,8 @@ def test_cli_prints_the_estimate_and_needs_yes(server, capsys):
     assert cli.main(["finetune", "--backend", "openai", "--dataset", "ml-100k"]) == 2
     out, err = capsys.readouterr()
     assert "estimate: gpt-4o-mini-2024-07-18" in out and "$" in out
-    assert "re-run with --yes" in err
+    assert [line for line in err.splitlines() if not line.startswith("note: ")] == [
+        "error: not started: fine-tuning costs money (the estimate above); re-run with --yes to confirm."]
     assert server.log == []
 
 
@@ -185,12 +181,11 @@ def test_cli_local_backend_trains_and_saves(monkeypatch, capsys):
 
 def test_a_damaged_job_record_never_starts_another_paid_job(server, synthetic):
     model = openai_model(seed=7)  # its own record
-    model.spending_confirmed = True
     train, validation = model.examples(synthetic.split)
-    path = model.backend.record_path(train, validation)
+    path = model.generator.record_path(train, validation)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text('{"job_id": "ftjob-')  # cut short while written by an older version
     with pytest.raises(LLMError, match="damaged") as caught:
-        model.fit(synthetic.split)
+        model.fit(synthetic.split, confirm_spending=True)
     assert "\n" not in str(caught.value)
     assert not server.files and not server.job_requests  # nothing uploaded, nothing paid

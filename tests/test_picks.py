@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core import data
-from core.explain import nearest_session_items, uses_llm_embeddings
+from core.explain import nearest_session_items
 from core.models import create
 from core.picks import compare
 from tiny_data import write_tiny_dataset
@@ -23,9 +23,14 @@ def test_nearest_session_items_by_cosine():
     assert nearest_session_items(vectors, [], [2]) == [[]]
 
 
-def test_only_llm_models_get_a_why():
-    assert uses_llm_embeddings("llmseqsim") and uses_llm_embeddings("llm2sasrec")
-    assert not uses_llm_embeddings("vsknn") and not uses_llm_embeddings("llm-not-registered")
+def test_only_models_built_on_text_embeddings_get_a_why(shop):
+    from core.picks import rank
+
+    reads_titles = {name: type(create(name)).text_embedding(create(name).config) is not None
+                    for name in ("llmseqsim", "llm2sasrec", "llmseqprompt", "vsknn", "sasrec", "popularity")}
+    assert reads_titles == {"llmseqsim": True, "llm2sasrec": True, "llmseqprompt": True, "vsknn": False,
+                            "sasrec": False, "popularity": False}
+    assert not rank(create("vsknn", k=10, sample_size=50).fit(shop.split), [1], 3).explainable
 
 
 def test_compare_marks_shared_items_the_target_and_explains(shop):
@@ -43,8 +48,7 @@ def test_compare_marks_shared_items_the_target_and_explains(shop):
 
 
 def test_llm_picks_name_session_positions(shop):
-    model = create("popularity").fit(shop.split)
-    model.name = "llmseqsim"  # compare decides by registry name; the ranking itself does not matter here
+    model = create("llmseqsim").fit(shop.split)  # built on text embeddings: its picks get a "why"
     vectors = np.eye(shop.catalog.n_items, dtype=np.float32)
     picks = compare({"x": model}, [7, 8], k=3, catalog=shop.catalog, vectors=vectors)[0].picks
     assert all(len(p.why) == 2 and {pos for pos, _ in p.why} == {1, 2} for p in picks)
@@ -95,16 +99,15 @@ def test_the_pool_remembers_rankings_and_lets_slow_ones_finish_later(shop):
 
 
 def test_a_generative_models_log_becomes_a_note(shop):
-    from types import SimpleNamespace
-
     from core.picks import rank
 
     model = create("popularity").fit(shop.split)
-    model.generation_log = []
+    counts = []
+    model.generation_counts = lambda: counts  # what a generative model reports (Recommender.generation_counts)
     original = model.recommend
 
     def generating(*args, **kwargs):
-        model.generation_log.append(SimpleNamespace(counts={"exact": 12, "duplicated": 3, "hallucinated": 5}))
+        counts.append({"exact": 12, "duplicated": 3, "hallucinated": 5})
         return original(*args, **kwargs)
 
     model.recommend = generating

@@ -6,7 +6,7 @@ import numpy as np
 from core import data
 from core.jobs import JobManager, JobRequest
 from core.models import create
-from core.projection import cache_path, cached_projection, learned_item_vectors, map_figure, project
+from core.projection import cache_path, cached_projection, map_figure, project
 from tiny_data import write_tiny_dataset
 
 
@@ -26,9 +26,10 @@ def test_pca_is_cached_and_keyed_by_content(monkeypatch):
 
 def test_learned_item_vectors_come_from_the_item_table(synthetic):
     model = create("sasrec", embedding_dim=16, heads=2, layers=1, max_epochs=1).fit(synthetic.split)
-    vectors = learned_item_vectors(model)
+    vectors = model.learned_item_vectors()
     assert vectors.shape == (synthetic.catalog.n_items, 16)  # padding/mask rows left out
-    assert learned_item_vectors(create("vsknn", k=10, sample_size=20).fit(synthetic.split)) is None
+    assert create("vsknn", k=10, sample_size=20).fit(synthetic.split).learned_item_vectors() is None
+    assert create("llmseqsim").fit(synthetic.split).learned_item_vectors() is None  # the LLM vectors, not learned
 
 
 def test_map_figure_carries_item_ids_for_selection():

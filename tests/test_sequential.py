@@ -72,7 +72,7 @@ def test_early_stopping_restores_the_best_epoch():
     history = train.train(module, epoch_batches=lambda rng: [torch.ones(4, 2)] * 3,
                           batch_loss=lambda x: module(x).pow(2).mean(), validate=validate, learning_rate=0.1,
                           weight_decay=0.0, clip_norm=1.0, max_epochs=10, patience=2, seed=0)
-    assert len(history.validation_ndcg) == 4 and history.best_epoch == 1
+    assert len(history.validation) == 4 and history.best_epoch == 1
     assert torch.equal(module.weight, snapshots[1]) and not torch.equal(module.weight, snapshots[3])
 
 
@@ -80,7 +80,7 @@ def test_history_is_saved_with_the_weights(small, tmp_path):
     from core.models.base import Recommender
 
     loaded = Recommender.load(small.save(tmp_path / small.name))
-    assert loaded.history.validation_ndcg == small.history.validation_ndcg
+    assert loaded.history.validation == small.history.validation
     assert loaded.history.best_epoch == small.history.best_epoch
 
 

@@ -20,7 +20,7 @@ from core.embeddings import EmbeddingSpec, cached_path
 from core.index import ItemIndex
 from core.models.base import Recommender
 from core.picks import RankingPool
-from core.projection import cached_projection, learned_item_vectors, project
+from core.projection import cached_projection, project
 from core.search import TitleSearch
 from core.storage import load_npy
 from core.trained import TrainedModel
@@ -86,7 +86,7 @@ def load_model(model: TrainedModel) -> Recommender:
 
 @st.cache_resource(show_spinner=False, max_entries=24)
 def _learned_vectors(folder: str, saved_at: float) -> np.ndarray | None:
-    return learned_item_vectors(_load_model(folder, saved_at))
+    return _load_model(folder, saved_at).learned_item_vectors()
 
 
 def learned_vectors(model: TrainedModel) -> np.ndarray | None:

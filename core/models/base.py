@@ -26,6 +26,7 @@ from safetensors.numpy import load_file, save_file
 from core.common import ConfigError, Progress, UserError
 from core.config import apply_overrides, config_dict
 from core.data import Split
+from core.storage import deferred_termination
 
 if TYPE_CHECKING:
     from core.embeddings import EmbeddingSpec
@@ -52,7 +53,9 @@ class Recommender:
         self.n_items: int | None = None
 
     # ---------------------------------------------------------------------------------- to implement
-    def fit(self, split: Split, progress: Progress | None = None) -> "Recommender":
+    def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "Recommender":
+        """Learn from ``split.train``. A model that costs money to fit (see ``spending_estimate``) spends only
+        with ``confirm_spending``; every other model ignores it."""
         raise NotImplementedError
 
     def score(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
@@ -68,10 +71,26 @@ class Recommender:
         raise NotImplementedError
 
     # ---------------------------------------------------------------------------------- capabilities
+    # What a model can do beyond ranking, with safe defaults: callers (evaluation, the store, the app) ask these,
+    # never a model's name or its attributes.
     @classmethod
     def text_embedding(cls, config: Any) -> "EmbeddingSpec | None":
         """The text embeddings of the item titles a model with ``config`` is built from, or None when it never
-        reads the titles. The model store puts them (and so the titles) in the saved model's key."""
+        reads the titles. The store puts them (and so the titles) in the saved model's key; the app explains
+        such a model's picks by their nearest session items in that space."""
+        return None
+
+    def learned_item_vectors(self) -> np.ndarray | None:
+        """(n_items, d) item vectors the model learned (e.g. SASRec's item table), for the map; None if none."""
+        return None
+
+    def generation_counts(self) -> list[dict[str, int]]:
+        """For a generative model, one entry per session it ranked so far: how many sampled names were
+        ``exact``, ``duplicated`` and ``hallucinated``. Empty for every other model."""
+        return []
+
+    def spending_estimate(self, split: Split) -> str | None:
+        """What ``fit`` on ``split`` would cost in money (one sentence), or None when it is free."""
         return None
 
     # ---------------------------------------------------------------------------------- shared
@@ -117,6 +136,10 @@ class Recommender:
         self._check_fitted()
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
+        with deferred_termination():  # a job cancelled now stops once the model is saved
+            return self._save(folder, meta)
+
+    def _save(self, folder: Path, meta: dict[str, Any] | None) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
             info = {"model": self.name, "n_items": self.n_items, "config": config_dict(self.config), **(meta or {})}

@@ -38,6 +38,7 @@ from core.embeddings import EmbeddingSpec, item_embeddings
 from core.common import Progress
 from core.models.base import Recommender
 from core.reduce import reduce_dimensions
+from core.vectors import unit
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class LLMSeqSim(Recommender):
     name = "llmseqsim"
     Config = LLMSeqSimConfig
 
-    def fit(self, split: Split, progress: Progress | None = None) -> "LLMSeqSim":
+    def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "LLMSeqSim":
         cfg = self.config
         vectors = item_embeddings(split.catalog, self.text_embedding(cfg), progress=progress)
         if cfg.reduction != "none":
@@ -78,8 +79,7 @@ class LLMSeqSim(Recommender):
 
     def set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_vectors = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)
-        norms = np.linalg.norm(self.item_vectors, axis=1, keepdims=True)
-        self.unit_vectors = self.item_vectors / np.maximum(norms, 1e-12)
+        self.unit_vectors = unit(self.item_vectors)
         self.squared_norms = (self.item_vectors**2).sum(axis=1)
 
     def state(self) -> dict[str, np.ndarray]:
@@ -109,7 +109,7 @@ class LLMSeqSim(Recommender):
     def score(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
         embedding = self.session_embedding(sessions)
         if self.config.similarity == "cosine":
-            embedding = embedding / np.maximum(np.linalg.norm(embedding, axis=1, keepdims=True), 1e-12)
+            embedding = unit(embedding)
             return embedding @ self.unit_vectors.T
         if self.config.similarity == "dot":
             return embedding @ self.item_vectors.T

@@ -28,7 +28,7 @@ class Popularity(Recommender):
     def exclude_seen_in_evaluation(self) -> bool:  # type: ignore[override]
         return self.config.filter_prompt_items
 
-    def fit(self, split: Split, progress: Progress | None = None) -> "Popularity":
+    def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "Popularity":
         self.n_items = split.catalog.n_items
         self.counts = split.train_popularity.astype(np.float32)
         return self

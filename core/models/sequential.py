@@ -176,7 +176,7 @@ class SequentialRecommender(Recommender):
     def pad(self) -> int:
         return self.n_items
 
-    def fit(self, split: Split, progress: Progress | None = None) -> "SequentialRecommender":
+    def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "SequentialRecommender":
         config = self.config
         loop.configure_torch()
         self.n_items = split.catalog.n_items
@@ -234,6 +234,10 @@ class SequentialRecommender(Recommender):
         reduced = self.llm_vectors(split, progress)
         with torch.no_grad():  # catalog rows only: padding and mask rows keep their own init
             self.module.item_table.weight[: self.n_items, : reduced.shape[1]] = torch.from_numpy(reduced)
+
+    def learned_item_vectors(self) -> np.ndarray:
+        """The item table's catalog rows after training (padding and mask rows left out)."""
+        return self.module.item_table.weight[: self.n_items].detach().cpu().numpy().astype(np.float32)
 
     def score(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
         self.module.eval()

@@ -56,7 +56,7 @@ class SKNN(Recommender):
     name = "sknn"
     Config = SKNNConfig
 
-    def fit(self, split: Split, progress: Progress | None = None) -> "SKNN":
+    def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "SKNN":
         self.n_items = split.catalog.n_items
         self._build(
             indptr=np.cumsum([0] + [len(np.unique(s)) for s in split.train]).astype(np.int64),

@@ -1,8 +1,8 @@
 """The OpenAI LLMSeqPrompt backend: the real fine-tuning flow with the official ``openai`` client.
 
-1. Write the chat-format JSONL (the paper's GenItem prompt, :mod:`core.llm.prompts`), train and validation.
-2. Estimate the token cost *before* anything is sent (:func:`estimate_cost`); the CLI prints it and needs
-   ``--yes`` (a caller such as the app sets ``LLMSeqPrompt.spending_confirmed`` after showing it). Nothing
+1. Write the chat-format JSONL (the paper's GenItem prompt, :mod:`.prompts`), train and validation.
+2. Estimate the token cost *before* anything is sent (:func:`estimate_cost`, ``spending_estimate``); the CLI
+   prints it and needs ``--yes``, the app a ticked confirmation: ``fit(..., confirm_spending=True)``. Nothing
    is uploaded without that confirmation.
 3. Upload both files (``files.create``), create the job (``fine_tuning.jobs.create``, base model
    ``gpt-4o-mini-2024-07-18`` by default, ``gpt-3.5-turbo`` selectable), poll it (``jobs.retrieve`` and
@@ -29,17 +29,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from core.llm import LLMError
-from core.llm.prompts import chat_messages
 from core.common import Progress
+from core.models.llmseqprompt.generator import Example, LLMError, array_text, text_array
+from core.models.llmseqprompt.prompts import chat_messages
 from core.storage import CACHE_DIR, atomic_write_text, read_json
-
-if TYPE_CHECKING:
-    from core.models.llmseqprompt import LLMSeqPromptConfig
 
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-3.5-turbo")
 # US$ per 1M tokens (training, fine-tuned-model input, fine-tuned-model output), OpenAI's published prices
@@ -87,7 +84,7 @@ class CostEstimate:
                 f"${self.inference_usd:,.2f} (approximate token counts, 2024 prices)")
 
 
-def estimate_cost(train: Sequence[tuple[list[str], str]], validation: Sequence[tuple[list[str], str]],
+def estimate_cost(train: Sequence[Example], validation: Sequence[Example],
                   base_model: str, epochs: int, n_prompts: int, n_samples: int) -> CostEstimate:
     if base_model not in PRICES:
         raise LLMError(f"unknown OpenAI base model '{base_model}'; use one of {list(BASE_MODELS)}")
@@ -101,7 +98,7 @@ def estimate_cost(train: Sequence[tuple[list[str], str]], validation: Sequence[t
                         round(tokens * epochs * training_price / 1e6, 2), n_prompts, round(float(inference), 2))
 
 
-def write_jsonl(examples: Sequence[tuple[list[str], str]], path: Path) -> Path:
+def write_jsonl(examples: Sequence[Example], path: Path) -> Path:
     with open(path, "w", encoding="utf-8") as out:
         for names, target in examples:
             out.write(json.dumps({"messages": chat_messages(names, target)}, ensure_ascii=False) + "\n")
@@ -132,8 +129,24 @@ def _message(err: Exception) -> str:
     return str(getattr(err, "message", err))
 
 
-class OpenAIBackend:
-    def __init__(self, config: "LLMSeqPromptConfig") -> None:
+@dataclass(frozen=True)
+class OpenAIConfig:
+    """The OpenAI backend's own options (taken by name from LLMSeqPrompt's; their help lives there)."""
+
+    openai_model: str
+    openai_epochs: int
+    concurrency: int
+    max_retries: int
+    n_samples: int
+    temperature: float
+    top_p: float
+    seed: int
+
+
+class OpenAIGenerator:
+    """The :class:`~.generator.NameGenerator` on OpenAI's fine-tuning and chat APIs (module docstring)."""
+
+    def __init__(self, config: OpenAIConfig) -> None:
         self.config = config
         self.model_id = ""  # the fine-tuned model, e.g. "ft:gpt-4o-mini-2024-07-18:org::abc123"
         self.job_id = ""
@@ -149,14 +162,22 @@ class OpenAIBackend:
         return openai.OpenAI(max_retries=self.config.max_retries, timeout=120.0)
 
     # ------------------------------------------------------------------------------------ fine-tuning
-    def record_path(self, train: Sequence[tuple[list[str], str]], validation: Sequence[tuple[list[str], str]]) -> Path:
+    def record_path(self, train: Sequence[Example], validation: Sequence[Example]) -> Path:
         digest = hashlib.sha256(json.dumps([self.config.openai_model, self.config.openai_epochs, self.config.seed,
                                             os.environ.get("OPENAI_BASE_URL", ""), train, validation]).encode())
         return CACHE_DIR / "llm" / "openai" / f"{digest.hexdigest()[:16]}.json"
 
-    def fit(self, train: Sequence[tuple[list[str], str]], validation: Sequence[tuple[list[str], str]],
-            progress: Progress | None = None, spending_confirmed: bool = False) -> None:
-        """The stored fine-tuned model for this data, else (only when ``spending_confirmed``) a new job."""
+    def spending_estimate(self, train: Sequence[Example], validation: Sequence[Example], n_prompts: int) -> str | None:
+        """The cost of a new fine-tuning job (and of generating for ``n_prompts``); None when this data's job
+        is already stored (paid for)."""
+        if self.record_path(train, validation).exists():
+            return None
+        c = self.config
+        return estimate_cost(train, validation, c.openai_model, c.openai_epochs, n_prompts, c.n_samples).describe()
+
+    def fit(self, train: Sequence[Example], validation: Sequence[Example], titles: Sequence[str],
+            progress: Progress | None = None, confirm_spending: bool = False) -> None:
+        """The stored fine-tuned model for this data, else (only when ``confirm_spending``) a new job."""
 
         if self.config.openai_model not in PRICES:
             raise LLMError(f"unknown OpenAI base model '{self.config.openai_model}'; use one of {list(BASE_MODELS)}")
@@ -170,7 +191,7 @@ class OpenAIBackend:
             return
         client = self._client()
         if not record.get("job_id"):
-            if not spending_confirmed:
+            if not confirm_spending:
                 raise LLMError("no fine-tuned OpenAI model is stored for this data; start one (it costs money) "
                                "with `python -m core finetune --backend openai --yes`.")
             record = self._start_job(client, train, validation)
@@ -258,7 +279,7 @@ class OpenAIBackend:
 
     # ------------------------------------------------------------------------------------ state
     def state(self) -> dict[str, np.ndarray]:
-        return {"openai_model_id": np.frombuffer(self.model_id.encode(), dtype=np.uint8).copy()}
+        return {"openai_model_id": text_array(self.model_id)}
 
     def set_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.model_id = bytes(arrays["openai_model_id"]).decode()
+        self.model_id = array_text(arrays["openai_model_id"])

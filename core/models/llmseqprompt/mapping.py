@@ -2,15 +2,15 @@
 
 For one session, the ``n`` sampled names are taken in sampling order:
 
-* **exact**: the name matches a catalog title (after :func:`core.llm.prompts.normalise_title`), occurs once
+* **exact**: the name matches a catalog title (after :func:`.prompts.normalise_title`), occurs once
   among the samples, and is neither a prompt item nor already listed -> it goes in directly;
 * **duplicated**: the name matches a title but occurs more than once among the samples (every occurrence
   counts), or names a prompt item;
 * **hallucinated**: the name matches no title (every occurrence counts, repeated or not).
 
 Each duplicated or hallucinated name is embedded (``core.embeddings``) and replaced by its nearest catalog
-neighbour (``core.index``: cosine over the item embeddings) that is neither listed already nor in the prompt; replacements go after the direct
-hits, in sampling order. Beyond the ``n`` mapped items (a list longer than the number of samples), the rest
+neighbour (``core.index``: cosine over the item embeddings) that is neither listed already nor in the
+prompt; replacements go after the direct hits, in sampling order. Beyond the ``n`` mapped items (a list longer than the number of samples), the rest
 of the catalog follows by cosine similarity to the mean vector of all sampled names, then by popularity —
 so a list holds ``k`` distinct items, never a prompt item: fewer than ``k`` only when the catalog has fewer
 items outside the prompt.
@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from core.index import ItemIndex
-from core.llm.prompts import normalise_title
+from core.models.llmseqprompt.prompts import normalise_title
 
 # texts -> (n, d) float32 L2-normalised vectors, same space as the item vectors
 Encoder = Callable[[list[str]], np.ndarray]

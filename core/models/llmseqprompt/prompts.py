@@ -2,7 +2,8 @@
 
 From each train session ``i1..in``: prompt = the names of ``i1..i(n-1)`` (cut to the most recent
 ``max_prompt_items``), target = the name of ``in``. Sessions holding an untitled item are skipped (a model
-cannot learn to name what has no name). A seeded 20% of the examples is held out for validation.
+cannot learn to name what has no name). A seeded 20% of the examples is held out for validation
+(:func:`split_examples`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def session_examples(sessions: Sequence[np.ndarray], catalog: Catalog, max_promp
     return examples
 
 
-def hold_out(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """A seeded split into (train, validation); validation gets ``round(fraction * n)`` examples, at least one
     when there are two or more examples and ``fraction > 0``."""
     n_val = int(round(fraction * len(examples)))

@@ -1,0 +1,397 @@
+"""The offline LLMSeqPrompt backend: a Hugging Face causal LM fine-tuned and sampled on this machine.
+
+Two kinds of model:
+
+* ``model_folder=""`` (the default): **a small GPT-2-architecture model trained from scratch on the train
+  sessions' name sequences, with a byte-level BPE tokenizer trained on the catalog titles — not a
+  pretrained LLM.** No package on the registries reachable here ships a pretrained causal LM's weights, and
+  nothing is downloaded at run time. A session ``i1..in`` becomes ``<|endoftext|> name1 <|sep|> name2
+  <|sep|> ... name_n <|sep|>`` and the model learns every name from the ones before it (next-name language
+  modelling over the whole sequence, which teaches a from-scratch model the titles themselves); at
+  inference the prompt ends with ``<|sep|>`` and a name is sampled up to the next ``<|sep|>``.
+* ``model_folder=<path>``: a user's own checkpoint (GPT-2, SmolLM, Qwen, ...), fine-tuned with LoRA (peft)
+  on the paper's chat prompt (the model's chat template when it has one), with the loss on the target name
+  only, as in the paper's fine-tuning. Only the adapter's weights are saved; the folder is read again on load.
+
+Sampling follows the paper's best setting (n=20 samples, temperature 0.25, top_p 1) with a torch generator
+seeded per session, one session at a time and without padding, so a session's names never depend on the
+other sessions of a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from core import train as loop
+from core.common import Progress
+from core.models.llmseqprompt.generator import Example, LLMError, array_text, session_seed, text_array
+from core.models.llmseqprompt.prompts import SYSTEM_PROMPT, chat_messages, user_message
+
+SCRATCH_LABEL = "GPT-2 architecture trained from scratch on this dataset's train sessions (not a pretrained LLM)"
+BOS, SEP = "<|endoftext|>", "<|sep|>"
+IGNORE = -100  # label of tokens that carry no loss
+MAX_NAME_TOKENS = 64  # a generated name stops here (Beauty: titles average ~18 tokens; a few run past 64)
+MAX_VALIDATION_EXAMPLES = 1000
+WEIGHT_DECAY = 0.01  # AdamW's, as in the usual fine-tuning recipes
+CLIP_NORM = 1.0  # gradient norm clipping: keeps early from-scratch steps stable
+WARMUP_SHARE, LR_FLOOR = 0.05, 0.1  # linear warm-up over 5% of the steps, then cosine decay to 10% of the peak
+MIN_IMPROVEMENT = 1e-4  # a validation loss must drop by more than this to count as better
+
+
+class LocalLMError(LLMError):
+    """A local model folder that cannot be used; the message says why in one sentence."""
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The local backend's own options (taken by name from LLMSeqPrompt's; their help lives there)."""
+
+    model_folder: str
+    vocab_size: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    context_tokens: int
+    epochs: int
+    patience: int
+    batch_size: int
+    learning_rate: float
+    lora_r: int
+    lora_alpha: int
+    lora_dropout: float
+    n_samples: int
+    temperature: float
+    top_p: float
+    seed: int
+
+
+def local_generator(config: LocalConfig) -> "LocalLM":
+    """A GPT-2 trained from scratch without a model folder, else the folder's model with LoRA."""
+    return LoraFolderLM(config) if config.model_folder else ScratchGPT(config)
+
+
+class LocalLM:
+    """What both local kinds share: the training examples, the shared training loop (``core.train``), and
+    sampling; a subclass builds the model and tokenizer and says how names and prompts become tokens."""
+
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.max_new_tokens = 0
+        self.history: dict[str, list[float]] = {"train_loss": [], "validation_loss": []}
+
+    # ---------------------------------------------------------------------------- per kind
+    label = ""
+
+    def build(self, titles: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def name_ids(self, name: str) -> list[int]:
+        raise NotImplementedError
+
+    def prompt_tokens(self, names: Sequence[str]) -> list[int]:
+        raise NotImplementedError
+
+    def answer(self, prompt: list[int], name: list[int]) -> tuple[list[int], list[int]]:
+        """(input ids, labels) of a training example from its prompt's and target name's tokens."""
+        raise NotImplementedError
+
+    def stops(self) -> set[int]:
+        raise NotImplementedError
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def rebuild(self, arrays: dict[str, np.ndarray]) -> None:
+        """The untrained model and tokenizer again, from a save."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------- shared
+    def spending_estimate(self, train: Sequence[Example], validation: Sequence[Example], n_prompts: int) -> None:
+        return None  # runs on this machine
+
+    def prompt_ids(self, names: Sequence[str]) -> list[int]:
+        """Token ids of a prompt, dropping the oldest names until it fits the context with a name to come."""
+        budget = self.config.context_tokens - self.max_new_tokens
+        names = list(names)
+        while True:
+            ids = self.prompt_tokens(names)
+            if len(ids) <= budget or not names:
+                return ids[-budget:] if len(ids) > budget else ids
+            names = names[1:]
+
+    def example(self, names: Sequence[str], target: str) -> tuple[list[int], list[int]]:
+        # A name longer than a generation may run is learned up to that length (it fits the context then).
+        return self.answer(self.prompt_ids(names), self.name_ids(target)[:self.max_new_tokens - 1])
+
+    def fit(self, train: Sequence[Example], validation: Sequence[Example], titles: Sequence[str],
+            progress: Progress | None = None, confirm_spending: bool = False) -> None:
+        """Build the model and fine-tune it on the pairs with the shared loop (``core.train.train``): AdamW,
+        warm-up then cosine decay, early stopping on the validation loss, the best epoch's weights kept."""
+        if not train:
+            raise LocalLMError("no training example: every train session has an untitled item or a single item.")
+        c = self.config
+        loop.configure_torch()
+        self.build(titles)
+        longest = max(len(self.name_ids(t)) for t in titles if t) if any(titles) else 8
+        self.max_new_tokens = min(longest + 2, MAX_NAME_TOKENS, c.context_tokens // 2)
+        train_data = [self.example(n, t) for n, t in train]
+        # The validation loss is measured on a seeded subset: a full pass over 20% of Beauty costs minutes.
+        keep = np.random.default_rng(c.seed).permutation(len(validation))[:MAX_VALIDATION_EXAMPLES]
+        val_data = [self.example(*validation[i]) for i in sorted(keep)]
+        history = loop.train(
+            self.model, epoch_batches=lambda rng: length_batches(train_data, c.batch_size, rng),
+            batch_loss=self.loss, validate=(lambda: self.validation_loss(val_data)) if val_data else None,
+            learning_rate=c.learning_rate, weight_decay=WEIGHT_DECAY, clip_norm=CLIP_NORM, max_epochs=c.epochs,
+            patience=c.patience, seed=c.seed, progress=progress, label="fine-tuning", higher_is_better=False,
+            min_delta=MIN_IMPROVEMENT, scheduler=loop.warmup_cosine(WARMUP_SHARE, LR_FLOOR),
+            validation_name="validation loss",
+            snapshot=lambda: {k: v.detach().clone() for k, v in self.trainable_state().items()},
+            restore=self.load_trainable_state)
+        self.history = {"train_loss": history.loss, "validation_loss": history.validation}
+
+    def loss(self, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (x, y) in enumerate(batch):
+            ids[row, :len(x)] = torch.tensor(x)
+            labels[row, :len(y)] = torch.tensor(y)
+            mask[row, :len(x)] = 1
+        return self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    @torch.no_grad()
+    def validation_loss(self, data: list[tuple[list[int], list[int]]]) -> float:
+        self.model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(data), self.config.batch_size):
+            batch = data[start:start + self.config.batch_size]
+            n = sum(sum(1 for y in labels[1:] if y != IGNORE) for _, labels in batch)
+            total += float(self.loss(batch)) * n
+            count += n
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def sample(self, prompts: Sequence[Sequence[str]], progress: Progress | None = None) -> list[list[str]]:
+        """``n_samples`` names for each prompt (a list of item names, oldest first)."""
+        c = self.config
+        loop.configure_torch()
+        self.model.eval()
+        stops = self.stops()
+        out = []
+        for i, names in enumerate(prompts):
+            generator = torch.Generator().manual_seed(session_seed(c.seed, names))
+            ids = torch.tensor([self.prompt_ids(names)], dtype=torch.long)
+            tokens = sample_rows(self.model, ids, c.n_samples, c.temperature, c.top_p, self.max_new_tokens, stops,
+                                 generator)
+            out.append([self.decode(row, stops) for row in tokens])
+            if progress and (i + 1) % 10 == 0:
+                progress(i + 1, len(prompts), "generating names")
+        return out
+
+    def decode(self, row: list[int], stops: set[int]) -> str:
+        cut = next((j for j, t in enumerate(row) if t in stops), len(row))
+        text = self.tokenizer.decode(row[:cut], skip_special_tokens=True)
+        return text.strip().split("\n")[0].strip()
+
+    def state(self) -> dict[str, np.ndarray]:
+        arrays = {f"lm.{k}": v.detach().cpu().numpy() for k, v in self.trainable_state().items()}
+        arrays["lm_max_new_tokens"] = np.array([self.max_new_tokens], dtype=np.int64)
+        arrays["lm_history"] = np.array([self.history["train_loss"], self.history["validation_loss"]],
+                                        dtype=np.float64).reshape(2, -1)
+        return {**arrays, **self.extra_state()}
+
+    def set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.rebuild(arrays)
+        self.load_trainable_state({k[3:]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
+                                   if k.startswith("lm.")})
+        self.max_new_tokens = int(arrays["lm_max_new_tokens"][0])
+        history = arrays["lm_history"]
+        self.history = {"train_loss": history[0].tolist(), "validation_loss": history[1].tolist()}
+        self.model.eval()
+
+
+class ScratchGPT(LocalLM):
+    """A small GPT-2 trained from scratch on name sequences, with a byte-level BPE trained on the titles."""
+
+    label = SCRATCH_LABEL
+
+    def _train_tokenizer(self, titles: Sequence[str]) -> Any:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=self.config.vocab_size, special_tokens=[BOS, SEP],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        tokenizer.train_from_iterator([t for t in titles if t], trainer=trainer)
+        return tokenizer
+
+    def _model(self) -> torch.nn.Module:
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        c = self.config
+        gpt = GPT2Config(vocab_size=self.tokenizer.get_vocab_size(), n_positions=c.context_tokens, n_embd=c.n_embd,
+                         n_layer=c.n_layer, n_head=c.n_head, bos_token_id=0, eos_token_id=0, loss_type="ForCausalLM")
+        torch.manual_seed(c.seed)
+        return GPT2LMHeadModel(gpt)
+
+    def build(self, titles: Sequence[str]) -> None:
+        self.tokenizer = self._train_tokenizer(titles)
+        self.model = self._model()
+
+    def rebuild(self, arrays: dict[str, np.ndarray]) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_str(array_text(arrays["lm_tokenizer_json"]))
+        self.model = self._model()
+
+    def name_ids(self, name: str) -> list[int]:
+        return self.tokenizer.encode(name, add_special_tokens=False).ids
+
+    def prompt_tokens(self, names: Sequence[str]) -> list[int]:
+        bos, sep = self.tokenizer.token_to_id(BOS), self.tokenizer.token_to_id(SEP)
+        return [bos] + [t for name in names for t in self.name_ids(name) + [sep]]
+
+    def answer(self, prompt: list[int], name: list[int]) -> tuple[list[int], list[int]]:
+        ids = prompt + name + [self.tokenizer.token_to_id(SEP)]
+        return ids, [IGNORE] + ids[1:]  # every name after the first token carries loss
+
+    def stops(self) -> set[int]:
+        return {self.tokenizer.token_to_id(SEP), self.tokenizer.token_to_id(BOS)}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.model.state_dict().items() if k != "lm_head.weight"}  # tied to wte
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:
+            raise LocalLMError(f"saved weights do not fit the model (missing {missing}, unexpected {unexpected}).")
+        self.model.tie_weights()
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        return {"lm_tokenizer_json": text_array(self.tokenizer.to_str())}
+
+
+class LoraFolderLM(LocalLM):
+    """A user's own Hugging Face checkpoint fine-tuned with LoRA on the paper's chat prompt (loss on the name
+    only); only the adapter is saved, and the folder is read again on load."""
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"{self.config.model_folder} fine-tuned with LoRA"
+
+    def _load_folder(self) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(self.config.model_folder).expanduser()
+        if not (folder / "config.json").exists():
+            raise LocalLMError(f"{folder}: not a Hugging Face model folder (no config.json there).")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise LocalLMError(f"{folder}: cannot be loaded as a causal language model ({str(err).splitlines()[0]}).") \
+                from None
+        if tokenizer.eos_token_id is None:
+            raise LocalLMError(f"{folder}: the tokenizer has no end-of-sequence token to end a generated name.")
+        return tokenizer, model
+
+    def build(self, titles: Sequence[str]) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        c = self.config
+        self.tokenizer, base = self._load_folder()
+        lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                          target_modules="all-linear", task_type="CAUSAL_LM")
+        self.model = get_peft_model(base, lora)
+
+    def rebuild(self, arrays: dict[str, np.ndarray]) -> None:
+        self.build([])
+
+    def name_ids(self, name: str) -> list[int]:
+        return self.tokenizer(name, add_special_tokens=False)["input_ids"]
+
+    def prompt_tokens(self, names: Sequence[str]) -> list[int]:
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(chat_messages(names), tokenize=False, add_generation_prompt=True)
+        else:
+            text = f"{SYSTEM_PROMPT}\n\n{user_message(names)}\n\nRecommendation:"
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def answer(self, prompt: list[int], name: list[int]) -> tuple[list[int], list[int]]:
+        answer = name + [self.tokenizer.eos_token_id]
+        return prompt + answer, [IGNORE] * len(prompt) + answer
+
+    def stops(self) -> set[int]:
+        return {self.tokenizer.eos_token_id}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(self.model)
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(self.model, state)
+
+
+def length_batches(data: list, batch_size: int, rng: np.random.Generator) -> list[list]:
+    """Shuffled batches of similar-length examples (less padding): shuffle, sort within chunks of 50
+    batches by length, cut into batches, shuffle the batches."""
+    order = rng.permutation(len(data))
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: len(data[i][0]))
+        batches += [[data[i] for i in part[j:j + batch_size]] for j in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def sample_rows(model: torch.nn.Module, prompt: torch.Tensor, n: int, temperature: float, top_p: float,
+                 max_new_tokens: int, stops: set[int], generator: torch.Generator) -> list[list[int]]:
+    """``n`` continuations of one prompt: the prompt is run once, its KV cache repeated ``n`` times."""
+    output = model(input_ids=prompt, use_cache=True)
+    cache = output.cache
+    cache.batch_repeat_interleave(n)
+    logits = output.logits[:, -1].expand(n, -1)
+    stop_ids = torch.tensor(sorted(stops), dtype=torch.long)
+    done = torch.zeros(n, dtype=torch.bool)
+    rows: list[torch.Tensor] = []
+    for _ in range(max_new_tokens):
+        token = next_token(logits, temperature, top_p, generator)
+        token = torch.where(done, stop_ids[0], token)
+        rows.append(token)
+        done |= torch.isin(token, stop_ids)
+        if bool(done.all()):
+            break
+        output = model(input_ids=token[:, None], cache=cache, use_cache=True)
+        cache, logits = output.cache, output.logits[:, -1]
+    return torch.stack(rows, dim=1).tolist() if rows else [[] for _ in range(n)]
+
+
+def next_token(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (always at least the most likely token).
+        drop = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p
+        sorted_probs[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
