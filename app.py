@@ -105,11 +105,11 @@ def models_section(dataset: data.Dataset, spec: EmbeddingSpec) -> None:
     rows = []
     for name, (_, _, description) in REGISTRY.items():
         saves = [m for m in trained if m.name == name]
-        result = results.get(name, {})  # the default config's result
+        figures = results[name].metrics if name in results else {}  # the default config's result
         fit = saves[0].fit_seconds if saves else None
         rows.append({"model": name, "what": description, "trained": ", ".join(m.label for m in saves) or "—",
                      "fit s": "—" if fit is None else f"{fit:.1f}",
-                     **{key: f"{result[key]:.4f}" if key in result else "—" for key in ("NDCG@20", "HR@20")}})
+                     **{key: f"{figures[key]:.4f}" if key in figures else "—" for key in ("NDCG@20", "HR@20")}})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 2)
     if damaged:
         st.caption(f":material/warning: {len(damaged)} saved model(s) of this dataset cannot be read (damaged or "

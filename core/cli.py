@@ -167,14 +167,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                      progress=progress, retrain=args.retrain)
     finally:
         close()
-    for entry in report["models"].values():
-        notes(entry["notes"])
+    for result in report.results.values():
+        notes(result.notes)
     text_notes(dataset, models)
-    print(f"{dataset.name}: {report['n_test_sessions']:,} test sessions, "
-          f"popularity for serendipity/novelty: {report['popularity_counts']}")
+    print(f"{dataset.name}: {report.n_test_sessions:,} test sessions, "
+          f"popularity for serendipity/novelty: {report.popularity_counts}")
     print(format_table(report))
     if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=2))
+        Path(args.output).write_text(json.dumps(report.to_json(), indent=2))
         print(f"wrote {args.output}")
 
 

@@ -1,9 +1,13 @@
-"""Run recommenders over evaluation prompts, compute the metrics, save the results.
+"""Run recommenders over evaluation prompts, compute every registered metric, save the results.
 
-Results are plain JSON under ``cache/results/<dataset>/``, one file per model key (``core.store``: data,
-titles and embeddings, config) and evaluation options, which the app's dashboards read. A result holds the
-metric means @10 and @20, a 95% bootstrap interval for every accuracy metric, a breakdown by prompt length,
-the timing, the model's config, and whether the model was fitted for it or loaded from the store.
+Each model's :class:`~core.results.EvaluationResult` holds the metrics of the registry (``core.metrics.METRICS``)
+@10 and @20, a 95% bootstrap interval for every accuracy metric, a breakdown by prompt length, the timing, the
+model's config, and whether the model was fitted for it or loaded from the store. Results are kept by
+``core.store`` under the model's key and the evaluation options, so a variant or a sample never overwrites
+another model's figures.
+
+Diversity@K needs item vectors: the catalog's text embeddings (offline MiniLM) when they are in the cache
+(``python -m core embed``, or the app's "Prepare the defaults"); without them the metric is left out.
 """
 
 from __future__ import annotations
@@ -13,20 +17,20 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from core import metrics, store
+from core.common import Progress
 from core.config import config_dict
 from core.data import Dataset, Split
-from core.common import Progress
 from core.models.base import Recommender
-from core.storage import CACHE_DIR, atomic_write_text, read_json
+from core.results import EvaluationResult, Report
 
 KS = (10, 20)
 LENGTH_BINS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 9), (10, 10**9))  # prompt lengths, inclusive
+GENERATION_KINDS = ("exact", "duplicated", "hallucinated")
 
 
 @dataclass(frozen=True)
@@ -37,23 +41,46 @@ class EvaluationOptions:
     seed: int = 0
 
 
+def options_tag(options: EvaluationOptions) -> str:
+    """A short hash of the evaluation options (part of a result's key)."""
+    return hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:6]
+
+
 def _length_label(low: int, high: int) -> str:
     return str(low) if low == high else (f"{low}+" if high >= 10**9 else f"{low}-{high}")
 
 
+def catalog_vectors(dataset: Dataset) -> np.ndarray | None:
+    """The item vectors Diversity@K is measured in: the catalog's cached default text embeddings, or None."""
+    from core.embeddings import EmbeddingSpec, cached_vectors
+
+    return cached_vectors(dataset.catalog, EmbeddingSpec())
+
+
 def score_lists(recommendations: np.ndarray, split: Split, popularity: np.ndarray,
-                options: EvaluationOptions = EvaluationOptions()) -> dict[str, Any]:
-    """All metrics for given top-K lists (rows aligned with ``split.prompts``)."""
-    targets = split.targets
+                options: EvaluationOptions = EvaluationOptions(),
+                item_vectors: np.ndarray | None = None) -> dict[str, Any]:
+    """Every registered metric for given top-K lists (rows aligned with ``split.prompts``): ``metrics``
+    ("NDCG@20" -> mean), ``intervals`` and ``by_prompt_length`` for the accuracy metrics."""
+    inputs = {"targets": split.targets, "popularity": popularity, "n_items": split.catalog.n_items,
+              "item_vectors": item_vectors}
     lengths = np.array([len(p) for p in split.prompts])
     values: dict[str, float] = {}
     intervals: dict[str, list[float]] = {}
     by_length: dict[str, dict[str, float]] = {}
     for k in options.ks:
-        for name, fn in metrics.ACCURACY.items():
-            per_session = fn(recommendations, targets, k)
-            key = f"{name}@{k}"
-            values[key] = float(per_session.mean())
+        for metric in metrics.METRICS:
+            if any(inputs[need] is None for need in metric.needs):
+                continue  # e.g. Diversity without item vectors
+            value = metric.compute(recommendations, k, **{need: inputs[need] for need in metric.needs})
+            key = f"{metric.name}@{k}"
+            if np.ndim(value) == 0:
+                values[key] = float(value)
+                continue
+            per_session = np.asarray(value, dtype=np.float64)
+            values[key] = float(per_session.mean()) if len(per_session) else 0.0
+            if not metric.accuracy:
+                continue
             intervals[key] = list(metrics.bootstrap_interval(per_session, options.bootstrap_resamples,
                                                              seed=options.seed))
             for low, high in LENGTH_BINS:
@@ -61,13 +88,7 @@ def score_lists(recommendations: np.ndarray, split: Split, popularity: np.ndarra
                 if mask.any():
                     bucket = by_length.setdefault(_length_label(low, high), {"n_sessions": int(mask.sum())})
                     bucket[key] = float(per_session[mask].mean())
-        values[f"Coverage@{k}"] = metrics.catalog_coverage(recommendations, k, split.catalog.n_items)
-        values[f"Serendipity@{k}"] = float(metrics.serendipity(recommendations, targets, k, popularity).mean())
-        values[f"Novelty@{k}"] = float(metrics.novelty(recommendations, k, popularity).mean())
     return {"metrics": values, "intervals": intervals, "by_prompt_length": by_length}
-
-
-GENERATION_KINDS = ("exact", "duplicated", "hallucinated")
 
 
 def generation_rates(counts: list[dict[str, int]]) -> dict[str, float]:
@@ -80,8 +101,10 @@ def generation_rates(counts: list[dict[str, int]]) -> dict[str, float]:
 
 
 def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions = EvaluationOptions(),
-                   progress: Progress | None = None, batch_size: int = 256) -> dict[str, Any]:
-    """Rank the full catalog for every prompt of ``split`` and score the lists."""
+                   progress: Progress | None = None, batch_size: int = 256,
+                   item_vectors: np.ndarray | None = None) -> dict[str, Any]:
+    """Rank the full catalog for every prompt of ``split`` and score the lists (see :func:`score_lists`); a
+    generative model's name counts per session and their rates are added."""
     k = max(options.ks)
     exclude = model.exclude_seen_in_evaluation
     before = len(model.generation_counts())  # a generative model counts how its sampled names mapped
@@ -95,7 +118,7 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     recommendations = np.concatenate(chunks) if chunks else np.zeros((0, k), dtype=np.int64)
     predict_seconds = time.perf_counter() - start
     popularity = split.catalog.popularity if options.paper_popularity else split.train_popularity
-    result = score_lists(recommendations, split, popularity, options)
+    result = score_lists(recommendations, split, popularity, options, item_vectors)
     counts = model.generation_counts()[before:]
     if counts:
         result["metrics"].update(generation_rates(counts))  # e.g. hallucination_rate
@@ -105,90 +128,52 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     return result
 
 
-def options_tag(options: EvaluationOptions) -> str:
-    """A short hash of the evaluation options (part of a result's key)."""
-    return hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:6]
-
-
-def results_folder(dataset_name: str) -> Path:
-    return CACHE_DIR / "results" / dataset_name
-
-
-def result_path(dataset: Dataset, model: Recommender, options: EvaluationOptions = EvaluationOptions()) -> Path:
-    """``cache/results/<dataset>/<model key>-<options tag>.json``: the model key (``core.store.model_key``) holds
-    the data, titles, embeddings and config, so a variant or a model built on other data never shares a file."""
-    return results_folder(dataset.name) / f"{store.model_key(dataset, model.name, model.config)}-{options_tag(options)}.json"
-
-
 def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions = EvaluationOptions(),
         progress: Progress | None = None, retrain: bool = False, save: bool = True,
-        confirm_spending: bool = False) -> dict[str, Any]:
-    """Fit (or load) and evaluate each model on the dataset's test split; save one JSON per model.
+        confirm_spending: bool = False) -> Report:
+    """Fit (or load) and evaluate each model on the dataset's test split; keep each result in the store.
 
-    Each entry of ``report["models"]`` (keyed by the model's label: its name, plus its changed options) says
-    whether the model was ``"fitted"`` now or ``"loaded"`` from the store (``status``), and ``notes`` what the
-    store had to repair.
+    ``report.results`` is keyed by each model's label (its name, plus its changed options); each result says
+    whether the model was ``"fitted"`` now or ``"loaded"`` from the store, and ``notes`` what the store had to
+    repair.
     """
-    report: dict[str, Any] = {"dataset": dataset.name, "n_test_sessions": dataset.split.n_test,
-                              "n_train_sessions": len(dataset.split.train),
-                              "popularity_counts": "whole dataset (paper)" if options.paper_popularity else "train only",
-                              "models": {}}
+    counts = "whole dataset (paper)" if options.paper_popularity else "train only"
+    report = Report(dataset.name, dataset.split.n_test, len(dataset.split.train), counts)
+    vectors: Callable[[], np.ndarray | None] = lambda: catalog_vectors(dataset)  # noqa: E731 (read once, lazily)
     for model in models:
         fitted = store.fit_or_load(model, dataset, progress=progress, retrain=retrain,
                                    confirm_spending=confirm_spending)
-        result = evaluate_model(fitted.model, dataset.split, options, progress=progress)
-        result.pop("recommendations")
+        scored = evaluate_model(fitted.model, dataset.split, options, progress=progress, item_vectors=vectors())
         config = config_dict(model.config)
-        entry = {**result["metrics"], "fit_seconds": fitted.fit_seconds, "predict_seconds": result["predict_seconds"],
-                 "status": fitted.status, "loaded_from_cache": fitted.status == "loaded", "notes": fitted.notes}
-        label = store.label(model.name, config)
-        report["models"][label] = entry
+        result = EvaluationResult(
+            dataset=dataset.name, model=model.name, label=store.label(model.name, config), config=config,
+            n_test_sessions=dataset.split.n_test, metrics=scored["metrics"], intervals=scored["intervals"],
+            by_prompt_length=scored["by_prompt_length"],
+            generation_per_session=scored.get("generation_per_session"), popularity_counts=counts,
+            fit_seconds=fitted.fit_seconds, predict_seconds=scored["predict_seconds"], status=fitted.status,
+            notes=fitted.notes, key=store.model_key(dataset, model.name, model.config),
+            evaluation=options_tag(options), created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        report.results[result.label] = result
         if save:
-            saved = {"dataset": dataset.name, "model": model.name, "label": label,
-                     "key": store.model_key(dataset, model.name, model.config), "evaluation": options_tag(options),
-                     "n_test_sessions": dataset.split.n_test,
-                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "config": config, "popularity_counts": report["popularity_counts"],
-                     **{key: value for key, value in result.items() if key != "predict_seconds"}, **entry}
-            atomic_write_text(result_path(dataset, model, options), json.dumps(saved, indent=2))
+            store.save_result(result)
     return report
 
 
-def load_results(dataset: Dataset, options: EvaluationOptions = EvaluationOptions()) -> dict[str, dict[str, Any]]:
-    """The saved results of this dataset's current data, by model label (registry order, default config first).
-
-    A result counts only when its key is what its model and config give on the data as it is now (same
-    sessions, same titles and embeddings) and it was computed with ``options``; damaged files and results of
-    other data or an older version are skipped, never fatal.
-    """
-    from core.models import REGISTRY, model_class
-
-    tag = options_tag(options)
-    found = []
-    for path in sorted(results_folder(dataset.name).glob("*.json")):
-        result = read_json(path)
-        if not isinstance(result, dict) or result.get("evaluation") != tag or result.get("model") not in REGISTRY:
-            continue
-        try:
-            config = model_class(result["model"]).Config(**result["config"])
-            current = store.model_key(dataset, result["model"], config)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if current == result.get("key"):
-            found.append(result)
-    order = {name: i for i, name in enumerate(REGISTRY)}
-    found.sort(key=lambda r: (order[r["model"]], r["label"] != r["model"], r["label"]))
-    return {result["label"]: result for result in found}
+def load_results(dataset: Dataset, options: EvaluationOptions = EvaluationOptions()) -> dict[str, EvaluationResult]:
+    """The saved results of this dataset's current data with these evaluation options, by model label
+    (registry order, each model's default config first): see ``core.store.load_results``."""
+    return store.load_results(dataset, options_tag(options))
 
 
-def format_table(report: dict[str, Any], ks: tuple[int, ...] = KS) -> str:
-    """The CLI's table: one row per model with every metric, the fit time and whether it was fitted or loaded."""
-    columns = [f"{m}@{k}" for k in ks for m in ("NDCG", "HR", "MRR", "Coverage", "Serendipity", "Novelty")]
-    width = max([14] + [len(name) + 2 for name in report["models"]])
+def format_table(report: Report, ks: tuple[int, ...] = KS) -> str:
+    """The CLI's table: a row per model, every registered metric, the fit time and whether it was fitted or
+    loaded (a metric a model has no value for, e.g. Diversity without embeddings, shows "-")."""
+    columns = metrics.metric_keys(ks)
+    width = max([14] + [len(name) + 2 for name in report.results])
     header = f"{'model':<{width}}" + "".join(f"{c:>15}" for c in columns) + f"{'fit s':>9}{'predict s':>11}  model"
     lines = [header, "-" * len(header)]
-    for name, entry in report["models"].items():
-        cells = "".join(f"{entry[c]:>15.4f}" for c in columns)
-        fit = "-" if entry["fit_seconds"] is None else f"{entry['fit_seconds']:.1f}"
-        lines.append(f"{name:<{width}}{cells}{fit:>9}{entry['predict_seconds']:>11.1f}  {entry['status']}")
+    for name, result in report.results.items():
+        cells = "".join(f"{result.metrics[c]:>15.4f}" if c in result.metrics else f"{'-':>15}" for c in columns)
+        fit = "-" if result.fit_seconds is None else f"{result.fit_seconds:.1f}"
+        lines.append(f"{name:<{width}}{cells}{fit:>9}{result.predict_seconds:>11.1f}  {result.status}")
     return "\n".join(lines)

@@ -344,10 +344,10 @@ class _Worker:
         if request.evaluate:
             report = evaluate.run(dataset, [model], progress=self.progress, retrain=request.retrain,
                                   confirm_spending=request.confirm_spending)
-            label, entry = next(iter(report["models"].items()))
-            return {"step": "train", "model": label, "folder": folder, "fit_seconds": entry["fit_seconds"],
-                    "status": entry["status"], "notes": entry["notes"],
-                    "NDCG@20": entry["NDCG@20"], "HR@20": entry["HR@20"]}
+            result = next(iter(report.results.values()))
+            return {"step": "train", "model": result.label, "folder": folder, "fit_seconds": result.fit_seconds,
+                    "status": result.status, "notes": result.notes,
+                    "NDCG@20": result.metrics["NDCG@20"], "HR@20": result.metrics["HR@20"]}
         fitted = store.fit_or_load(model, dataset, progress=self.progress, retrain=request.retrain,
                                    confirm_spending=request.confirm_spending)
         return {"step": "train", "model": store.label(model.name, config_dict(model.config)), "folder": folder,

@@ -10,12 +10,18 @@ Conventions (the paper's, Boz et al. 2024, from the authors' evaluation code):
   counts as the authors' code did.
 
 Every per-session function returns one float per session so that means, bootstrap confidence intervals
-and breakdowns all come from the same numbers.
+and breakdowns all come from the same numbers. :data:`METRICS` is the registry every consumer loops over:
+a new metric is one function here, one registry entry and its hand-computed test.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
 import numpy as np
+
+from core.vectors import unit
 
 EMPTY = -1
 
@@ -92,7 +98,63 @@ def novelty(recommendations: np.ndarray, k: int, popularity: np.ndarray) -> np.n
     return np.where(n > 0, values.sum(axis=1) / np.maximum(n, 1), 0.0)
 
 
-ACCURACY = {"NDCG": ndcg, "HR": hit_rate, "MRR": mrr}
+def intra_list_diversity(recommendations: np.ndarray, k: int, item_vectors: np.ndarray) -> np.ndarray:
+    """Diversity@K: the mean pairwise cosine distance ``1 - cos(e_i, e_j)`` between the items of each cut,
+    de-duplicated top-K list (Ziegler et al. 2005, "intra-list similarity", as a distance), in the space of
+    ``item_vectors`` (the catalog's text embeddings). A list with fewer than two items scores 0."""
+    lists = cut_and_deduplicate(recommendations, k)
+    vectors = unit(item_vectors)
+    out = np.zeros(len(lists))
+    for row, items in enumerate(lists):
+        items = items[items != EMPTY]
+        if len(items) < 2:
+            continue
+        similarity = vectors[items] @ vectors[items].T
+        pairs = len(items) * (len(items) - 1)
+        out[row] = 1.0 - (similarity.sum() - np.trace(similarity)) / pairs
+    return out
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of the registry: evaluation, the CLI table, the reports and the Metrics page loop over it.
+
+    ``compute(lists, k, **inputs)`` receives the (n_sessions, >=K) recommendation lists, the cut-off and the
+    inputs named in ``needs`` (``targets``, ``popularity``, ``n_items``, ``item_vectors``); it returns one value
+    per session (averaged, and for ``accuracy`` metrics bootstrapped and broken down by prompt length) or a
+    single figure. A metric whose input is missing (no item vectors) is left out of that evaluation.
+    """
+
+    name: str
+    compute: Callable[..., np.ndarray | float]
+    needs: tuple[str, ...] = ("targets",)
+    accuracy: bool = False  # a per-session hit measure: 95% interval and breakdown by prompt length
+    description: str = ""
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("NDCG", lambda lists, k, targets: ndcg(lists, targets, k), accuracy=True,
+           description="normalised discounted cumulative gain of the target"),
+    Metric("HR", lambda lists, k, targets: hit_rate(lists, targets, k), accuracy=True,
+           description="hit rate: the target is in the top K"),
+    Metric("MRR", lambda lists, k, targets: mrr(lists, targets, k), accuracy=True,
+           description="reciprocal rank of the target"),
+    Metric("Coverage", lambda lists, k, n_items: catalog_coverage(lists, k, n_items), needs=("n_items",),
+           description="share of the catalog recommended to anyone"),
+    Metric("Serendipity", lambda lists, k, targets, popularity: serendipity(lists, targets, k, popularity),
+           needs=("targets", "popularity"), description="hits outside the K most popular items"),
+    Metric("Novelty", lambda lists, k, popularity: novelty(lists, k, popularity), needs=("popularity",),
+           description="mean self-information of the recommended items"),
+    Metric("Diversity", lambda lists, k, item_vectors: intra_list_diversity(lists, k, item_vectors),
+           needs=("item_vectors",), description="mean pairwise cosine distance within a list (text embeddings)"),
+)
+METRIC_NAMES: tuple[str, ...] = tuple(metric.name for metric in METRICS)
+ACCURACY: tuple[str, ...] = tuple(metric.name for metric in METRICS if metric.accuracy)
+
+
+def metric_keys(ks: Sequence[int] = (10, 20)) -> list[str]:
+    """``NDCG@10, HR@10, ..., Diversity@20``: every metric at every cut-off, @10 first."""
+    return [f"{name}@{k}" for k in ks for name in METRIC_NAMES]
 
 
 def bootstrap_interval(values: np.ndarray, n_resamples: int = 1000, level: float = 0.95,

@@ -1,7 +1,8 @@
 """Tables, plotly figures and a self-contained HTML report over saved evaluation results.
 
 The metrics page and the HTML export share these builders, so what a stakeholder opens offline is what the
-app shows. Inputs are the result dicts of ``core.evaluate.load_results`` (one per model).
+app shows. Inputs are the :class:`~core.results.EvaluationResult` of ``core.evaluate.load_results``, by model
+label; the metrics and their order come from the registry ``core.metrics.METRICS``.
 
 The paper's published Beauty figures are included for comparison and always labelled as the paper's
 (Boz et al. 2024, OpenAI ada-002 embeddings, their runs); they are not reproduced by this code.
@@ -17,8 +18,10 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-ACCURACY = ("NDCG", "HR", "MRR")
-BEYOND = ("Coverage", "Serendipity", "Novelty")
+from core import metrics
+from core.results import EvaluationResult
+
+ACCURACY = metrics.ACCURACY  # the metrics with intervals and a breakdown by prompt length
 KS = (10, 20)
 
 # Boz et al. 2024 (arXiv 2402.01339), Amazon Beauty, @20, as quoted in this project's issues. Only the
@@ -47,22 +50,21 @@ def _escaped_models(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def metric_names(ks: tuple[int, ...] = KS) -> list[str]:
-    return [f"{m}@{k}" for k in ks for m in ACCURACY + BEYOND]
+    return metrics.metric_keys(ks)
 
 
-def long_frame(results: dict[str, dict[str, Any]], dataset: str | None = None,
+def long_frame(results: dict[str, EvaluationResult], dataset: str | None = None,
                with_paper: bool = False) -> pd.DataFrame:
     """One row per (model, metric): value, 95% interval where known, and source ("ours" or the paper)."""
     rows = []
     for model, result in results.items():
-        intervals = result.get("intervals", {})
         for name in metric_names():
-            if name not in result:
+            if name not in result.metrics:
                 continue
-            low, high = intervals.get(name, (None, None))
+            low, high = result.intervals.get(name, (None, None))
             base, k = name.split("@")
-            rows.append({"model": model, "metric": name, "base": base, "k": int(k), "value": float(result[name]),
-                         "low": low, "high": high, "source": "ours"})
+            rows.append({"model": model, "metric": name, "base": base, "k": int(k),
+                         "value": float(result.metrics[name]), "low": low, "high": high, "source": "ours"})
     if with_paper and dataset == "beauty":
         for model, values in PAPER_BEAUTY.items():
             for name, value in values.items():
@@ -72,47 +74,51 @@ def long_frame(results: dict[str, dict[str, Any]], dataset: str | None = None,
     return pd.DataFrame(rows, columns=["model", "metric", "base", "k", "value", "low", "high", "source"])
 
 
-def wide_table(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Models x metrics (values only), in the order NDCG, HR, MRR, Coverage, Serendipity, Novelty @10 then @20."""
-    columns = [name for name in metric_names() if any(name in r for r in results.values())]
-    table = pd.DataFrame({model: {name: result.get(name) for name in columns} for model, result in results.items()}).T
+def wide_table(results: dict[str, EvaluationResult]) -> pd.DataFrame:
+    """Models x metrics (values only), in the registry's order, @10 then @20."""
+    columns = [name for name in metric_names() if any(name in r.metrics for r in results.values())]
+    table = pd.DataFrame({model: {name: result.metrics.get(name) for name in columns}
+                          for model, result in results.items()}).T
     table.index.name = "model"
     return table[columns] if len(table) else table
 
 
-def formatted_table(results: dict[str, dict[str, Any]], ks: tuple[int, ...] = KS) -> pd.DataFrame:
-    """Models x metrics as text, accuracy metrics with their 95% bootstrap interval: ``0.0467 [0.0415, 0.0514]``."""
+def formatted_table(results: dict[str, EvaluationResult], ks: tuple[int, ...] = KS) -> pd.DataFrame:
+    """Models x metrics as text, accuracy metrics with their 95% bootstrap interval: ``0.0467 [0.0415, 0.0514]``;
+    "–" where a model has no value (Diversity without the catalog's embeddings)."""
     out = {}
     for model, result in results.items():
         row = {}
         for name in metric_names(ks):
-            if name not in result:
+            if name not in result.metrics:
+                row[name] = "–"
                 continue
-            interval = result.get("intervals", {}).get(name)
-            row[name] = f"{result[name]:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
-        row["fit s"] = f"{result.get('fit_seconds', float('nan')):.1f}"
-        row["test sessions"] = f"{result.get('n_test_sessions', 0):,}"
+            interval = result.intervals.get(name)
+            value = result.metrics[name]
+            row[name] = f"{value:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+        row["fit s"] = "–" if result.fit_seconds is None else f"{result.fit_seconds:.1f}"
+        row["test sessions"] = f"{result.n_test_sessions:,}"
         out[model] = row
     table = pd.DataFrame(out).T
     table.index.name = "model"
     return table
 
 
-def paper_comparison(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Beauty only: ours next to the paper's, for every model the paper reports."""
+def paper_comparison(results: dict[str, EvaluationResult]) -> pd.DataFrame:
+    """Beauty only: ours (each model's default config) next to the paper's, for every model the paper reports."""
     rows = []
     for model, paper in PAPER_BEAUTY.items():
         for name, value in paper.items():
-            ours = results.get(model, {}).get(name)
+            ours = results[model].metrics.get(name) if model in results else None
             rows.append({"model": model, "metric": name, "ours": ours, PAPER_LABEL: value,
                          "ours / paper": (ours / value) if ours is not None else None})
     return pd.DataFrame(rows)
 
 
-def by_length_frame(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
+def by_length_frame(results: dict[str, EvaluationResult]) -> pd.DataFrame:
     rows = []
     for model, result in results.items():
-        for bucket, values in result.get("by_prompt_length", {}).items():
+        for bucket, values in result.by_prompt_length.items():
             for name, value in values.items():
                 if name != "n_sessions":
                     rows.append({"model": model, "prompt length": bucket, "metric": name, "value": value,
@@ -120,7 +126,7 @@ def by_length_frame(results: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "prompt length", "metric", "value", "sessions"])
 
 
-def csv_export(results: dict[str, dict[str, Any]]) -> str:
+def csv_export(results: dict[str, EvaluationResult]) -> str:
     frame = long_frame(results)
     return frame.drop(columns=["base", "k"]).to_csv(index=False)
 
@@ -140,7 +146,7 @@ def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
     return figure
 
 
-def tradeoff_figure(results: dict[str, dict[str, Any]], accuracy: str = "NDCG@20",
+def tradeoff_figure(results: dict[str, EvaluationResult], accuracy: str = "NDCG@20",
                     beyond: str = "Coverage@20") -> go.Figure:
     table = _escaped_models(wide_table(results).reset_index())
     figure = px.scatter(table, x=beyond, y=accuracy, text="model", title=f"{accuracy} vs {beyond}")
@@ -149,7 +155,7 @@ def tradeoff_figure(results: dict[str, dict[str, Any]], accuracy: str = "NDCG@20
     return figure
 
 
-def length_figure(results: dict[str, dict[str, Any]], metric: str = "NDCG@20") -> go.Figure:
+def length_figure(results: dict[str, EvaluationResult], metric: str = "NDCG@20") -> go.Figure:
     frame = by_length_frame(results)
     part = _escaped_models(frame[frame["metric"] == metric])
     order = list(dict.fromkeys(part["prompt length"]))  # the evaluation's bins, shortest first
@@ -162,11 +168,11 @@ def length_figure(results: dict[str, dict[str, Any]], metric: str = "NDCG@20") -
 
 
 # ------------------------------------------------------------------------------------------------ HTML
-def html_report(dataset: str, results: dict[str, dict[str, Any]], title: str | None = None) -> str:
+def html_report(dataset: str, results: dict[str, EvaluationResult], title: str | None = None) -> str:
     """A single HTML file (plotly.js inlined once) that opens offline: tables, charts, the paper's figures."""
     title = title or f"Sequential recommendation results: {dataset}"
     frame = long_frame(results, dataset, with_paper=True)
-    n_test = {r.get("n_test_sessions") for r in results.values()}
+    n_test = {r.n_test_sessions for r in results.values()}
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",

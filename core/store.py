@@ -1,4 +1,4 @@
-"""One store for fitted models, keyed by everything a model is built from.
+"""One store for fitted models and their evaluation results, keyed by everything a model is built from.
 
 A fitted model lives in ``cache/models/<dataset>/<name>-<data key>-<config hash>/`` (``config.json`` with the
 fit time, ``state.safetensors``; written atomically by ``Recommender.save``). The data key hashes the catalog's
@@ -8,7 +8,9 @@ embedding provider and model (a local model folder's weights too) and the long-t
 covers every option, the seed included. So a model built on old titles, other sessions or other options is
 never reused: it is fitted again. A saved model that cannot be read is reported and fitted again.
 
-Evaluation results are keyed the same way (``core.evaluate``), so two variants never share a file.
+Evaluation results (``core.results.EvaluationResult``) are kept in ``cache/results/<dataset>/`` under the same
+model key plus a hash of the evaluation options, so two variants, or a sample and the test split, never share a
+file; listing them checks each key against the data as it is now.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Any, Literal
 
 from core.config import config_dict
 from core.data import Dataset
-from core.models import model_class
+from core.models import REGISTRY, model_class
 from core.common import Progress
 from core.models.base import ArtifactError, Recommender
-from core.storage import CACHE_DIR
+from core.results import EvaluationResult
+from core.storage import CACHE_DIR, atomic_write_text, read_json
 
 
 def config_hash(config: Any) -> str:
@@ -116,3 +119,43 @@ def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None 
     model.save(folder, meta={"fit_seconds": round(seconds, 3), "dataset": dataset.name,
                              "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return Fitted(model, "fitted", seconds, folder, notes)
+
+
+# --------------------------------------------------------------------------------------------- results
+def results_folder(dataset_name: str) -> Path:
+    return CACHE_DIR / "results" / dataset_name
+
+
+def result_path(dataset_name: str, key: str, evaluation: str) -> Path:
+    """``cache/results/<dataset>/<model key>-<evaluation options tag>.json``."""
+    return results_folder(dataset_name) / f"{key}-{evaluation}.json"
+
+
+def save_result(result: EvaluationResult) -> Path:
+    path = result_path(result.dataset, result.key, result.evaluation)
+    atomic_write_text(path, json.dumps(result.to_json(), indent=2))
+    return path
+
+
+def load_results(dataset: Dataset, evaluation: str) -> dict[str, EvaluationResult]:
+    """The saved results of this dataset's current data with these evaluation options (``evaluation``, their
+    tag), by model label, in registry order with each model's default config first.
+
+    A result counts only when its key is what its model and config give on the data as it is now (same
+    sessions, same titles and embeddings); damaged files and results of other data or an older version are
+    skipped, never fatal.
+    """
+    found = []
+    for path in sorted(results_folder(dataset.name).glob("*.json")):
+        result = EvaluationResult.from_json(read_json(path))
+        if result is None or result.evaluation != evaluation or result.model not in REGISTRY:
+            continue
+        try:
+            current = model_key(dataset, result.model, model_class(result.model).Config(**result.config))
+        except (TypeError, ValueError):
+            continue
+        if current == result.key:
+            found.append(result)
+    order = {name: i for i, name in enumerate(REGISTRY)}
+    found.sort(key=lambda r: (order[r.model], r.label != r.model, r.label))
+    return {result.label: result for result in found}

@@ -3,7 +3,7 @@ Beauty figures beside ours, and exports (CSV, a self-contained HTML report)."""
 
 import streamlit as st
 
-from core import report
+from core import metrics, report
 from core.evaluate import EvaluationOptions, load_results
 from ui import state
 from ui.components import page_start
@@ -26,10 +26,12 @@ models = st.multiselect("Models", order, default=order)
 results = {name: results[name] for name in models}
 if not results:
     st.stop()
-n_test = sorted({r.get("n_test_sessions") for r in results.values()}, key=str)
-st.caption(f"{', '.join(map(str, n_test))} test sessions; every model ranks the full catalog. Brackets: 95% "
-           "bootstrap intervals over test sessions. Serendipity and novelty use "
-           f"{next(iter(results.values())).get('popularity_counts', 'train-only')} popularity counts.")
+n_test = sorted({r.n_test_sessions for r in results.values()})
+st.caption(f"{', '.join(f'{n:,}' for n in n_test)} test sessions; every model ranks the full catalog. Brackets: "
+           "95% bootstrap intervals over test sessions. Serendipity and novelty use "
+           f"{next(iter(results.values())).popularity_counts} popularity counts. Variants of a model (other "
+           "options) have their own rows. Diversity: mean cosine distance between the items of a list, in the "
+           "catalog's text-embedding space (\u2013 when the catalog was not embedded when the model was evaluated).")
 
 k = st.radio("Cut-off", [20, 10], horizontal=True, format_func=lambda v: f"@{v}")
 st.dataframe(report.formatted_table(results, ks=(k,)), width="stretch")
@@ -44,7 +46,7 @@ with left:
         st.caption("Grey, hatched: the paper's published Beauty figures (their runs, OpenAI ada-002 embeddings), "
                    "quoted for comparison, not reproduced here.")
 with right:
-    beyond = st.selectbox("Accuracy against", [f"Coverage@{k}", f"Novelty@{k}", f"Serendipity@{k}"])
+    beyond = st.selectbox("Accuracy against", [f"{m.name}@{k}" for m in metrics.METRICS if not m.accuracy])
     st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond), width="stretch")
 
 length_metric = st.selectbox("By prompt length", [f"{m}@{k}" for m in report.ACCURACY])

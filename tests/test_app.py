@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from core import data, evaluate
+from core import data, evaluate, store
 from core.embeddings import item_embeddings
 from core.jobs import JobRequest, ModelStep, manager
 from core.models import REGISTRY, create
@@ -202,7 +202,7 @@ def test_a_job_survives_a_page_switch_and_the_cancel_button_stops_it(shop):
     next(b for b in at.button if b.label == "Cancel").click().run()
     assert not at.exception
     assert manager().wait(job.id, timeout=60).status == "cancelled"
-    assert not list((evaluate.CACHE_DIR / "models" / "beauty").glob("sknn-*"))
+    assert not list((store.models_root("beauty")).glob("sknn-*"))
 
 
 def test_the_train_page_has_a_form_for_every_registered_model(shop):
@@ -250,3 +250,15 @@ def test_without_timestamps_the_home_page_says_sessions_keep_the_file_order(tmp_
     at = app(str(tmp_path / "orders"))
     assert any("no 'timestamp' column, so sessions are taken in the file's order" in plain(c.value)
                for c in at.caption)
+
+
+def test_a_variant_never_changes_the_default_models_figures_on_the_metrics_page(shop):
+    dataset = data.load(shop)
+    at = app(shop, "pages/3_Metrics.py")
+    before = at.dataframe[0].value.loc["vsknn"].copy()
+    evaluate.run(dataset, [create("vsknn", k=100)])  # the CLI's `evaluate --models vsknn --set k=100`
+    at.run()
+    table = at.dataframe[0].value
+    assert "vsknn (k=100)" in table.index  # the variant has its own row...
+    assert table.loc["vsknn"].equals(before)  # ...and the default's figures are untouched
+    assert "Diversity@20" in table.columns and table.loc["vsknn", "Diversity@20"] != "–"  # the catalog is embedded

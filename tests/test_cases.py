@@ -37,16 +37,16 @@ def test_stale_titles_refit_the_text_models(tmp_path):
     shop = tmp_path / "shop"
     shutil.copytree(CASES / "stale-titles" / "shop", shop)
     shutil.copy(CASES / "stale-titles" / "items_v1.csv", shop / "items.csv")
-    first = evaluate.run(data.load(str(shop)), [create("llmseqsim")])["models"]["llmseqsim"]
-    assert first["NDCG@20"] == pytest.approx(0.3184, abs=1e-4) and first["status"] == "fitted"
+    first = evaluate.run(data.load(str(shop)), [create("llmseqsim")]).results["llmseqsim"]
+    assert first.metrics["NDCG@20"] == pytest.approx(0.3184, abs=1e-4) and first.status == "fitted"
     shutil.copy(CASES / "stale-titles" / "items_v2.csv", shop / "items.csv")  # same ids, corrected titles
     dataset = data.load(str(shop))
-    second = evaluate.run(dataset, [create("llmseqsim"), create("popularity")])["models"]
-    assert second["llmseqsim"]["NDCG@20"] == pytest.approx(0.7374, abs=1e-4)
-    assert second["llmseqsim"]["status"] == "fitted"  # built again from the new titles, not loaded
-    assert evaluate.load_results(dataset)["llmseqsim"]["NDCG@20"] == pytest.approx(0.7374, abs=1e-4)
-    again = evaluate.run(dataset, [create("llmseqsim")])["models"]["llmseqsim"]
-    assert again["status"] == "loaded" and again["NDCG@20"] == second["llmseqsim"]["NDCG@20"]
+    second = evaluate.run(dataset, [create("llmseqsim"), create("popularity")]).results
+    assert second["llmseqsim"].metrics["NDCG@20"] == pytest.approx(0.7374, abs=1e-4)
+    assert second["llmseqsim"].status == "fitted"  # built again from the new titles, not loaded
+    assert evaluate.load_results(dataset)["llmseqsim"].metrics["NDCG@20"] == pytest.approx(0.7374, abs=1e-4)
+    again = evaluate.run(dataset, [create("llmseqsim")]).results["llmseqsim"]
+    assert again.status == "loaded" and again.metrics["NDCG@20"] == second["llmseqsim"].metrics["NDCG@20"]
 
 
 def test_stale_titles_refit_llm2sasrec_but_not_popularity(tmp_path):
@@ -78,9 +78,9 @@ def test_order_only_sessions_keep_the_file_order():
 
 def test_small_catalog_lists_end_instead_of_padding():
     dataset = load("small-catalog")
-    report = evaluate.run(dataset, [create("vsknn"), create("llmseqsim")], save=False)["models"]
-    assert report["vsknn"]["HR@20"] == pytest.approx(0.675)  # 1.000 when excluded items padded the lists
-    assert report["llmseqsim"]["HR@20"] == pytest.approx(0.675)
+    report = evaluate.run(dataset, [create("vsknn"), create("llmseqsim")], save=False).results
+    assert report["vsknn"].metrics["HR@20"] == pytest.approx(0.675)  # 1.000 when excluded items padded the lists
+    assert report["llmseqsim"].metrics["HR@20"] == pytest.approx(0.675)
     model = create("vsknn").fit(dataset.split)
     items, scores = model.recommend(dataset.split.prompts, k=20)
     for prompt, row, row_scores in zip(dataset.split.prompts, items, scores):
@@ -119,8 +119,8 @@ def test_identical_titles_are_reported_and_do_not_depend_on_file_order():
     given, reversed_ = load("identical-titles"), load("identical-titles", "reversed/interactions.csv",
                                                       "reversed/items.csv")
     assert any("every item has the same title" in note for note in given.warnings)
-    first = evaluate.run(given, [create("llmseqsim")], save=False)["models"]["llmseqsim"]["NDCG@20"]
-    second = evaluate.run(reversed_, [create("llmseqsim")], save=False)["models"]["llmseqsim"]["NDCG@20"]
+    first = evaluate.run(given, [create("llmseqsim")], save=False).results["llmseqsim"].metrics["NDCG@20"]
+    second = evaluate.run(reversed_, [create("llmseqsim")], save=False).results["llmseqsim"].metrics["NDCG@20"]
     assert first == second  # 0.2186 vs 0.0858 when ties followed the items file's order
 
 

@@ -28,16 +28,16 @@ def test_run_saves_results_and_reuses_the_fitted_model(synthetic):
     models = [create("popularity"), create("vsknn", k=20, sample_size=60)]
     report = evaluate.run(synthetic, models)
     vsknn = "vsknn (k=20, sample_size=60)"
-    assert set(report["models"]) == {"popularity", vsknn}
-    for entry in report["models"].values():
-        assert set(KEYS) <= set(entry) and entry["status"] == "fitted"
+    assert set(report.results) == {"popularity", vsknn}
+    for result in report.results.values():
+        assert set(KEYS) <= set(result.metrics) and result.status == "fitted"
     saved = evaluate.load_results(synthetic)
-    assert saved[vsknn]["HR@20"] == report["models"][vsknn]["HR@20"]
-    assert "by_prompt_length" in saved[vsknn] and "intervals" in saved[vsknn]
+    assert saved[vsknn].metrics["HR@20"] == report.results[vsknn].metrics["HR@20"]
+    assert saved[vsknn].by_prompt_length and saved[vsknn].intervals["NDCG@20"]
     again = evaluate.run(synthetic, [create("vsknn", k=20, sample_size=60)])
-    assert again["models"][vsknn]["status"] == "loaded"
-    assert again["models"][vsknn]["HR@20"] == report["models"][vsknn]["HR@20"]
-    assert again["models"][vsknn]["fit_seconds"] == pytest.approx(report["models"][vsknn]["fit_seconds"], abs=1e-3)
+    assert again.results[vsknn].status == "loaded"
+    assert again.results[vsknn].metrics["HR@20"] == report.results[vsknn].metrics["HR@20"]
+    assert again.results[vsknn].fit_seconds == pytest.approx(report.results[vsknn].fit_seconds, abs=1e-3)
 
 
 def test_paper_popularity_changes_only_beyond_accuracy_metrics(ml100k):

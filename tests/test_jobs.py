@@ -69,7 +69,7 @@ def test_cancel_stops_the_job_and_saves_nothing():
     manager.cancel(job.id)
     job = manager.wait(job.id, timeout=60)
     assert job.status == "cancelled"
-    assert not list((evaluate.CACHE_DIR / "models" / "beauty").glob("sknn-*"))
+    assert not list((store.models_root("beauty")).glob("sknn-*"))
 
 
 def test_cancelling_a_queued_job_never_starts_it(tiny_folder):

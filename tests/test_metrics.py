@@ -80,3 +80,25 @@ def test_bootstrap_interval_contains_mean_and_shrinks_with_n():
     low_l, high_l = metrics.bootstrap_interval(large)
     assert (high_l - low_l) < (high - low)
     assert metrics.bootstrap_interval(np.ones(50)) == (1.0, 1.0)
+
+
+def test_intra_list_diversity_hand_computed():
+    vectors = np.array([[1, 0], [0, 1], [1, 1], [2, 0]], dtype=np.float32)  # item 3 points like item 0
+    lists = np.array([[0, 1, -1], [0, 3, -1], [0, 2, 1], [2, -1, -1]])
+    # [0, 1]: orthogonal -> distance 1; [0, 3]: same direction -> 0; [0, 2, 1]: pairs 0-2 and 2-1 at
+    # cos 1/sqrt(2), 0-1 at cos 0 -> 1 - (2/sqrt(2) + 0) / 3; a single item -> 0
+    expected = [1.0, 0.0, 1 - (2 / math.sqrt(2)) / 3, 0.0]
+    assert metrics.intra_list_diversity(lists, 3, vectors) == pytest.approx(expected, abs=1e-6)
+    assert metrics.intra_list_diversity(np.array([[0, 0, 1]]), 3, vectors) == pytest.approx([1.0])  # dedupe
+
+
+def test_the_registry_drives_every_consumer(synthetic):
+    from core.evaluate import score_lists
+
+    lists = np.column_stack([synthetic.split.targets, np.arange(synthetic.split.n_test) % 30])
+    vectors = np.eye(synthetic.catalog.n_items, dtype=np.float32)
+    with_vectors = score_lists(lists, synthetic.split, synthetic.split.train_popularity, item_vectors=vectors)
+    assert set(with_vectors["metrics"]) == set(metrics.metric_keys())
+    assert set(with_vectors["intervals"]) == {f"{m}@{k}" for k in (10, 20) for m in metrics.ACCURACY}
+    without = score_lists(lists, synthetic.split, synthetic.split.train_popularity)
+    assert "Diversity@20" not in without["metrics"] and "NDCG@20" in without["metrics"]

@@ -1,16 +1,19 @@
-"""Tables, figures and the HTML report over saved results (core.report), on hand-made result dicts."""
+"""Tables, figures and the HTML report over saved results (core.report), on hand-made results."""
 
 import pandas as pd
 
 from core import report
+from core.results import EvaluationResult
 
 
 def result(ndcg, hr, coverage, interval=(0.01, 0.03)):
-    return {"NDCG@20": ndcg, "HR@20": hr, "MRR@20": ndcg / 2, "Coverage@20": coverage, "Novelty@20": 10.0,
-            "Serendipity@20": hr / 2, "NDCG@10": ndcg * 0.9, "HR@10": hr * 0.8, "n_test_sessions": 4469,
-            "fit_seconds": 1.5, "intervals": {"NDCG@20": list(interval)},
-            "by_prompt_length": {"1": {"n_sessions": 3, "NDCG@20": 0.1}, "2": {"n_sessions": 5, "NDCG@20": 0.2},
-                                 "10+": {"n_sessions": 7, "NDCG@20": 0.3}}}
+    metrics = {"NDCG@20": ndcg, "HR@20": hr, "MRR@20": ndcg / 2, "Coverage@20": coverage, "Novelty@20": 10.0,
+               "Serendipity@20": hr / 2, "NDCG@10": ndcg * 0.9, "HR@10": hr * 0.8}
+    return EvaluationResult(dataset="beauty", model="x", label="x", config={}, n_test_sessions=4469,
+                            metrics=metrics, fit_seconds=1.5, intervals={"NDCG@20": list(interval)},
+                            by_prompt_length={"1": {"n_sessions": 3, "NDCG@20": 0.1},
+                                              "2": {"n_sessions": 5, "NDCG@20": 0.2},
+                                              "10+": {"n_sessions": 7, "NDCG@20": 0.3}})
 
 
 RESULTS = {"vsknn": result(0.0467, 0.0953, 0.685), "popularity": result(0.0061, 0.0152, 0.0017)}

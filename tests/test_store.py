@@ -43,7 +43,7 @@ def test_an_empty_fit_seconds_file_is_not_fatal(tiny):
     again = store.fit_or_load(create("popularity"), tiny)
     assert again.status == "loaded" and again.fit_seconds is None
     assert [m.fit_seconds for m in trained_models(tiny)] == [None]
-    assert evaluate.run(tiny, [create("popularity")])["models"]["popularity"]["status"] == "loaded"
+    assert evaluate.run(tiny, [create("popularity")]).results["popularity"].status == "loaded"
 
 
 @pytest.mark.parametrize("damage", ["truncated weights", "garbage config", "no weights header"])
@@ -95,12 +95,14 @@ def test_a_damaged_result_is_skipped_and_variants_keep_their_own_figures(tiny):
     evaluate.run(tiny, [create("vsknn"), create("vsknn", k=100)])
     results = evaluate.load_results(tiny)
     assert set(results) == {"vsknn", "vsknn (k=100)"}  # a variant no longer overwrites the default's figures
-    evaluate.result_path(tiny, create("vsknn", k=100)).write_text("{ not json")
+    variant = create("vsknn", k=100)
+    store.result_path(tiny.name, store.model_key(tiny, "vsknn", variant.config),
+                      evaluate.options_tag(evaluate.EvaluationOptions())).write_text("{ not json")
     assert set(evaluate.load_results(tiny)) == {"vsknn"}
     paper = evaluate.EvaluationOptions(paper_popularity=True)
     evaluate.run(tiny, [create("vsknn")], options=paper)
-    assert evaluate.load_results(tiny, paper)["vsknn"]["popularity_counts"] == "whole dataset (paper)"
-    assert evaluate.load_results(tiny)["vsknn"]["popularity_counts"] == "train only"
+    assert evaluate.load_results(tiny, paper)["vsknn"].popularity_counts == "whole dataset (paper)"
+    assert evaluate.load_results(tiny)["vsknn"].popularity_counts == "train only"
 
 
 # ------------------------------------------------------------------------------------------------ option ranges
