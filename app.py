@@ -1,8 +1,8 @@
-"""The app's entry point: the page navigation, and the home page — choose the dataset (bundled or your own
-CSVs) and the embedding provider, see what is trained, and prepare the fast defaults in one click."""
+"""The app's entry point and home page: choose the dataset (bundled or your own CSVs) and the embedding provider,
+see what is trained, and prepare the fast defaults in one click. The other pages are the scripts in pages/
+(Streamlit's pages directory); ``ui.components.page`` draws every page's frame and menu."""
 
 import os
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +15,7 @@ from core.models import REGISTRY
 from core.trained import trained_models, untrained_names
 from core.uploads import readable_note, save_upload
 from ui import state
-from ui.components import how_to_train, jobs_panel, page_setup
+from ui.components import how_to_train, jobs_panel, page
 from ui.text import md
 
 OWN_FILES = "Your own CSV files"
@@ -145,14 +145,5 @@ def home() -> None:
     models_section(dataset, spec)
 
 
-# A bundled icon: a :material/...: page icon is fetched from fonts.gstatic.com, which an offline box cannot reach.
-st.set_page_config(page_title="LLM sequential recommendation", page_icon=str(Path(__file__).parent / "ui/assets/icon.png"),
-                   layout="wide")
-page_setup()
-st.navigation([
-    st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page("pages/1_Session_Builder.py", title="Session builder", icon=":material/playlist_add:"),
-    st.Page("pages/2_Embedding_Space.py", title="Embedding space", icon=":material/scatter_plot:"),
-    st.Page("pages/3_Metrics.py", title="Metrics", icon=":material/leaderboard:"),
-    st.Page("pages/4_Train.py", title="Train", icon=":material/model_training:"),
-]).run()
+page("Home")
+home()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ui.serve import chromium, running_app, wait_until_healthy  # noqa: E402
+from tools.serve import chromium, running_app, wait_until_healthy  # noqa: E402
 
 REFRESHES = 6
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui.serve import CHROMIUM, CHROMIUM_ARGS, running_app, wait_until_healthy  # noqa: E402
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, running_app, wait_until_healthy  # noqa: E402
 
 ERRORS = "[data-testid='stException'], [data-testid='stAlertContentError']"
 

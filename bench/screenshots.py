@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui.serve import chromium, running_app, wait_for_idle, wait_until_healthy  # noqa: E402
+from tools.serve import chromium, running_app, wait_for_idle, wait_until_healthy  # noqa: E402
 
 DOCS = ROOT / "docs"
 WIDTH = 1400
@@ -60,7 +60,7 @@ def shot(page, name: str, height: int) -> None:
 
 
 def open_page(page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("link", name=title, exact=True).click()
     page.wait_for_timeout(2500)
 
 

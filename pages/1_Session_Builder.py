@@ -11,10 +11,10 @@ from core.models.base import ArtifactError
 from core.picks import Ranking, assemble
 from core.trained import trained_models, untrained_names
 from ui import state
-from ui.components import LEGEND, PICKS_CSS, how_to_train, page_start, picks_table, rerun_when_done
+from ui.components import LEGEND, PICKS_CSS, how_to_train, page, picks_table, rerun_when_done
 from ui.text import md
 
-page_start()
+page("Session builder")
 st.title("Session builder")
 dataset = state.current_dataset()
 catalog = dataset.catalog

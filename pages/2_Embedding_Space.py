@@ -10,10 +10,10 @@ from core.models.base import NO_ITEM, ArtifactError
 from core.projection import map_figure
 from core.trained import trained_models
 from ui import state
-from ui.components import jobs_panel, page_start
+from ui.components import jobs_panel, page
 from ui.text import md
 
-page_start()
+page("Embedding space")
 st.title("Embedding space")
 dataset = state.current_dataset()
 catalog = dataset.catalog

@@ -6,9 +6,9 @@ import streamlit as st
 from core import metrics, report
 from core.evaluate import EvaluationOptions, load_results
 from ui import state
-from ui.components import page_start
+from ui.components import page
 
-page_start()
+page("Metrics")
 st.title("Metrics")
 dataset = state.current_dataset()
 results = load_results(dataset)

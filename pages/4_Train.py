@@ -12,10 +12,10 @@ from core.common import ConfigError
 from core.options import Option, changed_options, model_options
 from core.trained import train_command, trained_models
 from ui import state
-from ui.components import jobs_panel, page_start
+from ui.components import jobs_panel, page
 from ui.text import md
 
-page_start()
+page("Train")
 st.title("Train and evaluate")
 dataset = state.current_dataset()
 spec = state.embedding_spec()

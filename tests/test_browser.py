@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from ui.serve import CHROMIUM, chromium, running_app, wait_for_idle, wait_until_healthy
+from tools.serve import CHROMIUM, chromium, running_app, wait_for_idle, wait_until_healthy
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -167,7 +167,7 @@ def test_titles_show_exactly_as_in_the_file_and_nothing_runs(tmp_path, case, wor
             page.on("request", lambda request: outside.append(request.url)
                     if not request.url.startswith(url) and not request.url.startswith("data:") else None)
             upload_and_prepare(page, url, case)
-            page.get_by_test_id("stSidebarNav").get_by_text("Session builder", exact=True).click()  # same session
+            page.get_by_role("link", name="Session builder", exact=True).click()  # the same browser session
             page.get_by_label("Search the catalog by title (typos are fine)").wait_for(timeout=30_000)
             shown = search_and_add(page, words)
             expected = titles(case)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -14,41 +15,31 @@ from core.trained import train_command
 from ui import state
 from ui.text import md
 
-def page_setup() -> None:
-    """Styles every page shares (the page config itself is set once, by app.py's navigation)."""
+ICON = str(Path(__file__).resolve().parent / "assets" / "icon.png")  # bundled: nothing fetched from the internet
+# The app's pages: Streamlit finds the scripts in pages/ by itself (its documented pages/ directory); the menu
+# is drawn here (client.showSidebarNavigation is off in .streamlit/config.toml) to give the pages readable
+# labels and icons.
+PAGES = (("app.py", "Home", ":material/home:"),
+         ("pages/1_Session_Builder.py", "Session builder", ":material/playlist_add:"),
+         ("pages/2_Embedding_Space.py", "Embedding space", ":material/scatter_plot:"),
+         ("pages/3_Metrics.py", "Metrics", ":material/leaderboard:"),
+         ("pages/4_Train.py", "Train", ":material/model_training:"))
+
+
+def page(title: str) -> None:
+    """A page's frame, first thing on every page: its config (wide, its title), the shared styles, and the
+    sidebar (the menu, the dataset and embeddings in use, this visitor's running jobs)."""
+    st.set_page_config(page_title=f"{title} · LLM sequential recommendation", page_icon=ICON, layout="wide")
     st.markdown("<style>div.block-container{padding-top:2.2rem}"
                 ".true-next{background:#dff3e4;color:#14532d;border-radius:0.5rem;padding:0.75rem 1rem}"
                 # the session builder's small icon buttons (add, earlier, later, remove) stay readable when narrow
                 "div[class*='st-key-add-'] button,div[class*='st-key-up-'] button,div[class*='st-key-down-'] button,"
                 "div[class*='st-key-drop-'] button{padding:0.2rem 0.35rem;min-height:2rem}</style>",
                 unsafe_allow_html=True)
-
-
-def page_start() -> None:
-    """The first call of every page in pages/: make sure app.py's navigation is in charge, then draw the sidebar.
-
-    Streamlit runs a page of a ``pages/`` folder on its own (its old multipage mode: no page config, file-name
-    menu) when a browser's very first request to a fresh server is that page's URL, until some session has run
-    app.py's ``st.navigation``. Switching the mode off and rerunning sends the same URL through app.py. Once per
-    process is enough on a server (the mode stays off), and AppTest, which resets the mode before every run,
-    must not lose a click to a rerun.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    global _NAVIGATION_CHECKED
-    if not _NAVIGATION_CHECKED:
-        _NAVIGATION_CHECKED = True
-        if PagesManager.uses_pages_directory:
-            PagesManager.uses_pages_directory = False
-            st.rerun()
-    sidebar()
-
-
-_NAVIGATION_CHECKED = False
-
-
-def sidebar() -> None:
     with st.sidebar:
+        for script, label, icon in PAGES:
+            st.page_link(script, label=label, icon=icon)
+        st.divider()
         st.caption(f"Dataset: **{md(state.dataset_label())}** · embeddings: **{md(state.embedding_spec().label)}**")
         st.caption("Change both on the Home page.")
         active = state.job_manager().active(state.owner())
