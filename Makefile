@@ -1,4 +1,5 @@
-# Two entry points: `make run` (the app) and `make test` (the whole suite). Both install what they need.
+# Two entry points: `make run` (the app) and `make test` (lint, type check, the whole suite). Both install what
+# they need: the requirements, then this project itself (editable, with its `llmseq` command).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,25 +7,30 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test install browser clean-cache
+.PHONY: run test lint install browser clean-cache
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# Debian's Chromium for the end-to-end browser test (Playwright drives it; no browser download).
+# Debian's Chromium for the end-to-end browser tests (Playwright drives it; no browser download).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 run: $(STAMP)
 	$(BIN)/streamlit run app.py --server.headless true --browser.gatherUsageStats false
 
-test: $(STAMP) browser
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q tests
 
 clean-cache:
-	rm -rf cache/embeddings cache/models cache/results cache/projections
+	rm -rf cache/embeddings cache/models cache/results cache/projections cache/bench

@@ -47,7 +47,7 @@ def dataset_section() -> data.Dataset:
         files = st.columns(2)
         interactions = files[0].file_uploader("Interactions CSV", type=["csv", "gz"])
         items = files[1].file_uploader("Items CSV", type=["csv", "gz"])
-        if st.button("Use these files", disabled=not (interactions and items)):
+        if st.button("Use these files", disabled=not (interactions and items)) and interactions and items:
             try:
                 folder = save_upload(interactions.getvalue(), interactions.name, items.getvalue(), items.name)
                 st.session_state["dataset"] = str(folder)

@@ -23,11 +23,8 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tools.serve import chromium, running_app, wait_until_healthy  # noqa: E402
+from tools.serve import chromium, running_app, wait_until_healthy
 
 REFRESHES = 6
 

@@ -7,16 +7,13 @@ second call, which reads the .npy file.
 """
 
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 os.environ["LLMSEQ_CACHE"] = tempfile.mkdtemp(prefix="embed-bench-")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import data  # noqa: E402
-from core.embeddings import EmbeddingSpec, item_embeddings, provider  # noqa: E402
+from core import data
+from core.embeddings import EmbeddingSpec, item_embeddings, provider
 
 catalog = data.load("beauty").catalog
 spec = EmbeddingSpec("local")

@@ -3,15 +3,11 @@
     python bench/evaluate_speed.py
 """
 
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import data  # noqa: E402
-from core.evaluate import EvaluationOptions, evaluate_model  # noqa: E402
-from core.models import create  # noqa: E402
+from core import data
+from core.evaluate import EvaluationOptions, evaluate_model
+from core.models import create
 
 start = time.perf_counter()
 dataset = data.load("beauty")

@@ -23,19 +23,17 @@ sweep keeps what it finished.
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core import data
+from core.evaluate import EvaluationOptions, evaluate_model
+from core.models import create
+from core.models.sequential import SequentialRecommender
 
-from core import data  # noqa: E402
-from core.evaluate import EvaluationOptions, evaluate_model  # noqa: E402
-from core.models import create  # noqa: E402
-
-INITS = {
+INITS: dict[str, dict[str, Any]] = {
     "random": {},
     "llm": {"item_init": "llm"},
     "llm shuffled": {"item_init": "llm", "shuffle_llm_vectors": True},
@@ -45,13 +43,19 @@ INITS = {
 }
 
 
+def sequential(name: str, **options: Any) -> SequentialRecommender:
+    model = create(name, **options)
+    assert isinstance(model, SequentialRecommender), f"{name} is not a sequential model"
+    return model
+
+
 def options_for(name: str, init: str, seed: int, extra: dict, split) -> dict:
     options = {"seed": seed, **extra, **INITS[init]}
     if options.get("llm_std") == "init":
-        options["llm_std"] = create(name, **extra).config.init_std
+        options["llm_std"] = sequential(name, **extra).config.init_std
     if options.get("init_std") == "llm":
         # the std of the vectors LLM2X would copy in (as reduced: no llm_std, not shuffled)
-        options["init_std"] = round(float(create(name, **extra).llm_vectors(split).std()), 4)
+        options["init_std"] = round(float(sequential(name, **extra).llm_vectors(split).std()), 4)
     return options
 
 
@@ -77,7 +81,7 @@ def main() -> None:
         for init in args.inits.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
                 options = options_for(name, init, seed, extra, fold)
-                model = create(name, **options)
+                model = sequential(name, **options)
                 start = time.perf_counter()
                 model.fit(fold)
                 seconds = time.perf_counter() - start

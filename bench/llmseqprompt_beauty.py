@@ -16,23 +16,21 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from core import data  # noqa: E402
-from core.config import config_dict  # noqa: E402
-from core.evaluate import GENERATION_KINDS, generation_rates, score_lists  # noqa: E402
-from core.models import create  # noqa: E402
-from core.storage import CACHE_DIR, atomic_write_text  # noqa: E402
-from core.store import fit_or_load, model_key  # noqa: E402
+from core import data
+from core.config import config_dict
+from core.evaluate import GENERATION_KINDS, generation_rates, score_lists
+from core.models import create
+from core.models.llmseqprompt import LLMSeqPrompt
+from core.storage import CACHE_DIR, atomic_write_text
+from core.store import fit_or_load, model_key
 
 PAPER = {"NDCG@20": 0.0295, "HR@20": 0.0691, "Coverage@20": 0.66}
 
@@ -63,14 +61,17 @@ def main() -> None:
     split = dataset.split
     overrides = dict(pair.split("=", 1) for pair in args.set)
     model = create("llmseqprompt", **overrides)
+    assert isinstance(model, LLMSeqPrompt)
     print(f"model: {model.label}", flush=True)
     outcome = fit_or_load(model, dataset, progress=printer())
     fitted, cached = outcome.model, outcome.status == "loaded"
+    assert isinstance(fitted, LLMSeqPrompt)
     fit_seconds = outcome.fit_seconds if outcome.fit_seconds is not None else float("nan")
     if cached:
         print("fine-tuned model loaded from cache/models; fine-tuning time is the first run's")
-    print(f"fine-tuning: {fit_seconds:.0f} s; epochs run: {len(fitted.generator.history['train_loss'])}; "
-          f"validation loss per epoch: {[round(v, 3) for v in fitted.generator.history['validation_loss']]}", flush=True)
+    history = getattr(fitted.generator, "history", {"train_loss": [], "validation_loss": []})  # local backend
+    print(f"fine-tuning: {fit_seconds:.0f} s; epochs run: {len(history['train_loss'])}; "
+          f"validation loss per epoch: {[round(v, 3) for v in history['validation_loss']]}", flush=True)
 
     rng = np.random.default_rng(args.seed)
     chosen = np.sort(rng.permutation(split.n_test)[:args.sample]) if args.sample else np.arange(split.n_test)
@@ -98,7 +99,8 @@ def main() -> None:
     print(f"\nLLMSeqPrompt (local: {fitted.label}) on Beauty, {n:,} of {split.n_test:,} test sessions "
           f"(seed {args.seed})")
     print(f"  fine-tuning {fit_seconds:.0f} s; generation {generate_seconds:.0f} s for {n:,} prompts "
-          f"({generate_seconds / n:.3f} s each; all {split.n_test:,}: ~{generate_seconds / n * split.n_test / 60:.0f} min)")
+          f"({generate_seconds / n:.3f} s each; all {split.n_test:,}: "
+          f"~{generate_seconds / n * split.n_test / 60:.0f} min)")
     for key in ("NDCG@20", "HR@20", "Coverage@20"):
         print(f"  {key:<12} {values[key]:.4f}   paper {PAPER[key]}   V-SKNN on the same {n:,}: {reference[key]:.4f}")
     rates = generation_rates(counts)

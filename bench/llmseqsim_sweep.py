@@ -7,17 +7,13 @@ best first. The best row is the default in core/models/llmseqsim.py.
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core import data  # noqa: E402
-from core.decay import DECAYS  # noqa: E402
-from core.evaluate import EvaluationOptions, evaluate_model  # noqa: E402
-from core.models import create  # noqa: E402
+from core import data
+from core.decay import DECAYS
+from core.evaluate import EvaluationOptions, evaluate_model
+from core.models import create
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--dataset", default="beauty")
@@ -33,12 +29,12 @@ rows = []
 for combination, decay, similarity in grid:
     model = create("llmseqsim", embedding_provider=args.provider, embedding_model=args.model,
                    combination=combination, decay=decay, similarity=similarity)
-    ndcg, hr = [], []
+    fold_ndcg, fold_hr = [], []
     for fold in dataset.folds:
         result = evaluate_model(model.fit(fold), fold, options)["metrics"]
-        ndcg.append(result["NDCG@20"])
-        hr.append(result["HR@20"])
-    rows.append((float(np.mean(ndcg)), float(np.mean(hr)), combination, decay, similarity))
+        fold_ndcg.append(result["NDCG@20"])
+        fold_hr.append(result["HR@20"])
+    rows.append((float(np.mean(fold_ndcg)), float(np.mean(fold_hr)), combination, decay, similarity))
     print(f"{combination:<5} {decay:<18} {similarity:<10} NDCG@20 {rows[-1][0]:.4f}  HR@20 {rows[-1][1]:.4f}",
           flush=True)
 print(f"\n{args.dataset}, {args.provider}:{args.model or 'default'}, mean over {len(dataset.folds)} validation "

@@ -28,10 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tools.serve import CHROMIUM, CHROMIUM_ARGS, running_app, wait_until_healthy
 
-from tools.serve import CHROMIUM, CHROMIUM_ARGS, running_app, wait_until_healthy  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ERRORS = "[data-testid='stException'], [data-testid='stAlertContentError']"
 
@@ -61,7 +60,8 @@ async def visitor(browser, url: str, ends: float, timeout: float, latencies: lis
                 # every shown model has ranked the new session: "n/n model(s) ranked ... session of L item(s)"
                 await page.wait_for_function(
                     """previous => {
-                        const caption = [...document.querySelectorAll('p')].find(p => p.innerText.includes('model(s) ranked all'));
+                        const caption = [...document.querySelectorAll('p')]
+                            .find(p => p.innerText.includes('model(s) ranked all'));
                         if (!caption || caption.innerText === previous) return false;
                         const [done, shown] = caption.innerText.split(' ')[0].split('/');
                         return done === shown;
@@ -78,7 +78,8 @@ async def visitor(browser, url: str, ends: float, timeout: float, latencies: lis
             if await page.locator(ERRORS).count() or "CancelledError" in text or "could not rank" in text:
                 errors.append(text[:200])
             previous = await page.evaluate(
-                "() => [...document.querySelectorAll('p')].find(p => p.innerText.includes('model(s) ranked all')).innerText")
+                "() => [...document.querySelectorAll('p')]"
+                ".find(p => p.innerText.includes('model(s) ranked all')).innerText")
     finally:
         await context.close()
 

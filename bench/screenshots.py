@@ -15,10 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tools.serve import chromium, running_app, wait_for_idle, wait_until_healthy
 
-from tools.serve import chromium, running_app, wait_for_idle, wait_until_healthy  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOCS = ROOT / "docs"
 WIDTH = 1400
@@ -36,7 +35,9 @@ def precompute_maps(dataset_name: str) -> None:
     project(item_embeddings(dataset.catalog), "umap")
     for saved in trained_models(dataset):  # the learned map the embedding page shows first
         if saved.name == "llm2sasrec" and not saved.changed:
-            project(Recommender.load(saved.folder).learned_item_vectors(), "umap")
+            learned = Recommender.load(saved.folder).learned_item_vectors()
+            if learned is not None:
+                project(learned, "umap")
             break
 
 

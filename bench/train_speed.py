@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 MODELS = "sasrec,llm2sasrec,gru4rec,llm2gru4rec,bert4rec,llm2bert4rec"
 
@@ -26,6 +25,7 @@ MODELS = "sasrec,llm2sasrec,gru4rec,llm2gru4rec,bert4rec,llm2bert4rec"
 def one(name: str, max_epochs: int | None, retrain: bool, sets: list[str]) -> dict:
     from core import data
     from core.cli import build_models
+    from core.models.sequential import SequentialRecommender
     from core.store import fit_or_load
 
     dataset = data.load("beauty")
@@ -37,6 +37,7 @@ def one(name: str, max_epochs: int | None, retrain: bool, sets: list[str]) -> di
     wall = time.perf_counter() - start
     cached = fitted.status == "loaded"
     seconds = fitted.fit_seconds if fitted.fit_seconds is not None else float("nan")
+    assert isinstance(fitted.model, SequentialRecommender), f"{name} is not a sequential model"
     history = fitted.model.history
     import torch
 
@@ -58,7 +59,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one, args.max_epochs, args.retrain, args.set)))
         return
-    print(f"{'model':<14}{'s/epoch':>9}{'epochs':>8}{'best':>6}{'fit s':>9}{'peak MB':>9}  validation NDCG@20 per epoch")
+    print(f"{'model':<14}{'s/epoch':>9}{'epochs':>8}{'best':>6}{'fit s':>9}{'peak MB':>9}"
+          "  validation NDCG@20 per epoch")
     for name in args.models.split(","):
         command = [sys.executable, __file__, "--one", name] + (["--retrain"] if args.retrain else []) \
             + (["--max-epochs", str(args.max_epochs)] if args.max_epochs else []) \

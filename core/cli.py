@@ -186,7 +186,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         from core.models.llmseqprompt.openai_backend import require_key
 
         require_key()  # before anything else: no key, nothing sent, nothing spent
+    from core.models.llmseqprompt import LLMSeqPrompt
+
     (model,) = build_models("llmseqprompt", [f"backend={args.backend}", *args.set])
+    assert isinstance(model, LLMSeqPrompt)
     dataset = load_dataset(args.dataset)
     cost = model.spending_estimate(dataset.split)
     if cost:
@@ -201,7 +204,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         close()
     notes(fitted.notes)
     done = "already fine-tuned" if fitted.status == "loaded" else f"fine-tuned in {fitted.fit_seconds:.1f} s"
-    print(f"llmseqprompt ({fitted.model.label}): {done} -> {fitted.folder}")
+    print(f"llmseqprompt ({model.label}): {done} -> {fitted.folder}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -267,3 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {describe_bug(err)} (a bug; run again with --verbose for the traceback)", file=sys.stderr)
         return 1
     return 0
+
+
+def run() -> None:
+    """The ``llmseq`` console script (same as ``python -m core``)."""
+    sys.exit(main())

@@ -1,11 +1,12 @@
 """Model options: typed config dataclasses whose every field declares its valid range next to its default.
 
-A field written ``max_length: int = option(20, low=1)`` has the default 20 and the range ``[1, ∞)``; a
-subclass may change the default (``max_length: int = 50``) and keeps the range of the class that declared
-it. Every config class derives from :class:`Options`, whose ``__post_init__`` checks each value against its
-range and the class's own cross-field rules (``check``), so an out-of-range value is refused wherever a
-config is built — the CLI's ``--set``, the app's Train page, a saved model being loaded, a search tool —
-with one sentence naming the option and its range (:class:`ConfigError`).
+A field written ``max_length: int = option(20, low=1, help="...")`` has the default 20, the range ``[1, ∞)``
+and the help text forms show (the reason for the default); a subclass may change the default
+(``max_length: int = 50``) and keeps the range and help of the class that declared them. Every config
+class derives from :class:`Options`, whose ``__post_init__`` checks each value against its range and the
+class's own cross-field rules (``check``), so an out-of-range value is refused wherever a config is built —
+the CLI's ``--set``, the app's Train page, a saved model being loaded, a search tool — with one sentence
+naming the option and its range (:class:`ConfigError`).
 
 This module imports only ``core.common``: every layer may use it.
 """
@@ -50,19 +51,29 @@ class Range:
 
 
 def option(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-           high_open: bool = False) -> Any:
-    """A dataclass field with ``default`` and the valid range of its values (see the module docstring)."""
-    return dataclasses.field(default=default, metadata={"range": Range(low, high, low_open, high_open)})
+           high_open: bool = False, help: str = "") -> Any:
+    """A dataclass field with ``default``, the valid range of its values (numbers only; none when ``low`` and
+    ``high`` are both None) and its ``help`` (see the module docstring)."""
+    bounds = Range(low, high, low_open, high_open) if low is not None or high is not None else None
+    return dataclasses.field(default=default, metadata={"range": bounds, "help": help})
 
 
-def field_range(config_class: type, name: str) -> Range | None:
-    """The range declared for ``name`` by ``config_class`` or the nearest base class that declares one."""
+def _declared(config_class: type, name: str, what: str) -> Any:
+    """``what`` ("range" or "help") declared for ``name`` by ``config_class`` or its nearest base that does."""
     for cls in config_class.__mro__:
         if dataclasses.is_dataclass(cls):
             for field in dataclasses.fields(cls):
-                if field.name == name and "range" in field.metadata:
-                    return field.metadata["range"]
+                if field.name == name and field.metadata.get(what):
+                    return field.metadata[what]
     return None
+
+
+def field_range(config_class: type, name: str) -> Range | None:
+    return _declared(config_class, name, "range")
+
+
+def field_help(config_class: type, name: str) -> str:
+    return _declared(config_class, name, "help") or ""
 
 
 class Options:

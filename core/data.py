@@ -215,7 +215,8 @@ def _read_bytes(path: Path, what: str, limits: ReadLimits) -> bytes:
 
 
 def _read_capped(stream, path: Path, what: str, limits: ReadLimits, how: str) -> bytes:
-    chunks, size, lines = [], 0, 0
+    chunks: list[bytes] = []
+    size, lines = 0, 0
     while True:
         chunk = stream.read(CHUNK)
         if not chunk:

@@ -187,7 +187,7 @@ def parse_embeddings(body: bytes, n_texts: int) -> np.ndarray:
         raise BadAnswer(f"the vectors' indices are not exactly 0..{n_texts - 1}")
     vectors: list[Any] = [None] * n_texts
     for index, item in zip(indices, data):
-        vectors[index] = _vector(item.get("embedding"))
+        vectors[int(index or 0)] = _vector(item.get("embedding"))  # every index is checked to be in 0..n-1
     widths = {len(v) for v in vectors}
     if len(widths) != 1 or 0 in widths:
         raise BadAnswer(f"vectors of width(s) {sorted(widths)}: expected one positive width")

@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
 from core.vectors import unit
+
 
 def nearest_session_items(vectors: np.ndarray, session: Sequence[int], picks: Sequence[int],
                           n: int = 2) -> list[list[tuple[int, float]]]:

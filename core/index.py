@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 
 import faiss
 import numpy as np
+
 from core.vectors import unit
 
 HNSW_THRESHOLD = 200_000
@@ -21,11 +22,13 @@ class ItemIndex:
         self.vectors = np.ascontiguousarray(unit(vectors))
         self.n_items, dim = self.vectors.shape
         exact = self.n_items <= HNSW_THRESHOLD if exact is None else exact
+        self.index: faiss.Index
         if exact:
             self.index = faiss.IndexFlatIP(dim)
         else:
-            self.index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            self.index.hnsw.efSearch = 128
+            graph = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efSearch = 128
+            self.index = graph
         self.index.add(self.vectors)
 
     def neighbours(self, query: int | Sequence[int] | np.ndarray, k: int = 10,

@@ -213,6 +213,7 @@ class JobManager:
             threading.Thread(target=self._follow, args=(job, process, payload), daemon=True).start()
 
     def _follow(self, job: Job, process: subprocess.Popen, payload: str) -> None:
+        assert process.stdin is not None and process.stdout is not None  # both are pipes (see _start_next)
         try:
             process.stdin.write(payload)
             process.stdin.close()

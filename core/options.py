@@ -1,27 +1,24 @@
 """A model's options as data, so a form (the app's Train page) can be built for any registered model.
 
 Each ``Config`` dataclass field becomes an :class:`Option`: its kind (bool, int, float, text, choice), default,
-allowed values for a ``Literal``, its valid range (``core.config.option``), whether ``None`` is allowed, and
-its help text: the comment written after the field in the source (the project's configs carry a comment saying
-why for each default).
+allowed values for a ``Literal``, its valid range and its help text (both declared with ``core.config.option``:
+the project's configs say why for each default), and whether ``None`` is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import re
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.config import Range, apply_overrides, field_range, unwrap_hint
+from core.config import Range, apply_overrides, field_help, field_range, unwrap_hint
 
 
 @dataclass(frozen=True)
 class Option:
     name: str
-    kind: Literal["bool", "int", "float", "text", "choice"]
+    kind: Kind
     default: Any
     choices: tuple[Any, ...] = ()
     optional: bool = False  # None is allowed (an empty field means None)
@@ -29,36 +26,23 @@ class Option:
     range: Range | None = None  # valid values of an int or float option
 
 
-def _field_comments(config_class: type) -> dict[str, str]:
-    """``name: type = value  # comment`` -> {name: comment}, through the class and its bases."""
-    comments: dict[str, str] = {}
-    for cls in reversed(config_class.__mro__):
-        if not dataclasses.is_dataclass(cls):
-            continue
-        try:
-            source = inspect.getsource(cls)
-        except (OSError, TypeError):
-            continue
-        for line in source.splitlines():
-            match = re.match(r"\s+(\w+)\s*:[^#]*#\s*(.+)$", line)
-            if match:
-                comments[match.group(1)] = match.group(2).strip()
-    return comments
+Kind = Literal["bool", "int", "float", "text", "choice"]
+KINDS: dict[Any, Kind] = {bool: "bool", int: "int", float: "float"}
 
 
 def model_options(config_class: type) -> list[Option]:
     hints = typing.get_type_hints(config_class)
-    comments = _field_comments(config_class)
     defaults = config_class()
     options = []
     for field in dataclasses.fields(config_class):
         target, optional, choices = unwrap_hint(hints[field.name])
+        kind: Kind
         if choices:
             kind = "choice"
         else:
-            kind = {bool: "bool", int: "int", float: "float"}.get(target, "text")
+            kind = KINDS.get(target, "text")
         bounds = field_range(config_class, field.name)
-        help_text = comments.get(field.name, "")
+        help_text = field_help(config_class, field.name)
         if bounds is not None:
             help_text = f"{help_text} (valid: {bounds.describe()})".strip()
         options.append(Option(name=field.name, kind=kind, default=getattr(defaults, field.name), choices=choices,

@@ -10,6 +10,7 @@ request only ever drops its own owner's stale requests, never another user's.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback
@@ -109,7 +110,7 @@ def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Cata
             entry.error = f"{label} could not rank this session: {ranking.error}"
         real = ranking.items != NO_ITEM  # a list is shorter than K when fewer items are allowed
         items, scores = ranking.items[real], ranking.scores[real]
-        why = [[] for _ in items]
+        why: list[list[tuple[int, float]]] = [[] for _ in items]
         if vectors is not None and ranking.explainable and len(session) and len(items):
             why = nearest_session_items(vectors, session, items, n=2)
         entry.picks = [
@@ -171,7 +172,7 @@ class RankingPool:
                 if worker is None:
                     worker = self._workers[model_key] = ThreadPoolExecutor(1, thread_name_prefix="ranking")
                 future = self._futures[key] = worker.submit(rank, model, session, k)
-                future.add_done_callback(lambda done, model_key=model_key: self._record(model_key, done))
+                future.add_done_callback(functools.partial(self._record, model_key))
                 self._owners[key] = set()
             self._owners.setdefault(key, set()).add(owner)
             self._futures.move_to_end(key)

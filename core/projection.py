@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 Method = Literal["umap", "pca"]
-UMAP_PARAMS = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine"}  # umap-learn's defaults, but cosine
+# umap-learn's defaults, but cosine
+UMAP_PARAMS: dict[str, Any] = {"n_neighbors": 15, "min_dist": 0.1, "metric": "cosine"}
 
 
 def cache_path(vectors: np.ndarray, method: Method, seed: int = 0) -> Path:
@@ -147,7 +148,8 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
                                     marker=dict(symbol="star", size=15, color="#ffd166",
                                                 line=dict(width=1.5, color="#111")),
                                     unselected=dict(marker=dict(opacity=1.0))))
-    figure.update_layout(title=dict(text=plotly_text(title), font=dict(size=15)), height=600, margin=dict(t=40, b=10, l=10, r=10),
+    figure.update_layout(title=dict(text=plotly_text(title), font=dict(size=15)), height=600,
+                         margin=dict(t=40, b=10, l=10, r=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.12, font=dict(size=11)),
                          plot_bgcolor="white", dragmode="select")
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timezone
-from typing import Any
 
 import pandas as pd
 import plotly.express as px

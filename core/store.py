@@ -23,10 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from core.common import Progress
 from core.config import config_dict
 from core.data import Dataset
 from core.models import REGISTRY, model_class
-from core.common import Progress
 from core.models.base import ArtifactError, Recommender
 from core.results import EvaluationResult
 from core.storage import CACHE_DIR, atomic_write_text, read_json

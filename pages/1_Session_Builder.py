@@ -155,9 +155,9 @@ if items and shown:
                         st.caption(f"{len(entry.picks)} pick(s): only these catalog items may be recommended here.")
                     st.html(picks_table(entry))
     total_ms = 1000 * sum(entry.seconds for entry in results.values())
+    waiting = f"; waiting for {md(', '.join(pending))}" if pending else ""
     st.caption(f"{len(results)}/{len(shown)} model(s) ranked all {catalog.n_items:,} items for this session of "
-               f"{len(items)} item(s) in {total_ms:.0f} ms" + (f"; waiting for {md(', '.join(pending))}" if pending else "")
-               + ".")
+               f"{len(items)} item(s) in {total_ms:.0f} ms{waiting}.")
     if pending:
         rerun_when_done([futures[label] for label in pending])
 elif not shown:

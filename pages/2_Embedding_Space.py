@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core.jobs import JobRequest
-from core.models.base import NO_ITEM, ArtifactError
-from core.projection import map_figure
+from core.models.base import NO_ITEM, ArtifactError, Recommender
+from core.projection import Method, map_figure
 from core.trained import trained_models
 from ui import state
 from ui.components import jobs_panel, page
@@ -43,24 +43,25 @@ for label, saved in list(trained.items()):
         learned[label] = (saved, own)
 
 method_col, colour_col, picks_col = st.columns(3)
-method = method_col.radio("Map", ["umap", "pca"], horizontal=True, format_func=str.upper,
-                          key=state.bind("map_method", "umap"), on_change=state.keep, args=("map_method",))
+method: Method = method_col.radio("Map", ["umap", "pca"], horizontal=True, format_func=str.upper,
+                                  key=state.bind("map_method", "umap"), on_change=state.keep, args=("map_method",))
 colours = ["popularity"] + (["category"] if catalog.has_categories else []) + (["scores"] if items else [])
-colour_by = colour_col.selectbox("Colour by", colours, format_func={
-    "popularity": "popularity (log interactions)", "category": "category",
-    "scores": "the chosen model's scores for the session"}.get)
+COLOURS = {"popularity": "popularity (log interactions)", "category": "category",
+           "scores": "the chosen model's scores for the session"}
+colour_by: str = colour_col.selectbox("Colour by", colours, format_func=lambda c: COLOURS[c]) or "popularity"
 # The paper's headline first: item vectors a model learned from an LLM initialisation (LLM2X), then the other
 # models that read the titles, then the rest (each group in registry order).
 preferred = sorted(trained, key=lambda label: (not trained[label].reads_titles, label not in learned))
 picks_label = picks_col.selectbox("Recommendations of", preferred or ["(no trained model)"], disabled=not trained)
 
-picks, scores = [], None
+picks: list[int] = []
+scores: np.ndarray | None = None
 if items and picks_label in trained:
+    model: Recommender | None = None
     try:
         model = state.load_model(trained[picks_label])
     except ArtifactError as err:
         st.error(md(f"{err}; train it again on the Train page."))
-        model = None
     if model is not None:
         ranked, values = model.recommend([items], catalog.n_items, exclude_seen=True)
         picks = [int(i) for i in ranked[0, :10] if i != NO_ITEM]
@@ -76,6 +77,7 @@ def draw(column, key: str, source_key: str, source_vectors: np.ndarray, title: s
     shown = method.upper()
     if coords is None:  # no UMAP yet: PCA meanwhile, and offer to compute it in the background
         coords, shown = state.projection(source_key, source_vectors, "pca", compute=True), "PCA"
+        assert coords is not None  # PCA is computed when missing
         if column.button("Compute the UMAP map (1–2 min, in the background)", key=f"umap-{key}",
                          icon=":material/scatter_plot:", help=f"UMAP (cosine) of {title}, cached under cache/"):
             request = JobRequest(dataset=state.dataset_key(),

@@ -6,9 +6,9 @@ import shlex
 import pandas as pd
 import streamlit as st
 
+from core.common import ConfigError
 from core.jobs import JobRequest, ModelStep, spending_estimate
 from core.models import REGISTRY, model_class
-from core.common import ConfigError
 from core.options import Option, changed_options, model_options
 from core.trained import train_command, trained_models
 from ui import state

@@ -1,12 +1,10 @@
 """Shared fixtures. Every test run writes its artifacts to a temporary cache, never the user's cache/."""
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LLMSEQ_CACHE", tempfile.mkdtemp(prefix="llmseq-test-cache-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

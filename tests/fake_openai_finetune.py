@@ -14,7 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
-from tests.fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI
 
 API_KEY = "sk-test-not-secret"
 

@@ -5,14 +5,14 @@
 import re
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+from tiny_data import N_ITEMS, write_tiny_dataset
+
 from core import data, evaluate, store
 from core.embeddings import item_embeddings
 from core.jobs import JobRequest, ModelStep, manager
 from core.models import REGISTRY, create
-from tiny_data import N_ITEMS, write_tiny_dataset
 
 TINY_SASREC = {"embedding_dim": 16, "heads": 2, "layers": 1, "learning_rate": 0.01, "init_std": 0.1,
                "max_epochs": 3, "patience": 1}

@@ -13,8 +13,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from tools.serve import CHROMIUM, chromium, running_app, wait_for_idle, wait_until_healthy
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -143,7 +143,8 @@ INJECTED = """() => {
   const found = [];
   for (const element of document.querySelectorAll('*')) {
     for (const attribute of element.attributes) {
-      if (attribute.name !== 'title' && attribute.value.includes('9997')) found.push(element.tagName + ' ' + attribute.name + ' ' + element.parentElement.outerHTML.slice(0, 300));
+      if (attribute.name !== 'title' && attribute.value.includes('9997'))
+        found.push(element.tagName + ' ' + attribute.name + ' ' + element.parentElement.outerHTML.slice(0, 300));
     }
   }
   for (const element of document.querySelectorAll('div')) {

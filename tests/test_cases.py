@@ -9,8 +9,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from core import data, evaluate
 from core.data import DataError
 from core.embeddings import EmbeddingSpec, embedding_notes, item_embeddings
@@ -130,7 +130,8 @@ def test_identical_titles_refuse_lda_in_one_line():
                              "reduced_dim=2"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: llmseqsim: options reduction=lda, reduced_dim=2: LDA cannot run on these item vectors")
+    assert last.startswith("error: llmseqsim: options reduction=lda, reduced_dim=2: LDA cannot run on these item "
+                           "vectors")
 
 
 # ------------------------------------------------------------------------------------------- concurrency

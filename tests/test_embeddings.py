@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from fake_openai import API_KEY, DIM, FAULTS, FakeOpenAI, fake_vector
 
 from core import embeddings
 from core.data import Catalog
 from core.embeddings import EmbeddingError, EmbeddingSpec, item_embeddings
 from core.index import ItemIndex
 from core.reduce import reduce_dimensions
-from fake_openai import API_KEY, DIM, FAULTS, FakeOpenAI, fake_vector
 
 
 def catalog(titles, categories=None):

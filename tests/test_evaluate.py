@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from core import evaluate
 from core.evaluate import EvaluationOptions
 from core.models import create
@@ -63,7 +63,8 @@ def test_cli_evaluate_writes_the_documented_json(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(output.read_text())
     assert report["dataset"] == "ml-100k" and report["n_test_sessions"] > 0
-    assert set(KEYS + ["fit_seconds", "predict_seconds", "status"]) <= set(report["models"]["vsknn (k=50, sample_size=200)"])
+    entry = report["models"]["vsknn (k=50, sample_size=200)"]
+    assert set(KEYS + ["fit_seconds", "predict_seconds", "status"]) <= set(entry)
     assert "vsknn (k=50, sample_size=200)" in result.stdout
 
 

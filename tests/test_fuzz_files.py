@@ -17,10 +17,10 @@ import os
 from collections import Counter
 
 import numpy as np
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from core import data
 
 EXAMPLES = int(os.environ.get("LLMSEQ_FUZZ_EXAMPLES", "300"))
@@ -112,11 +112,11 @@ def damage_bytes(text: str, damage: str, draw) -> bytes:
         packed = gzip.compress(raw)
         return packed[: draw(st.integers(2, max(2, len(packed) - 1)))]
     if damage == "corrupt_gzip":
-        packed = bytearray(gzip.compress(raw))
-        position = draw(st.integers(10, max(10, len(packed) - 9)))
-        if position < len(packed):
-            packed[position] ^= 0xFF
-        return bytes(packed)
+        damaged = bytearray(gzip.compress(raw))
+        position = draw(st.integers(10, max(10, len(damaged) - 9)))
+        if position < len(damaged):
+            damaged[position] ^= 0xFF
+        return bytes(damaged)
     if damage == "empty":
         return b""
     if damage == "garbage_line":

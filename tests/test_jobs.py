@@ -7,13 +7,13 @@ import os
 import signal
 
 import pytest
+from tiny_data import write_tiny_dataset
 
 from core import data, evaluate, store
 from core.jobs import Cancelled, JobManager, JobRequest, ModelStep, _Worker, defaults_request, worker_main
 from core.models import create
 from core.models.base import Recommender
-from core.trained import trained_models, train_command, untrained_names
-from tiny_data import write_tiny_dataset
+from core.trained import train_command, trained_models, untrained_names
 
 
 @pytest.fixture(scope="module")

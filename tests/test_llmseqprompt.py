@@ -11,12 +11,17 @@ import numpy as np
 import pytest
 
 from core.data import Catalog
-from core.models.llmseqprompt.generator import LLMError
-from core.models.llmseqprompt.mapping import NameMapper
-from core.models.llmseqprompt.prompts import (SYSTEM_PROMPT, chat_messages, normalise_title, session_examples,
-                                              split_examples)
 from core.models import create
 from core.models.base import Recommender
+from core.models.llmseqprompt.generator import LLMError
+from core.models.llmseqprompt.mapping import NameMapper
+from core.models.llmseqprompt.prompts import (
+    SYSTEM_PROMPT,
+    chat_messages,
+    normalise_title,
+    session_examples,
+    split_examples,
+)
 
 TINY = dict(vocab_size=300, n_embd=64, n_layer=2, n_head=2, context_tokens=64, epochs=40, patience=4,
             batch_size=8, learning_rate=3e-3)

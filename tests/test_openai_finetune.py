@@ -6,14 +6,14 @@ import json
 import re
 
 import pytest
+from fake_openai_finetune import API_KEY, FakeFineTuning
 
 from core import cli
+from core.models import create
+from core.models.base import Recommender
 from core.models.llmseqprompt import openai_backend
 from core.models.llmseqprompt.generator import LLMError
 from core.models.llmseqprompt.openai_backend import OpenAIKeyMissing, estimate_cost
-from core.models import create
-from core.models.base import Recommender
-from tests.fake_openai_finetune import API_KEY, FakeFineTuning
 
 
 def next_item_answer(user_message: str, n: int) -> list[str]:
@@ -129,7 +129,8 @@ def test_cost_estimate_follows_the_token_count():
     # approximate tokens: system prompt + user + assistant contents / 4, +4 per message, +3 for the reply
     from core.models.llmseqprompt.prompts import SYSTEM_PROMPT
 
-    expected = (-(-len(SYSTEM_PROMPT) // 4) + 4) + (-(-len("The user's item list:\n" + "a" * 40) // 4) + 4) + (5 + 4) + 3
+    user = "The user's item list:\n" + "a" * 40
+    expected = (-(-len(SYSTEM_PROMPT) // 4) + 4) + (-(-len(user) // 4) + 4) + (5 + 4) + 3
     assert estimate.tokens_per_epoch == expected
     assert estimate.training_usd == round(expected * 2 * 3.00 / 1e6, 2)
     with pytest.raises(LLMError, match="unknown OpenAI base model"):

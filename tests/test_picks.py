@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from tiny_data import write_tiny_dataset
 
 from core import data
 from core.explain import nearest_session_items
 from core.models import create
 from core.picks import compare
-from tiny_data import write_tiny_dataset
 
 
 @pytest.fixture(scope="module")

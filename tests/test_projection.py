@@ -2,12 +2,12 @@
 model's state; and a UMAP computed by a background job, as the app asks for it."""
 
 import numpy as np
+from tiny_data import write_tiny_dataset
 
 from core import data
 from core.jobs import JobManager, JobRequest
 from core.models import create
 from core.projection import cache_path, cached_projection, map_figure, project
-from tiny_data import write_tiny_dataset
 
 
 def test_pca_is_cached_and_keyed_by_content(monkeypatch):

@@ -8,15 +8,15 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+from tiny_data import write_tiny_dataset
+
 from core import data, embeddings, evaluate, store
 from core.common import ConfigError
 from core.models import REGISTRY, create, model_class
 from core.models.base import ArtifactError, Recommender
 from core.options import model_options
 from core.trained import trained_models
-from tiny_data import write_tiny_dataset
 
 
 @pytest.fixture

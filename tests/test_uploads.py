@@ -2,13 +2,13 @@
 the files; and a model's options as form fields (core.options)."""
 
 import pytest
+from tiny_data import N_ITEMS, write_tiny_dataset
 
 from core import data
 from core.common import ConfigError
-from core.options import changed_options, model_options
 from core.models.sknn import VSKNNConfig
+from core.options import changed_options, model_options
 from core.uploads import display_name, readable_note, save_upload
-from tiny_data import N_ITEMS, write_tiny_dataset
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make browser`; Playwright never downloads one
@@ -79,7 +79,7 @@ def stop_group(process: subprocess.Popen, url: str, grace: float = 15.0) -> None
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1400, height: int = 1100) -> Iterator[object]:
+def chromium(width: int = 1400, height: int = 1100) -> Iterator[Any]:
     """A Playwright page in Debian's headless Chromium."""
     from playwright.sync_api import sync_playwright
 

@@ -91,7 +91,7 @@ def _live_jobs(allow_cancel: bool, watched: tuple[int, ...]) -> None:
     for job in manager.jobs(state.owner())[:6]:
         _job_row(job, allow_cancel)
     _others_busy()
-    if not any(manager.get(i) and manager.get(i).active for i in watched):
+    if not any(job.active for job in (manager.get(i) for i in watched) if job is not None):
         time.sleep(0.2)
         st.rerun()  # the whole page: newly trained models and results appear
 

@@ -20,7 +20,7 @@ from core.embeddings import EmbeddingSpec, cached_path
 from core.index import ItemIndex
 from core.models.base import Recommender
 from core.picks import RankingPool
-from core.projection import cached_projection, project
+from core.projection import Method, cached_projection, project
 from core.search import TitleSearch
 from core.storage import load_npy
 from core.trained import TrainedModel
@@ -133,7 +133,7 @@ def _projections() -> dict[tuple[str, str], np.ndarray]:
     return {}
 
 
-def projection(source_key: str, vectors: np.ndarray, method: str, compute: bool = False) -> np.ndarray | None:
+def projection(source_key: str, vectors: np.ndarray, method: Method, compute: bool = False) -> np.ndarray | None:
     """2-D coordinates of ``vectors`` (identified by ``source_key``, e.g. a file and its mtime): from memory,
     else from cache/projections, else — only when ``compute`` (PCA: a second or two) — computed. A map that
     does not exist yet is not remembered as missing, so one a job computes later shows up."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from core.embeddings import EmbeddingSpec
 
 NO_ITEM = -1  # marks the end of a list shorter than k (fewer items allowed than asked for)
+SessionLike = Sequence[int] | np.ndarray  # a session: item indices, oldest first
 
 
 class ArtifactError(UserError, RuntimeError):
@@ -50,7 +51,7 @@ class Recommender:
             self.config = apply_overrides(base, overrides) if overrides else base
         except ConfigError as err:
             raise ConfigError(f"{self.name}: {err}") from None
-        self.n_items: int | None = None
+        self.n_items = 0  # the catalog's size once fitted (0: not fitted yet)
 
     # ---------------------------------------------------------------------------------- to implement
     def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "Recommender":
@@ -95,10 +96,10 @@ class Recommender:
 
     # ---------------------------------------------------------------------------------- shared
     def _check_fitted(self) -> None:
-        if self.n_items is None:
+        if self.n_items <= 0:
             raise RuntimeError(f"{self.name}: call fit() (or load a saved model) before recommend().")
 
-    def _as_sessions(self, sessions: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    def _as_sessions(self, sessions: Sequence[SessionLike]) -> list[np.ndarray]:
         out = []
         for i, session in enumerate(sessions):
             array = np.asarray(session, dtype=np.int64).reshape(-1)
@@ -107,7 +108,7 @@ class Recommender:
             out.append(array)
         return out
 
-    def recommend(self, sessions: Sequence[Sequence[int]], k: int, exclude_seen: bool = True,
+    def recommend(self, sessions: Sequence[SessionLike], k: int, exclude_seen: bool = True,
                   batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` catalog items for each session: ``(item_indices, scores)``, each (n_sessions, min(k, n_items)).
 
@@ -116,12 +117,12 @@ class Recommender:
         score ``-inf``. Metrics and the app count only real items.
         """
         self._check_fitted()
-        sessions = self._as_sessions(sessions)
+        arrays = self._as_sessions(sessions)
         k = min(k, self.n_items)
-        items = np.empty((len(sessions), k), dtype=np.int64)
-        scores = np.empty((len(sessions), k), dtype=np.float32)
-        for start in range(0, len(sessions), batch_size):
-            batch = sessions[start:start + batch_size]
+        items = np.empty((len(arrays), k), dtype=np.int64)
+        scores = np.empty((len(arrays), k), dtype=np.float32)
+        for start in range(0, len(arrays), batch_size):
+            batch = arrays[start:start + batch_size]
             batch_scores = np.asarray(self.score(batch), dtype=np.float32)
             if exclude_seen:
                 rows = np.repeat(np.arange(len(batch)), [len(s) for s in batch])

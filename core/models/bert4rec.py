@@ -20,8 +20,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.config import option
-from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, TransformerBlock,
-                                    attention_mask, init_item_table, pad_batch, right_aligned_positions)
+from core.models.sequential import (
+    SequentialConfig,
+    SequentialNetwork,
+    SequentialRecommender,
+    TiedOutput,
+    TransformerBlock,
+    attention_mask,
+    init_item_table,
+    pad_batch,
+    right_aligned_positions,
+)
 
 IGNORE = -100  # cross_entropy's ignore_index: positions that are not masked
 
@@ -32,15 +41,16 @@ class BERT4RecConfig(SequentialConfig):
     embedding_dim: int = 192
     heads: int = option(2, low=1)
     layers: int = option(1, low=1)
-    ff_multiplier: int = option(4, low=1)  # feed-forward width = 4 * embedding_dim (BERT's, the authors' trans_dim_scale)
+    ff_multiplier: int = option(4, low=1,
+                                help="feed-forward width = 4 * embedding_dim (BERT's, the authors' trans_dim_scale)")
     dropout: float = 0.4
     learning_rate: float = 0.0023
     weight_decay: float = 0.0409
     batch_size: int = 256
     clip_norm: float | None = 92.0
     mask_probability: float = option(0.9, low=0.0, high=1.0, low_open=True)
-    masked_copies: int = option(10, low=0)  # randomly masked copies of a session per epoch (authors: 10; 0 = none)
-    patience: int = 2  # the paper's; an epoch here is 11 passes over the sessions, so 2 is already 22
+    masked_copies: int = option(10, low=0, help="randomly masked copies of a session per epoch (authors: 10; 0 = none)")
+    patience: int = option(2, help="the paper's; an epoch here is 11 passes over the sessions, so 2 is already 22")
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class LLM2BERT4RecConfig(BERT4RecConfig):
     item_init: Literal["random", "llm"] = "llm"
 
 
-class BERT4RecNetwork(nn.Module):
+class BERT4RecNetwork(SequentialNetwork):
     def __init__(self, n_items: int, config: BERT4RecConfig) -> None:
         super().__init__()
         dim = config.embedding_dim
@@ -76,13 +86,15 @@ class BERT4Rec(SequentialRecommender):
     name = "bert4rec"
     Config = BERT4RecConfig
 
+    module: BERT4RecNetwork
+
     def build(self, n_items: int) -> BERT4RecNetwork:
         return BERT4RecNetwork(n_items, self.config)
 
     def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
         config = self.config
-        tokens, _ = pad_batch(sessions, config.max_length, self.pad, min_width=config.max_length)
-        tokens = tokens.numpy()
+        padded, _ = pad_batch(sessions, config.max_length, self.pad, min_width=config.max_length)
+        tokens = padded.numpy()
         real = tokens != self.pad
         last = np.zeros_like(real)
         last[:, -1] = True  # left padding: the last column is every session's last item
@@ -95,7 +107,7 @@ class BERT4Rec(SequentialRecommender):
         inputs = np.where(masked, self.module.mask, base)
         targets = np.where(masked, base, IGNORE)
         order = rng.permutation(len(inputs))
-        batches = []
+        batches: list[tuple[torch.Tensor, ...]] = []
         for start in range(0, len(order), config.batch_size):
             rows = order[start:start + config.batch_size]
             width = int((base[rows] != self.pad).sum(axis=1).max())  # drop all-padding columns

@@ -17,16 +17,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.config import option
-from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, init_item_table,
-                                    pad_batch, shuffled_batches)
+from core.models.sequential import (
+    SequentialConfig,
+    SequentialNetwork,
+    SequentialRecommender,
+    TiedOutput,
+    init_item_table,
+    pad_batch,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
 class GRU4RecConfig(SequentialConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix); dropout: the authors' default.
     embedding_dim: int = 80
-    hidden_dim: int = option(32, low=1)  # GRU state size
-    dropout: float = 0.2  # on the embeddings and on the GRU's outputs
+    hidden_dim: int = option(32, low=1, help="GRU state size")
+    dropout: float = option(0.2, help="on the embeddings and on the GRU's outputs")
     learning_rate: float = 0.0072
     weight_decay: float = 0.0893
     batch_size: int = 32
@@ -37,7 +44,7 @@ class LLM2GRU4RecConfig(GRU4RecConfig):
     item_init: Literal["random", "llm"] = "llm"
 
 
-class GRU4RecNetwork(nn.Module):
+class GRU4RecNetwork(SequentialNetwork):
     def __init__(self, n_items: int, config: GRU4RecConfig) -> None:
         super().__init__()
         self.pad = n_items

@@ -30,12 +30,11 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import sparse
 
-from core.common import ConfigError
+from core.common import ConfigError, Progress
 from core.config import Options, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.embeddings import EmbeddingSpec, item_embeddings
-from core.common import Progress
 from core.models.base import Recommender
 from core.reduce import reduce_dimensions
 from core.vectors import unit
@@ -43,14 +42,16 @@ from core.vectors import unit
 
 @dataclass(frozen=True)
 class LLMSeqSimConfig(Options):
-    embedding_provider: Literal["local", "openai"] = "local"  # offline MiniLM by default
-    embedding_model: str | None = None  # None = the provider's default model
-    long_titles: Literal["cut", "head_tail"] = "cut"  # past the model's window: cut the end, or keep head+tail
-    combination: Literal["mean", "last"] = "last"  # best on Beauty's validation folds with MiniLM (see above)
-    decay: Decay = "harmonic_squared"  # for combination="mean": the best decay on the same folds
+    embedding_provider: Literal["local", "openai"] = option("local", help="offline MiniLM by default")
+    embedding_model: str | None = option(None, help="None = the provider's default model")
+    long_titles: Literal["cut", "head_tail"] = option("cut",
+                                                      help="past the model's window: cut the end, or keep head+tail")
+    combination: Literal["mean", "last"] = option("last",
+                                                  help="best on Beauty's validation folds with MiniLM (see above)")
+    decay: Decay = option("harmonic_squared", help="for combination=\"mean\": the best decay on the same folds")
     similarity: Literal["cosine", "dot", "euclidean"] = "cosine"
-    reduction: Literal["none", "pca", "lda", "random"] = "none"  # MiniLM is 384-d: below the paper's 512
-    reduced_dim: int = option(512, low=1)  # the paper's PCA width (used only when reduction is not "none")
+    reduction: Literal["none", "pca", "lda", "random"] = option("none", help="MiniLM is 384-d: below the paper's 512")
+    reduced_dim: int = option(512, low=1, help="the paper's PCA width (used only when reduction is not \"none\")")
     normalize_reduced: bool = False
     seed: int = option(0, low=0)
 

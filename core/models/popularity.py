@@ -7,9 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
+from core.common import Progress
 from core.config import Options
 from core.data import Split
-from core.common import Progress
 from core.models.base import Recommender
 
 

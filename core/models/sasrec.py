@@ -17,9 +17,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.config import option
-from core.models.sequential import (SequentialConfig, SequentialRecommender, TiedOutput, TransformerBlock,
-                                    attention_mask, init_item_table, pad_batch, right_aligned_positions,
-                                    shuffled_batches)
+from core.models.sequential import (
+    SequentialConfig,
+    SequentialNetwork,
+    SequentialRecommender,
+    TiedOutput,
+    TransformerBlock,
+    attention_mask,
+    init_item_table,
+    pad_batch,
+    right_aligned_positions,
+    shuffled_batches,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +37,8 @@ class SASRecConfig(SequentialConfig):
     embedding_dim: int = 48
     heads: int = option(3, low=1)
     layers: int = option(2, low=1)
-    ff_multiplier: int = option(1, low=1)  # feed-forward width = ff_multiplier * embedding_dim (the authors' SASRec: 1)
+    ff_multiplier: int = option(1, low=1,
+                                help="feed-forward width = ff_multiplier * embedding_dim (the authors' SASRec: 1)")
     dropout: float = 0.25
     learning_rate: float = 0.0048
     weight_decay: float = 0.0962
@@ -40,7 +50,7 @@ class LLM2SASRecConfig(SASRecConfig):
     item_init: Literal["random", "llm"] = "llm"
 
 
-class SASRecNetwork(nn.Module):
+class SASRecNetwork(SequentialNetwork):
     def __init__(self, n_items: int, config: SASRecConfig) -> None:
         super().__init__()
         dim = config.embedding_dim

@@ -24,36 +24,40 @@ from torch import nn
 from torch.nn import functional as F
 
 from core import train as loop
-from core.common import ConfigError
+from core.common import ConfigError, Progress
 from core.config import Options, option
 from core.data import DataError, Split
-from core.common import Progress
 from core.models.base import Recommender
 
 
 @dataclass(frozen=True)
 class SequentialConfig(Options):
-    max_length: int = option(20, low=1)  # a session is cut to its last N items (the paper: 20)
-    embedding_dim: int = option(64, low=1)  # item table width = model width
+    max_length: int = option(20, low=1, help="a session is cut to its last N items (the paper: 20)")
+    embedding_dim: int = option(64, low=1, help="item table width = model width")
     dropout: float = option(0.2, low=0.0, high=1.0, high_open=True)
     learning_rate: float = option(1e-3, low=0.0, low_open=True)
-    weight_decay: float = option(0.01, low=0.0)  # AdamW, decoupled
+    weight_decay: float = option(0.01, low=0.0, help="AdamW, decoupled")
     batch_size: int = option(64, low=1)
-    clip_norm: float | None = option(None, low=0.0, low_open=True)  # max gradient norm; None = no clipping
-    max_epochs: int = option(100, low=1)  # the authors' num_epochs; early stopping ends sooner
-    patience: int = option(5, low=1)  # epochs without a better validation NDCG@20 before stopping (the paper: 2; see README)
-    validation_fraction: float = option(0.1, low=0.0, high=1.0, high_open=True)  # train sessions held out for early stopping (the paper) ...
-    max_validation_sessions: int = option(2000, low=0)  # ... at most this many (paper: 500; 0 = no early stop)
-    init_std: float = option(0.02, low=0.0, low_open=True)  # item table init (Keras' uniform(-0.05, 0.05) has std 0.029)
+    clip_norm: float | None = option(None, low=0.0, low_open=True, help="max gradient norm; None = no clipping")
+    max_epochs: int = option(100, low=1, help="the authors' num_epochs; early stopping ends sooner")
+    patience: int = option(5, low=1,
+                           help="epochs without a better validation NDCG@20 before stopping (the paper: 2; see README)")
+    validation_fraction: float = option(0.1, low=0.0, high=1.0, high_open=True,
+                                        help="train sessions held out for early stopping (the paper) ...")
+    max_validation_sessions: int = option(2000, low=0, help="... at most this many (paper: 500; 0 = no early stop)")
+    init_std: float = option(0.02, low=0.0, low_open=True,
+                             help="item table init (Keras' uniform(-0.05, 0.05) has std 0.029)")
     seed: int = option(0, low=0)
     # LLM2X: initialise the item table from text embeddings of the titles.
     item_init: Literal["random", "llm"] = "random"
     embedding_provider: Literal["local", "openai"] = "local"
-    embedding_model: str | None = None  # None = the provider's default (local: all-MiniLM-L6-v2)
-    long_titles: Literal["cut", "head_tail"] = "cut"  # past the model's window: cut the end, or keep head+tail
-    reduction: Literal["pca", "lda", "random"] = "pca"  # to the model width (the paper's best: PCA)
-    llm_std: float | None = option(None, low=0.0, low_open=True)  # rescale the vectors to this std (None = as reduced, the authors' raw PCA)
-    shuffle_llm_vectors: bool = False  # ablation: permute the vectors across items
+    embedding_model: str | None = option(None, help="None = the provider's default (local: all-MiniLM-L6-v2)")
+    long_titles: Literal["cut", "head_tail"] = option("cut",
+                                                      help="past the model's window: cut the end, or keep head+tail")
+    reduction: Literal["pca", "lda", "random"] = option("pca", help="to the model width (the paper's best: PCA)")
+    llm_std: float | None = option(None, low=0.0, low_open=True,
+                                   help="rescale the vectors to this std (None = as reduced, the authors' raw PCA)")
+    shuffle_llm_vectors: bool = option(False, help="ablation: permute the vectors across items")
 
     def check(self) -> None:
         heads = getattr(self, "heads", None)  # the transformers' attention heads
@@ -103,6 +107,14 @@ class TiedOutput(nn.Module):
 
     def forward(self, hidden: torch.Tensor, item_table: nn.Embedding) -> torch.Tensor:
         return F.gelu(self.dense(hidden)) @ item_table.weight[: self.n_items].T + self.bias
+
+
+class SequentialNetwork(nn.Module):
+    """What every sequential network has: the item table (catalog rows, then padding and, for BERT4Rec, the
+    mask token) and the output layer tied to it; ``forward`` maps a padded batch to hidden vectors."""
+
+    item_table: nn.Embedding
+    output: TiedOutput
 
 
 class TransformerBlock(nn.Module):
@@ -156,10 +168,10 @@ class SequentialRecommender(Recommender):
     """
 
     Config = SequentialConfig
-    module: nn.Module
+    module: SequentialNetwork
 
     # ---------------------------------------------------------------------------------- per model
-    def build(self, n_items: int) -> nn.Module:
+    def build(self, n_items: int) -> SequentialNetwork:
         raise NotImplementedError
 
     def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[Any]:
@@ -176,7 +188,8 @@ class SequentialRecommender(Recommender):
     def pad(self) -> int:
         return self.n_items
 
-    def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "SequentialRecommender":
+    def fit(self, split: Split, progress: Progress | None = None,
+            confirm_spending: bool = False) -> "SequentialRecommender":
         config = self.config
         loop.configure_torch()
         self.n_items = split.catalog.n_items

@@ -21,22 +21,21 @@ from typing import Literal, Sequence
 import numpy as np
 from scipy import sparse
 
-from core.common import ConfigError
+from core.common import ConfigError, Progress
 from core.config import Options, option
 from core.data import Split
 from core.decay import Decay, position_weights
-from core.common import Progress
 from core.models.base import Recommender
 
 
 @dataclass(frozen=True)
 class SKNNConfig(Options):
-    k: int = option(100, low=1)  # neighbours that vote
-    sample_size: int = option(500, low=1)  # candidate neighbours considered per prompt
+    k: int = option(100, low=1, help="neighbours that vote")
+    sample_size: int = option(500, low=1, help="candidate neighbours considered per prompt")
     sampling: Literal["random", "recent"] = "random"
     similarity: Literal["cosine", "dot"] = "cosine"
-    decay: Decay = "none"  # position weights of the prompt's items; "none" = plain SKNN
-    seed: int = option(0, low=0)  # random sampling is seeded per prompt, so results do not depend on batch order
+    decay: Decay = option("none", help="position weights of the prompt's items; \"none\" = plain SKNN")
+    seed: int = option(0, low=0, help="random sampling is seeded per prompt, so results do not depend on batch order")
 
     def check(self) -> None:
         if self.k > self.sample_size:

@@ -30,7 +30,7 @@ import numpy as np
 from core.common import ConfigError, Progress
 from core.config import Options, option
 from core.data import Split
-from core.models.base import NO_ITEM, Recommender
+from core.models.base import NO_ITEM, Recommender, SessionLike
 from core.models.llmseqprompt.generator import Example, NameGenerator, options_for
 from core.models.llmseqprompt.mapping import MappedSession, NameMapper
 from core.models.llmseqprompt.prompts import session_examples, split_examples
@@ -43,35 +43,37 @@ if TYPE_CHECKING:
 class LLMSeqPromptConfig(Options):
     backend: Literal["local", "openai"] = "local"
     # --- fine-tuning data (the paper's GenItem examples)
-    max_prompt_items: int = option(10, low=0)  # most recent prompt items named (0 = all; Beauty: median 6)
-    validation_fraction: float = option(0.2, low=0.0, high=1.0, high_open=True)  # held out for early stopping
+    max_prompt_items: int = option(10, low=0, help="most recent prompt items named (0 = all; Beauty: median 6)")
+    validation_fraction: float = option(0.2, low=0.0, high=1.0, high_open=True, help="held out for early stopping")
     # --- sampling: the paper's best setting
-    n_samples: int = option(20, low=1, high=128)  # OpenAI's n: at most 128
-    temperature: float = option(0.25, low=0.0, high=2.0)  # OpenAI's range
+    n_samples: int = option(20, low=1, high=128, help="OpenAI's n: at most 128")
+    temperature: float = option(0.25, low=0.0, high=2.0, help="OpenAI's range")
     top_p: float = option(1.0, low=0.0, high=1.0, low_open=True)
     # --- local backend
-    model_folder: str = ""  # "" = GPT-2 trained from scratch (NOT pretrained); else a HF folder, LoRA-tuned
-    vocab_size: int = option(4096, low=258)  # BPE trained on the catalog titles (Beauty: ~16 tokens a title)
-    n_embd: int = option(128, low=1)  # small enough for an epoch over Beauty in minutes on one CPU core
+    model_folder: str = option("",
+                               help="\"\" = GPT-2 trained from scratch (NOT pretrained); else a HF folder, LoRA-tuned")
+    vocab_size: int = option(4096, low=258, help="BPE trained on the catalog titles (Beauty: ~16 tokens a title)")
+    n_embd: int = option(128, low=1, help="small enough for an epoch over Beauty in minutes on one CPU core")
     n_layer: int = option(2, low=1)
     n_head: int = option(4, low=1)
-    context_tokens: int = option(384, low=32)  # prompt + answer; the oldest names are dropped beyond it
-    epochs: int = option(3, low=1)  # at most (early stop on validation loss); Beauty: ~10 min an epoch
+    context_tokens: int = option(384, low=32, help="prompt + answer; the oldest names are dropped beyond it")
+    epochs: int = option(3, low=1, help="at most (early stop on validation loss); Beauty: ~10 min an epoch")
     patience: int = option(1, low=1)
     batch_size: int = option(32, low=1)
-    learning_rate: float = option(2e-3, low=0.0, low_open=True)  # AdamW, 5% warm-up then cosine to 10%
-    lora_r: int = option(16, low=1)  # LoRA for a user's model folder
+    learning_rate: float = option(2e-3, low=0.0, low_open=True, help="AdamW, 5% warm-up then cosine to 10%")
+    lora_r: int = option(16, low=1, help="LoRA for a user's model folder")
     lora_alpha: int = option(32, low=1)
     lora_dropout: float = option(0.05, low=0.0, high=1.0, high_open=True)
     # --- OpenAI backend
-    openai_model: str = "gpt-4o-mini-2024-07-18"  # or "gpt-3.5-turbo"
-    openai_epochs: int = option(0, low=0, high=50)  # 0 = OpenAI's automatic choice
-    concurrency: int = option(4, low=1, high=64)  # requests in flight at once
-    max_retries: int = option(5, low=0)  # on 429 / 5xx, with exponential back-off
+    openai_model: str = option("gpt-4o-mini-2024-07-18", help="or \"gpt-3.5-turbo\"")
+    openai_epochs: int = option(0, low=0, high=50, help="0 = OpenAI's automatic choice")
+    concurrency: int = option(4, low=1, high=64, help="requests in flight at once")
+    max_retries: int = option(5, low=0, help="on 429 / 5xx, with exponential back-off")
     # --- mapping names to the catalog
-    embedding_provider: Literal["local", "openai"] = "local"  # for the item and generated-name vectors
-    embedding_model: str | None = None  # None = the provider's default (local: bundled all-MiniLM-L6-v2)
-    long_titles: Literal["cut", "head_tail"] = "cut"  # past the model's window: cut the end, or keep head+tail
+    embedding_provider: Literal["local", "openai"] = option("local", help="for the item and generated-name vectors")
+    embedding_model: str | None = option(None, help="None = the provider's default (local: bundled all-MiniLM-L6-v2)")
+    long_titles: Literal["cut", "head_tail"] = option("cut",
+                                                      help="past the model's window: cut the end, or keep head+tail")
     seed: int = option(0, low=0)
 
     def check(self) -> None:
@@ -156,7 +158,7 @@ class LLMSeqPrompt(Recommender):
         recent = session[-self.config.max_prompt_items:] if self.config.max_prompt_items > 0 else session
         return [self.titles[i] for i in recent if self.titles[i]]
 
-    def generate(self, sessions: Sequence[Sequence[int]], k: int,
+    def generate(self, sessions: Sequence[SessionLike], k: int,
                  progress: Progress | None = None) -> list[MappedSession]:
         """Sampled names, their kinds and the mapped top-``k`` list for each session (counted)."""
         self._check_fitted()
@@ -166,7 +168,7 @@ class LLMSeqPrompt(Recommender):
         self.counts.extend(m.counts for m in mapped)
         return mapped
 
-    def recommend(self, sessions: Sequence[Sequence[int]], k: int, exclude_seen: bool = True,
+    def recommend(self, sessions: Sequence[SessionLike], k: int, exclude_seen: bool = True,
                   batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         mapped = self.generate(sessions, k)

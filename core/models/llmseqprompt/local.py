@@ -244,8 +244,9 @@ class ScratchGPT(LocalLM):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         c = self.config
-        gpt = GPT2Config(vocab_size=self.tokenizer.get_vocab_size(), n_positions=c.context_tokens, n_embd=c.n_embd,
-                         n_layer=c.n_layer, n_head=c.n_head, bos_token_id=0, eos_token_id=0, loss_type="ForCausalLM")
+        options = dict(vocab_size=self.tokenizer.get_vocab_size(), n_positions=c.context_tokens, n_embd=c.n_embd,
+                       n_layer=c.n_layer, n_head=c.n_head, bos_token_id=0, eos_token_id=0, loss_type="ForCausalLM")
+        gpt = GPT2Config(**options)
         torch.manual_seed(c.seed)
         return GPT2LMHeadModel(gpt)
 

@@ -10,10 +10,10 @@ For one session, the ``n`` sampled names are taken in sampling order:
 
 Each duplicated or hallucinated name is embedded (``core.embeddings``) and replaced by its nearest catalog
 neighbour (``core.index``: cosine over the item embeddings) that is neither listed already nor in the
-prompt; replacements go after the direct hits, in sampling order. Beyond the ``n`` mapped items (a list longer than the number of samples), the rest
-of the catalog follows by cosine similarity to the mean vector of all sampled names, then by popularity —
-so a list holds ``k`` distinct items, never a prompt item: fewer than ``k`` only when the catalog has fewer
-items outside the prompt.
+prompt; replacements go after the direct hits, in sampling order. Beyond the ``n`` mapped items (a list
+longer than the number of samples), the rest of the catalog follows by cosine similarity to the mean vector
+of all sampled names, then by popularity — so a list holds ``k`` distinct items, never a prompt item: fewer
+than ``k`` only when the catalog has fewer items outside the prompt.
 
 When several catalog items share a title, the name maps to the most popular of them in train.
 """
@@ -61,11 +61,12 @@ class NameMapper:
         # Tie-break for the tail of a list: popularity, as a tiny score offset below any cosine difference.
         self._popularity_offset = (self.popularity / (self.popularity.max() + 1.0) * 1e-6).astype(np.float64)
 
-    def classify(self, names: Sequence[str], prompt: Sequence[int]) -> tuple[list[str], list[int | None]]:
+    def classify(self, names: Sequence[str], prompt: Sequence[int] | np.ndarray) -> tuple[list[str], list[int | None]]:
         keys = [normalise_title(n) for n in names]
         occurrences = Counter(keys)
         in_prompt = set(int(i) for i in prompt)
-        kinds, direct = [], []
+        kinds: list[str] = []
+        direct: list[int | None] = []
         for key in keys:
             item = self.lookup.get(key) if key else None
             if item is None:
@@ -79,7 +80,7 @@ class NameMapper:
                 direct.append(item)
         return kinds, direct
 
-    def map(self, samples: Sequence[Sequence[str]], prompts: Sequence[Sequence[int]], k: int) -> list[MappedSession]:
+    def map(self, samples: Sequence[Sequence[str]], prompts: Sequence[np.ndarray], k: int) -> list[MappedSession]:
         """The top-``k`` list of each session from its sampled names."""
         classified = [self.classify(names, prompt) for names, prompt in zip(samples, prompts)]
         # Embed every distinct name that is not an exact catalog title, once for the whole batch.

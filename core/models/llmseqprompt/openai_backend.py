@@ -114,7 +114,8 @@ def _api_error(err: Exception) -> LLMError:
     if isinstance(err, openai.RateLimitError):
         return LLMError(f"OpenAI is still rate-limiting (429) after the retries: {_message(err)}")
     if isinstance(err, openai.APIConnectionError):
-        return LLMError(f"cannot reach the OpenAI API ({err.__class__.__name__}); check the network and OPENAI_BASE_URL.")
+        return LLMError(f"cannot reach the OpenAI API ({err.__class__.__name__}); check the network and "
+                        "OPENAI_BASE_URL.")
     if isinstance(err, openai.APIStatusError):
         return LLMError(f"OpenAI answered {err.status_code}: {_message(err)}")
     return LLMError(str(err))
