@@ -10,12 +10,12 @@ import streamlit as st
 from core import data
 from core.embeddings import OPENAI_MODELS, EmbeddingSpec, cached_vectors, embedding_notes
 from core.evaluate import load_results
-from core.jobs import defaults_request
 from core.models import REGISTRY
 from core.trained import trained_models, untrained_names
 from core.uploads import readable_note, save_upload
 from ui import state
 from ui.components import how_to_train, jobs_panel, page
+from ui.defaults import defaults_request
 from ui.text import md
 
 OWN_FILES = "Your own CSV files"

@@ -27,7 +27,7 @@ SESSION_MODELS = ("vsknn", "sasrec", "llm2sasrec", "llmseqsim")  # the README pi
 def precompute_maps(dataset_name: str) -> None:
     from core import data
     from core.embeddings import item_embeddings
-    from core.models.base import Recommender
+    from core.models import load as load_saved
     from core.projection import project
     from core.trained import trained_models
 
@@ -35,7 +35,7 @@ def precompute_maps(dataset_name: str) -> None:
     project(item_embeddings(dataset.catalog), "umap")
     for saved in trained_models(dataset):  # the learned map the embedding page shows first
         if saved.name == "llm2sasrec" and not saved.changed:
-            learned = Recommender.load(saved.folder).learned_item_vectors()
+            learned = load_saved(saved.folder).learned_item_vectors()
             if learned is not None:
                 project(learned, "umap")
             break

@@ -395,22 +395,5 @@ def spending_estimate(name: str, options: dict[str, Any], dataset: Any) -> str |
     return create(name, **options).spending_estimate(dataset.split)
 
 
-DEFAULT_MODELS = ("popularity", "sknn", "vsknn")  # each fits in seconds on Beauty
-# Needs only the catalog's embeddings, which "prepare the defaults" computes first; no training.
-EMBEDDING_ONLY_MODELS = ("llmseqsim",)
-
-
-def defaults_request(dataset: str, embed: dict[str, Any] | None, evaluate: bool = True) -> JobRequest:
-    """The home page's "prepare the defaults": the fast baselines, plus the catalog's embeddings and the
-    models that need nothing more than them, when ``embed`` is given."""
-    from core.models import REGISTRY
-
-    steps = [ModelStep(name) for name in DEFAULT_MODELS]
-    if embed is not None:  # the same embeddings the job computes first
-        same = {"embedding_provider": embed.get("provider", "local"), "embedding_model": embed.get("model")}
-        steps += [ModelStep(name, same) for name in EMBEDDING_ONLY_MODELS if name in REGISTRY]
-    return JobRequest(dataset=dataset, models=tuple(steps), evaluate=evaluate, embed=embed)
-
-
 if __name__ == "__main__":
     sys.exit(worker_main())

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from core.common import Progress, UserError
-from core.models.base import Recommender
+from core.models import load as load_saved
 from core.storage import CACHE_DIR, atomic_save_npy, load_npy
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def source_vectors(dataset: Any, source: str, embedding: dict[str, Any] | None =
         from core.embeddings import EmbeddingSpec, item_embeddings
 
         return item_embeddings(dataset.catalog, EmbeddingSpec(**(embedding or {})))
-    model = Recommender.load(Path(source))
+    model = load_saved(Path(source))
     vectors = model.learned_item_vectors()
     if vectors is None:
         raise UserError(f"{model.name} has no item vectors to map")

@@ -27,6 +27,7 @@ from core.common import Progress
 from core.config import config_dict
 from core.data import Dataset
 from core.models import REGISTRY, model_class
+from core.models import load as load_saved
 from core.models.base import ArtifactError, Recommender
 from core.results import EvaluationResult
 from core.storage import CACHE_DIR, atomic_write_text, read_json
@@ -109,7 +110,7 @@ def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None 
     notes: list[str] = []
     if not retrain and (folder / "state.safetensors").exists():
         try:
-            loaded = Recommender.load(folder)
+            loaded = load_saved(folder)
             return Fitted(loaded, "loaded", saved_fit_seconds(folder, Recommender.read_meta(folder)), folder)
         except ArtifactError as err:
             notes.append(f"{err}; fitting it again.")

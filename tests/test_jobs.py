@@ -10,10 +10,11 @@ import pytest
 from tiny_data import write_tiny_dataset
 
 from core import data, evaluate, store
-from core.jobs import Cancelled, JobManager, JobRequest, ModelStep, _Worker, defaults_request, worker_main
+from core.jobs import Cancelled, JobManager, JobRequest, ModelStep, _Worker, worker_main
 from core.models import create
-from core.models.base import Recommender
+from core.models import load as load_saved
 from core.trained import train_command, trained_models, untrained_names
+from ui.defaults import defaults_request
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def test_a_job_trains_evaluates_and_reports(tiny_folder):
     assert set(evaluate.load_results(dataset)) == {"popularity", "vsknn (k=10, sample_size=50)"}
     assert "popularity" not in untrained_names(dataset) and "sknn" in untrained_names(dataset)
     # the saved model gives picks without retraining
-    model = Recommender.load(found[1].folder)
+    model = load_saved(found[1].folder)
     items, _ = model.recommend([[3]], k=1)
     assert items[0, 0] == 4
 
@@ -97,7 +98,7 @@ def test_a_cancel_during_a_save_waits_for_the_save(tiny_folder, tmp_path):
     try:
         with pytest.raises(Cancelled):
             model.save(tmp_path / "model")
-        assert Recommender.load(tmp_path / "model").n_items == dataset.catalog.n_items  # complete and loadable
+        assert load_saved(tmp_path / "model").n_items == dataset.catalog.n_items  # complete and loadable
         with pytest.raises(Cancelled):  # outside a save, the signal cancels at once
             worker.on_sigterm(signal.SIGTERM, None)
     finally:

@@ -12,7 +12,7 @@ import pytest
 
 from core.data import Catalog
 from core.models import create
-from core.models.base import Recommender
+from core.models import load as load_saved
 from core.models.llmseqprompt.generator import LLMError
 from core.models.llmseqprompt.mapping import NameMapper
 from core.models.llmseqprompt.prompts import (
@@ -187,7 +187,7 @@ def test_a_users_model_folder_is_fine_tuned_with_lora(synthetic, tmp_path):
     items, scores = model.recommend(prompts, k=5)
     assert items.shape == (4, 5) and all(len(set(row)) == 5 for row in items.tolist())
     saved = model.save(tmp_path / "saved")
-    loaded = Recommender.load(saved)
+    loaded = load_saved(saved)
     assert np.array_equal(loaded.recommend(prompts, k=5)[0], items)
     assert json.loads((saved / "config.json").read_text())["config"]["model_folder"] == str(folder)
 

@@ -10,7 +10,7 @@ from fake_openai_finetune import API_KEY, FakeFineTuning
 
 from core import cli
 from core.models import create
-from core.models.base import Recommender
+from core.models import load as load_saved
 from core.models.llmseqprompt import openai_backend
 from core.models.llmseqprompt.generator import LLMError
 from core.models.llmseqprompt.openai_backend import OpenAIKeyMissing, estimate_cost
@@ -70,7 +70,7 @@ def test_fine_tunes_generates_and_maps_end_to_end(server, synthetic, tmp_path):
     # prompt item counts as duplicated too).
     assert all(c["hallucinated"] == 1 for c in counts) and all(c["duplicated"] >= 2 for c in counts)
 
-    loaded = Recommender.load(model.save(tmp_path / "openai-model"))
+    loaded = load_saved(model.save(tmp_path / "openai-model"))
     assert loaded.generator.model_id == model.generator.model_id
 
 

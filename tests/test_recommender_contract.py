@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from core.models import REGISTRY, create
-from core.models.base import NO_ITEM, Recommender
+from core.models import load as load_saved
+from core.models.base import NO_ITEM
 
 # Small configs so the whole suite stays fast; a model missing here runs with its defaults.
 TINY: dict[str, dict] = {
@@ -93,7 +94,7 @@ def test_save_and_load_round_trip(fitted, synthetic, tmp_path):
     folder = fitted.save(tmp_path / fitted.name)
     assert (folder / "state.safetensors").exists()
     assert not list(folder.glob("*.pkl"))
-    loaded = Recommender.load(folder)
+    loaded = load_saved(folder)
     prompts = synthetic.split.prompts[:15]
     assert np.array_equal(fitted.recommend(prompts, k=5)[0], loaded.recommend(prompts, k=5)[0])
 

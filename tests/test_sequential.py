@@ -77,9 +77,9 @@ def test_early_stopping_restores_the_best_epoch():
 
 
 def test_history_is_saved_with_the_weights(small, tmp_path):
-    from core.models.base import Recommender
+    from core.models import load as load_saved
 
-    loaded = Recommender.load(small.save(tmp_path / small.name))
+    loaded = load_saved(small.save(tmp_path / small.name))
     assert loaded.history.validation == small.history.validation
     assert loaded.history.best_epoch == small.history.best_epoch
 

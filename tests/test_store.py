@@ -14,7 +14,8 @@ from tiny_data import write_tiny_dataset
 from core import data, embeddings, evaluate, store
 from core.common import ConfigError
 from core.models import REGISTRY, create, model_class
-from core.models.base import ArtifactError, Recommender
+from core.models import load as load_saved
+from core.models.base import ArtifactError
 from core.options import model_options
 from core.trained import trained_models
 
@@ -59,7 +60,7 @@ def test_a_damaged_save_is_reported_and_fitted_again(tiny, damage):
     damaged = []
     assert trained_models(tiny, damaged) == [] and damaged == [first.folder.name]
     with pytest.raises(ArtifactError, match="cannot be read|is damaged"):
-        Recommender.load(first.folder)
+        load_saved(first.folder)
     again = store.fit_or_load(create("vsknn", k=10, sample_size=50), tiny)
     assert again.status == "fitted" and again.notes and "fitting it again" in again.notes[0]
     assert [m.label for m in trained_models(tiny)] == ["vsknn (k=10, sample_size=50)"]

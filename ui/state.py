@@ -18,6 +18,7 @@ import streamlit as st
 from core import data, jobs
 from core.embeddings import EmbeddingSpec, cached_path
 from core.index import ItemIndex
+from core.models import load as load_saved
 from core.models.base import Recommender
 from core.picks import RankingPool
 from core.projection import Method, cached_projection, project
@@ -75,7 +76,7 @@ def title_search(key: str) -> TitleSearch:
 # ------------------------------------------------------------------------------------------------ models
 @st.cache_resource(show_spinner=False, max_entries=24)
 def _load_model(folder: str, saved_at: float) -> Recommender:
-    return Recommender.load(Path(folder))
+    return load_saved(Path(folder))
 
 
 def load_model(model: TrainedModel) -> Recommender:

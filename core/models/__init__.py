@@ -6,10 +6,13 @@ Modules are imported on first use so that, e.g., the CLI's popularity run never 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
-from core.common import UserError
-from core.models.base import Recommender
+from safetensors.numpy import load_file
+
+from core.common import ConfigError, UserError
+from core.models.base import ArtifactError, Recommender
 
 
 class UnknownModel(UserError, KeyError):
@@ -46,3 +49,23 @@ def model_class(name: str) -> type[Recommender]:
 
 def create(name: str, **overrides: Any) -> Recommender:
     return model_class(name)(**overrides)
+
+
+def load(folder: Path | str) -> Recommender:
+    """The model saved in ``folder`` (by ``Recommender.save``); raises :class:`ArtifactError` (one sentence) when
+    the save is damaged or was written by a version with other options, never a library traceback."""
+    folder = Path(folder)
+    meta = Recommender.read_meta(folder)
+    try:
+        cls = model_class(meta["model"])
+        model = cls(cls.Config(**meta["config"]))
+    except (KeyError, TypeError, ConfigError, ImportError) as err:
+        raise ArtifactError(f"{folder}: saved by a version with other options ({str(err).splitlines()[0]})") \
+            from None
+    model.n_items = int(meta["n_items"])
+    try:
+        model.set_state(load_file(str(folder / "state.safetensors")))
+    except Exception as err:  # noqa: BLE001 (any failure to read or restore the weights means a damaged save)
+        raise ArtifactError(f"{folder}: the saved weights cannot be read ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    return model

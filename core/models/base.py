@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from core.common import ConfigError, Progress, UserError
 from core.config import apply_overrides, config_dict
@@ -171,29 +171,6 @@ class Recommender:
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ArtifactError(f"{folder}: the saved model's config.json is damaged ({type(err).__name__})") from None
         return meta
-
-    @staticmethod
-    def load(folder: Path) -> "Recommender":
-        """The model saved in ``folder``; raises :class:`ArtifactError` (one sentence) when the save is
-        damaged or was written by a version with other options, never a library traceback."""
-        from core.models import model_class
-
-        folder = Path(folder)
-        meta = Recommender.read_meta(folder)
-        try:
-            cls = model_class(meta["model"])
-            model = cls(cls.Config(**meta["config"]))
-        except (KeyError, TypeError, ConfigError, ImportError) as err:
-            raise ArtifactError(f"{folder}: saved by a version with other options ({str(err).splitlines()[0]})") \
-                from None
-        model.n_items = int(meta["n_items"])
-        try:
-            arrays = load_file(str(folder / "state.safetensors"))
-            model.set_state(arrays)
-        except Exception as err:  # noqa: BLE001 (any failure to read or restore the weights means a damaged save)
-            raise ArtifactError(f"{folder}: the saved weights cannot be read ({type(err).__name__}: "
-                                f"{str(err).splitlines()[0] if str(err) else ''})") from None
-        return model
 
 
 def mark_missing(items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
