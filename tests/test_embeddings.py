@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from fake_openai import API_KEY, DIM, FAULTS, FakeOpenAI, fake_vector
+from fakes import CountingProvider
 
 from core import embeddings
 from core.data import Catalog
@@ -25,17 +26,9 @@ def test_local_model_embeds_offline_and_similar_titles_are_close():
 
 
 def test_cache_is_reused_and_keyed_by_content(monkeypatch):
-    calls = []
-
-    class Counting:
-        def encode(self, texts, progress=None):
-            calls.append(list(texts))
-            return np.eye(len(texts), 8, dtype=np.float32) + 0.1
-
-        def too_long(self, texts):
-            return 0, 256
-
-    monkeypatch.setattr(embeddings, "provider", lambda spec: Counting())
+    counting = CountingProvider()
+    calls = counting.calls
+    monkeypatch.setattr(embeddings, "provider", lambda spec: counting)
     first = item_embeddings(catalog(["a", "b", "c"]))
     again = item_embeddings(catalog(["a", "b", "c"]))
     assert len(calls) == 1 and np.array_equal(first, again)

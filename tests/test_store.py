@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
+from fakes import CountingProvider
 from tiny_data import write_tiny_dataset
 
 from core import data, embeddings, evaluate, store
@@ -72,17 +73,9 @@ def test_damaged_cached_vectors_are_computed_again(monkeypatch):
     titles = [f"damaged cache test title {i}" for i in range(5)]  # titles no other test embeds
     catalog = Catalog(item_ids=np.array([f"d{i}" for i in range(5)], dtype=object), titles=titles,
                       categories=[""] * 5, popularity=np.ones(5, dtype=np.int64))
-    calls = []
-
-    class Counting:
-        def encode(self, texts, progress=None):
-            calls.append(len(texts))
-            return np.eye(len(texts), 8, dtype=np.float32) + 0.1
-
-        def too_long(self, texts):
-            return 0, 256
-
-    monkeypatch.setattr(embeddings, "provider", lambda spec: Counting())
+    counting = CountingProvider()
+    calls = counting.calls
+    monkeypatch.setattr(embeddings, "provider", lambda spec: counting)
     first = embeddings.item_embeddings(catalog)
     path = embeddings.cached_path(catalog)
     path.write_bytes(path.read_bytes()[:100])  # cut short
