@@ -31,7 +31,7 @@ from core.common import ConfigError, Progress
 from core.config import Options, option
 from core.data import Split
 from core.models.base import NO_ITEM, Recommender, SessionLike
-from core.models.llmseqprompt.generator import Example, NameGenerator, options_for
+from core.models.llmseqprompt.generator import Example, NameGenerator, array_text, options_for, text_array
 from core.models.llmseqprompt.mapping import MappedSession, NameMapper
 from core.models.llmseqprompt.prompts import session_examples, split_examples
 
@@ -182,13 +182,12 @@ class LLMSeqPrompt(Recommender):
 
     # ------------------------------------------------------------------------------------ state
     def state(self) -> dict[str, np.ndarray]:
-        titles = json.dumps(self.titles, ensure_ascii=False).encode("utf-8")
-        return {**self.generator.state(), "titles_json": np.frombuffer(titles, dtype=np.uint8).copy(),
+        return {**self.generator.state(), "titles_json": text_array(json.dumps(self.titles, ensure_ascii=False)),
                 "popularity": self.popularity, "item_vectors": self.item_vectors}
 
     def set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.generator.set_state(arrays)
-        self.titles = json.loads(bytes(arrays["titles_json"]).decode("utf-8"))
+        self.titles = json.loads(array_text(arrays["titles_json"]))
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
         self.item_vectors = np.asarray(arrays["item_vectors"], dtype=np.float32)
         self._mapper = None
