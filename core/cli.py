@@ -30,7 +30,8 @@ def tqdm_progress(description: str) -> tuple[Progress, Callable[[], None]]:
     """A Progress callback drawing a tqdm bar, and a function that closes it."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, unit="", leave=False, dynamic_ncols=True)
+    bar = tqdm(desc=description, leave=False, dynamic_ncols=True,  # no rate: steps differ in size
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
 
     def update(done: int, total: int, message: str) -> None:
         if total != bar.total or done < bar.n:
@@ -160,6 +161,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from core.evaluate import EvaluationOptions, format_table, run
 
     models = build_models(args.models, args.set)
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise CLIError(f"--output {args.output}: the folder {Path(args.output).resolve().parent} does not exist.")
     dataset = load_dataset(args.dataset)
     progress, close = tqdm_progress("evaluating")
     try:
@@ -174,7 +177,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
           f"popularity for serendipity/novelty: {report.popularity_counts}")
     print(format_table(report))
     if args.output:
-        Path(args.output).write_text(json.dumps(report.to_json(), indent=2))
+        try:
+            Path(args.output).write_text(json.dumps(report.to_json(), indent=2))
+        except OSError as err:
+            raise CLIError(f"--output {args.output}: cannot be written ({err.strerror or type(err).__name__}); "
+                           "the results are also kept under cache/results/.") from None
         print(f"wrote {args.output}")
 
 
@@ -208,7 +215,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m core", description="LLM-enhanced sequential recommendation")
+    prog = "llmseq" if Path(sys.argv[0]).name == "llmseq" else "python -m core"
+    root = argparse.ArgumentParser(prog=prog, description="LLM-enhanced sequential recommendation")
     root.add_argument("--verbose", action="store_true", help="print the full traceback of an unexpected error")
     sub = root.add_subparsers(dest="command", required=True)
 
@@ -267,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 (a bug: one line, and the traceback when asked for)
         if args.verbose:
             traceback.print_exc()
-        print(f"error: {describe_bug(err)} (a bug; run again with --verbose for the traceback)", file=sys.stderr)
+        hint = "the traceback is above" if args.verbose else "run again with --verbose for the traceback"
+        print(f"error: {describe_bug(err)} (a bug; {hint})", file=sys.stderr)
         return 1
     return 0
 

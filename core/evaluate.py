@@ -6,8 +6,9 @@ model's config, and whether the model was fitted for it or loaded from the store
 ``core.store`` under the model's key and the evaluation options, so a variant or a sample never overwrites
 another model's figures.
 
-Diversity@K needs item vectors: the catalog's text embeddings (offline MiniLM) when they are in the cache
-(``python -m core embed``, or the app's "Prepare the defaults"); without them the metric is left out.
+Diversity@K needs item vectors: the catalog's text embeddings (offline MiniLM), taken from the cache
+(``python -m core embed``, or the app's "Prepare the defaults") or computed first when a model of the run
+reads them anyway; without them the metric is left out, for every model of the run alike.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -50,11 +51,16 @@ def _length_label(low: int, high: int) -> str:
     return str(low) if low == high else (f"{low}+" if high >= 10**9 else f"{low}-{high}")
 
 
-def catalog_vectors(dataset: Dataset) -> np.ndarray | None:
-    """The item vectors Diversity@K is measured in: the catalog's cached default text embeddings, or None."""
-    from core.embeddings import EmbeddingSpec, cached_vectors
+def catalog_vectors(dataset: Dataset, models: Sequence[Recommender] = (),
+                    progress: Progress | None = None) -> np.ndarray | None:
+    """The item vectors Diversity@K is measured in: the catalog's default text embeddings — from the cache, or
+    computed when one of ``models`` is built on them anyway — else None."""
+    from core.embeddings import EmbeddingSpec, cached_vectors, item_embeddings
 
-    return cached_vectors(dataset.catalog, EmbeddingSpec())
+    default = EmbeddingSpec()
+    if any(type(model).text_embedding(model.config) == default for model in models):
+        return item_embeddings(dataset.catalog, default, progress)
+    return cached_vectors(dataset.catalog, default)
 
 
 def score_lists(recommendations: np.ndarray, split: Split, popularity: np.ndarray,
@@ -139,11 +145,11 @@ def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions 
     """
     counts = "whole dataset (paper)" if options.paper_popularity else "train only"
     report = Report(dataset.name, dataset.split.n_test, len(dataset.split.train), counts)
-    vectors: Callable[[], np.ndarray | None] = lambda: catalog_vectors(dataset)  # noqa: E731 (read once, lazily)
+    vectors = catalog_vectors(dataset, models, progress)  # the same for every model of the run
     for model in models:
         fitted = store.fit_or_load(model, dataset, progress=progress, retrain=retrain,
                                    confirm_spending=confirm_spending)
-        scored = evaluate_model(fitted.model, dataset.split, options, progress=progress, item_vectors=vectors())
+        scored = evaluate_model(fitted.model, dataset.split, options, progress=progress, item_vectors=vectors)
         config = config_dict(model.config)
         result = EvaluationResult(
             dataset=dataset.name, model=model.name, label=store.label(model.name, config), config=config,

@@ -148,6 +148,9 @@ def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
 def tradeoff_figure(results: dict[str, EvaluationResult], accuracy: str = "NDCG@20",
                     beyond: str = "Coverage@20") -> go.Figure:
     table = _escaped_models(wide_table(results).reset_index())
+    for column in (accuracy, beyond):
+        if column not in table:  # no shown result has it: an empty axis, not an error
+            table[column] = float("nan")
     figure = px.scatter(table, x=beyond, y=accuracy, text="model", title=f"{accuracy} vs {beyond}")
     figure.update_traces(textposition="top center", marker=dict(size=12))
     figure.update_layout(height=380, margin=dict(t=50, b=10, l=10, r=10))

@@ -49,7 +49,8 @@ def clear() -> None:
 find, built = st.columns(2, gap="large")
 with find:
     st.subheader("Find items")
-    query = st.text_input("Search the catalog by title (typos are fine)", placeholder="e.g. lip gloss red")
+    query = st.text_input("Search the catalog by title (typos are fine)",
+                          placeholder=f"e.g. {catalog.title(int(np.argmax(catalog.popularity))).split(',')[0][:40]}")
     matches = state.title_search(state.dataset_key()).search(query, limit=6)
     if query.strip() and not matches:
         st.caption(f"No title matches “{md(query.strip())}”.")

@@ -39,14 +39,17 @@ st.dataframe(report.formatted_table(results, ks=(k,)), width="stretch")
 frame = report.long_frame(results, dataset.name, with_paper=True)
 is_beauty = dataset.name == "beauty"
 left, right = st.columns(2)
+measured = [name for name in report.metric_names((k,)) if any(name in r.metrics for r in results.values())]
 with left:
-    metric = st.selectbox("Bar chart", [m for m in report.metric_names((k,))], index=0)
+    metric = st.selectbox("Bar chart", measured, index=0)
     st.plotly_chart(report.bar_figure(frame, metric), width="stretch")
     if is_beauty:
         st.caption("Grey, hatched: the paper's published Beauty figures (their runs, OpenAI ada-002 embeddings), "
                    "quoted for comparison, not reproduced here.")
 with right:
-    beyond = st.selectbox("Accuracy against", [f"{m.name}@{k}" for m in metrics.METRICS if not m.accuracy])
+    # Only what some shown result has: a metric added since, or Diversity without embeddings, has no axis yet.
+    beyond = st.selectbox("Accuracy against", [f"{m.name}@{k}" for m in metrics.METRICS
+                                                if not m.accuracy and f"{m.name}@{k}" in measured])
     st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond), width="stretch")
 
 length_metric = st.selectbox("By prompt length", [f"{m}@{k}" for m in report.ACCURACY])

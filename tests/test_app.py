@@ -178,6 +178,21 @@ def test_metrics_table_cutoff_and_html_report(shop):
     assert at.session_state["html_report"][1].startswith("<!DOCTYPE html>")
 
 
+def test_metrics_page_offers_only_what_was_measured(tmp_path):
+    # A catalog never embedded: its results have no Diversity@K, and no chart may ask for it.
+    folder = write_tiny_dataset(tmp_path / "plain", title_suffix=" (unembedded)")
+    report = evaluate.run(data.load(str(folder)), [create("popularity"), create("vsknn")])
+    assert all("Diversity@20" not in result.metrics for result in report.results.values())
+    at = app(str(folder), "pages/3_Metrics.py")
+    against = next(s for s in at.selectbox if s.label == "Accuracy against")
+    assert "Diversity@20" not in against.options and "Coverage@20" in against.options
+    for choice in against.options:
+        against.set_value(choice).run()
+        assert not at.exception, at.exception
+    bars = next(s for s in at.selectbox if s.label == "Bar chart")
+    assert "Diversity@20" not in bars.options and "NDCG@20" in bars.options
+
+
 # ------------------------------------------------------------------------------------------------ train
 def test_train_page_runs_a_job_with_changed_options(shop):
     at = app(shop, "pages/4_Train.py")

@@ -40,7 +40,7 @@ def graph() -> dict[str, set[str]]:
     return {module_name(path): core_imports(path) for path in CORE.rglob("*.py")}
 
 
-def test_no_import_circle_in_core():
+def test_no_import_circle_in_core() -> None:
     edges = graph()
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     cycles = []

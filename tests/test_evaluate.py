@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 from conftest import ROOT
+from tiny_data import write_tiny_dataset
 
-from core import evaluate
+from core import data, evaluate
 from core.evaluate import EvaluationOptions
 from core.models import create
 
@@ -66,6 +67,25 @@ def test_cli_evaluate_writes_the_documented_json(tmp_path):
     entry = report["models"]["vsknn (k=50, sample_size=200)"]
     assert set(KEYS + ["fit_seconds", "predict_seconds", "status"]) <= set(entry)
     assert "vsknn (k=50, sample_size=200)" in result.stdout
+
+
+def test_diversity_is_measured_for_every_model_of_a_run_or_for_none(tmp_path):
+    # LLMSeqSim embeds the catalog; the popularity list ranked before it is measured in the same vectors.
+    dataset = data.load(str(write_tiny_dataset(tmp_path / "shop", title_suffix=" (run)")))
+    report = evaluate.run(dataset, [create("popularity"), create("llmseqsim")])
+    assert all("Diversity@20" in result.metrics for result in report.results.values())
+    alone = data.load(str(write_tiny_dataset(tmp_path / "other", title_suffix=" (alone)")))
+    report = evaluate.run(alone, [create("popularity"), create("vsknn")])
+    assert all("Diversity@20" not in result.metrics for result in report.results.values())
+
+
+def test_cli_refuses_an_output_folder_that_does_not_exist_before_running(tmp_path, capsys):
+    from core import cli
+
+    target = tmp_path / "missing" / "report.json"
+    assert cli.main(["evaluate", "--dataset", "ml-100k", "--models", "popularity", "--output", str(target)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --output {target}: the folder {target.parent} does not exist."]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -108,6 +108,13 @@ def test_every_numeric_option_of_every_model_declares_its_range():
                 assert option.range.contains(option.default) if option.default is not None else True
 
 
+def test_every_option_of_every_model_says_what_it_does():
+    # The Train page shows this text next to each field: an option without it is a bare name to the analyst.
+    for name in REGISTRY:
+        for option in model_options(model_class(name).Config):
+            assert option.help and not option.help.startswith("(valid"), f"{name}.{option.name} has no help text"
+
+
 @pytest.mark.parametrize("name, options, message", [
     ("sasrec", {"max_length": "0"}, "sasrec: option 'max_length' must be in [1, ∞), got 0"),
     ("sasrec", {"batch_size": "0"}, "option 'batch_size' must be in [1, ∞), got 0"),

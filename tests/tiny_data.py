@@ -22,7 +22,9 @@ def titles() -> list[str]:
     return [f"{BRANDS[i % len(BRANDS)]} {PRODUCTS[i // len(BRANDS)]} no. {i}" for i in range(N_ITEMS)]
 
 
-def write_tiny_dataset(folder: Path, n_sessions: int = 300, seed: int = 0) -> Path:
+def write_tiny_dataset(folder: Path, n_sessions: int = 300, seed: int = 0, title_suffix: str = "") -> Path:
+    """The tiny shop's two CSV files in ``folder``; ``title_suffix`` gives another catalog (its own
+    embeddings: none cached yet)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -34,6 +36,6 @@ def write_tiny_dataset(folder: Path, n_sessions: int = 300, seed: int = 0) -> Pa
     (folder / "interactions.csv").write_text("\n".join(lines) + "\n")
     items = ["item_id,title,category"]
     for i, title in enumerate(titles()):
-        items.append(f"p{i:02d},{title},{CATEGORIES[PRODUCTS[i // len(BRANDS)]]}")
+        items.append(f"p{i:02d},{title}{title_suffix},{CATEGORIES[PRODUCTS[i // len(BRANDS)]]}")
     (folder / "items.csv").write_text("\n".join(items) + "\n")
     return folder

@@ -81,8 +81,8 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
 def _others_busy() -> None:
     others = state.job_manager().others_active(state.owner())
     if others:
-        st.caption(f":material/hourglass_top: The server is also busy with {others} job(s) of other visitors; "
-                   "yours run after them.")
+        st.caption(f":material/hourglass_top: The server is busy with {others} job(s) of other visitors; jobs "
+                   "run one at a time, so a job you start waits for them.")
 
 
 @st.fragment(run_every=1.0)

@@ -6,7 +6,7 @@
   ``(n_sessions, min(k, n_items))``, best first, no duplicates, and no prompt item when ``exclude_seen``.
   When fewer items may be recommended than asked for, a row ends with ``NO_ITEM`` (-1): lists are never
   padded with excluded items.
-* ``save(folder)`` / ``Recommender.load(folder)``: config as JSON, arrays as safetensors (never pickle).
+* ``save(folder)`` / ``core.models.load(folder)``: config as JSON, arrays as safetensors (never pickle).
 
 Most models only implement ``score(sessions) -> (n, n_items)``; the base class does masking and top-K.
 """

@@ -39,8 +39,8 @@ IGNORE = -100  # cross_entropy's ignore_index: positions that are not masked
 class BERT4RecConfig(SequentialConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
     embedding_dim: int = 192
-    heads: int = option(2, low=1)
-    layers: int = option(1, low=1)
+    heads: int = option(2, low=1, help="attention heads; embedding_dim must be a multiple")
+    layers: int = option(1, low=1, help="transformer blocks")
     ff_multiplier: int = option(4, low=1,
                                 help="feed-forward width = 4 * embedding_dim (BERT's, the authors' trans_dim_scale)")
     dropout: float = 0.4
@@ -48,7 +48,8 @@ class BERT4RecConfig(SequentialConfig):
     weight_decay: float = 0.0409
     batch_size: int = 256
     clip_norm: float | None = 92.0
-    mask_probability: float = option(0.9, low=0.0, high=1.0, low_open=True)
+    mask_probability: float = option(0.9, low=0.0, high=1.0, low_open=True,
+                                     help="share of a training session's items masked (the paper's tuned value)")
     masked_copies: int = option(10, low=0, help="randomly masked copies of a session per epoch (authors: 10; 0 = none)")
     patience: int = option(2, help="the paper's; an epoch here is 11 passes over the sessions, so 2 is already 22")
 

@@ -49,11 +49,11 @@ class LLMSeqSimConfig(Options):
     combination: Literal["mean", "last"] = option("last",
                                                   help="best on Beauty's validation folds with MiniLM (see above)")
     decay: Decay = option("harmonic_squared", help="for combination=\"mean\": the best decay on the same folds")
-    similarity: Literal["cosine", "dot", "euclidean"] = "cosine"
+    similarity: Literal["cosine", "dot", "euclidean"] = option("cosine", help="session vector to item vector")
     reduction: Literal["none", "pca", "lda", "random"] = option("none", help="MiniLM is 384-d: below the paper's 512")
     reduced_dim: int = option(512, low=1, help="the paper's PCA width (used only when reduction is not \"none\")")
-    normalize_reduced: bool = False
-    seed: int = option(0, low=0)
+    normalize_reduced: bool = option(False, help="scale the reduced vectors to unit length")
+    seed: int = option(0, low=0, help="for reduction=\"random\" (the projection)")
 
 
 class LLMSeqSim(Recommender):

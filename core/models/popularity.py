@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from core.common import Progress
-from core.config import Options
+from core.config import Options, option
 from core.data import Split
 from core.models.base import Recommender
 
@@ -17,7 +17,7 @@ from core.models.base import Recommender
 class PopularityConfig(Options):
     # The paper's MostPopular does not remove the prompt's items from its list (authors' session_popular.py);
     # True gives the fairer variant that, like every other model, never recommends what the session holds.
-    filter_prompt_items: bool = False
+    filter_prompt_items: bool = option(False, help="drop the session's own items from its list (the paper: keeps them)")
 
 
 class Popularity(Recommender):

@@ -35,8 +35,8 @@ from core.models.sequential import (
 class SASRecConfig(SequentialConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
     embedding_dim: int = 48
-    heads: int = option(3, low=1)
-    layers: int = option(2, low=1)
+    heads: int = option(3, low=1, help="attention heads; embedding_dim must be a multiple")
+    layers: int = option(2, low=1, help="transformer blocks")
     ff_multiplier: int = option(1, low=1,
                                 help="feed-forward width = ff_multiplier * embedding_dim (the authors' SASRec: 1)")
     dropout: float = 0.25

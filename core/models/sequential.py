@@ -34,10 +34,10 @@ from core.models.base import Recommender
 class SequentialConfig(Options):
     max_length: int = option(20, low=1, help="a session is cut to its last N items (the paper: 20)")
     embedding_dim: int = option(64, low=1, help="item table width = model width")
-    dropout: float = option(0.2, low=0.0, high=1.0, high_open=True)
-    learning_rate: float = option(1e-3, low=0.0, low_open=True)
+    dropout: float = option(0.2, low=0.0, high=1.0, high_open=True, help="share of activations zeroed in training")
+    learning_rate: float = option(1e-3, low=0.0, low_open=True, help="AdamW step size")
     weight_decay: float = option(0.01, low=0.0, help="AdamW, decoupled")
-    batch_size: int = option(64, low=1)
+    batch_size: int = option(64, low=1, help="training examples per step")
     clip_norm: float | None = option(None, low=0.0, low_open=True, help="max gradient norm; None = no clipping")
     max_epochs: int = option(100, low=1, help="the authors' num_epochs; early stopping ends sooner")
     patience: int = option(5, low=1,
@@ -47,10 +47,10 @@ class SequentialConfig(Options):
     max_validation_sessions: int = option(2000, low=0, help="... at most this many (paper: 500; 0 = no early stop)")
     init_std: float = option(0.02, low=0.0, low_open=True,
                              help="item table init (Keras' uniform(-0.05, 0.05) has std 0.029)")
-    seed: int = option(0, low=0)
+    seed: int = option(0, low=0, help="weights init, dropout and batch order")
     # LLM2X: initialise the item table from text embeddings of the titles.
-    item_init: Literal["random", "llm"] = "random"
-    embedding_provider: Literal["local", "openai"] = "local"
+    item_init: Literal["random", "llm"] = option("random", help="\"llm\" = LLM2X: item table from title embeddings")
+    embedding_provider: Literal["local", "openai"] = option("local", help="for item_init=\"llm\" (local: offline)")
     embedding_model: str | None = option(None, help="None = the provider's default (local: all-MiniLM-L6-v2)")
     long_titles: Literal["cut", "head_tail"] = option("cut",
                                                       help="past the model's window: cut the end, or keep head+tail")

@@ -32,8 +32,8 @@ from core.models.base import Recommender
 class SKNNConfig(Options):
     k: int = option(100, low=1, help="neighbours that vote")
     sample_size: int = option(500, low=1, help="candidate neighbours considered per prompt")
-    sampling: Literal["random", "recent"] = "random"
-    similarity: Literal["cosine", "dot"] = "cosine"
+    sampling: Literal["random", "recent"] = option("random", help="which sample_size candidates are kept")
+    similarity: Literal["cosine", "dot"] = option("cosine", help="of a neighbour to the (weighted) prompt")
     decay: Decay = option("none", help="position weights of the prompt's items; \"none\" = plain SKNN")
     seed: int = option(0, low=0, help="random sampling is seeded per prompt, so results do not depend on batch order")
 

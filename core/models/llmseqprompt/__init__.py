@@ -41,29 +41,29 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LLMSeqPromptConfig(Options):
-    backend: Literal["local", "openai"] = "local"
+    backend: Literal["local", "openai"] = option("local", help="who fine-tunes: this machine, or the OpenAI API")
     # --- fine-tuning data (the paper's GenItem examples)
     max_prompt_items: int = option(10, low=0, help="most recent prompt items named (0 = all; Beauty: median 6)")
     validation_fraction: float = option(0.2, low=0.0, high=1.0, high_open=True, help="held out for early stopping")
     # --- sampling: the paper's best setting
     n_samples: int = option(20, low=1, high=128, help="OpenAI's n: at most 128")
     temperature: float = option(0.25, low=0.0, high=2.0, help="OpenAI's range")
-    top_p: float = option(1.0, low=0.0, high=1.0, low_open=True)
+    top_p: float = option(1.0, low=0.0, high=1.0, low_open=True, help="nucleus sampling (1 = off)")
     # --- local backend
     model_folder: str = option("",
                                help="\"\" = GPT-2 trained from scratch (NOT pretrained); else a HF folder, LoRA-tuned")
     vocab_size: int = option(4096, low=258, help="BPE trained on the catalog titles (Beauty: ~16 tokens a title)")
     n_embd: int = option(128, low=1, help="small enough for an epoch over Beauty in minutes on one CPU core")
-    n_layer: int = option(2, low=1)
-    n_head: int = option(4, low=1)
+    n_layer: int = option(2, low=1, help="transformer blocks of the from-scratch GPT-2")
+    n_head: int = option(4, low=1, help="its attention heads; n_embd must be a multiple")
     context_tokens: int = option(384, low=32, help="prompt + answer; the oldest names are dropped beyond it")
     epochs: int = option(3, low=1, help="at most (early stop on validation loss); Beauty: ~10 min an epoch")
-    patience: int = option(1, low=1)
-    batch_size: int = option(32, low=1)
+    patience: int = option(1, low=1, help="epochs without a lower validation loss before stopping")
+    batch_size: int = option(32, low=1, help="examples per step")
     learning_rate: float = option(2e-3, low=0.0, low_open=True, help="AdamW, 5% warm-up then cosine to 10%")
     lora_r: int = option(16, low=1, help="LoRA for a user's model folder")
-    lora_alpha: int = option(32, low=1)
-    lora_dropout: float = option(0.05, low=0.0, high=1.0, high_open=True)
+    lora_alpha: int = option(32, low=1, help="LoRA scaling (alpha / r)")
+    lora_dropout: float = option(0.05, low=0.0, high=1.0, high_open=True, help="dropout on the LoRA input")
     # --- OpenAI backend
     openai_model: str = option("gpt-4o-mini-2024-07-18", help="or \"gpt-3.5-turbo\"")
     openai_epochs: int = option(0, low=0, high=50, help="0 = OpenAI's automatic choice")
@@ -74,7 +74,7 @@ class LLMSeqPromptConfig(Options):
     embedding_model: str | None = option(None, help="None = the provider's default (local: bundled all-MiniLM-L6-v2)")
     long_titles: Literal["cut", "head_tail"] = option("cut",
                                                       help="past the model's window: cut the end, or keep head+tail")
-    seed: int = option(0, low=0)
+    seed: int = option(0, low=0, help="training and sampling")
 
     def check(self) -> None:
         if self.n_embd % self.n_head:
