@@ -31,7 +31,8 @@ st.caption(f"{', '.join(f'{n:,}' for n in n_test)} test sessions; every model ra
            "95% bootstrap intervals over test sessions. Serendipity and novelty use "
            f"{next(iter(results.values())).popularity_counts} popularity counts. Variants of a model (other "
            "options) have their own rows. Diversity: mean cosine distance between the items of a list, in the "
-           "catalog's text-embedding space (\u2013 when the catalog was not embedded when the model was evaluated).")
+           "catalog's text-embedding space (\u2013 when the catalog was not embedded when the model was evaluated, "
+           "or the result predates the metric: evaluate the model again to measure it).")
 
 k = st.radio("Cut-off", [20, 10], horizontal=True, format_func=lambda v: f"@{v}")
 st.dataframe(report.formatted_table(results, ks=(k,)), width="stretch")
