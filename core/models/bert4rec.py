@@ -21,11 +21,11 @@ from torch.nn import functional as F
 
 from core.config import option
 from core.models.sequential import (
-    SequentialConfig,
     SequentialNetwork,
     SequentialRecommender,
     TiedOutput,
     TransformerBlock,
+    TransformerConfig,
     attention_mask,
     init_item_table,
     pad_batch,
@@ -36,13 +36,12 @@ IGNORE = -100  # cross_entropy's ignore_index: positions that are not masked
 
 
 @dataclass(frozen=True)
-class BERT4RecConfig(SequentialConfig):
+class BERT4RecConfig(TransformerConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
     embedding_dim: int = 192
-    heads: int = option(2, low=1, help="attention heads; embedding_dim must be a multiple")
-    layers: int = option(1, low=1, help="transformer blocks")
-    ff_multiplier: int = option(4, low=1,
-                                help="feed-forward width = 4 * embedding_dim (BERT's, the authors' trans_dim_scale)")
+    heads: int = 2
+    layers: int = 1
+    ff_multiplier: int = 4  # BERT's, the authors' trans_dim_scale
     dropout: float = 0.4
     learning_rate: float = 0.0023
     weight_decay: float = 0.0409

@@ -16,13 +16,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.config import option
 from core.models.sequential import (
-    SequentialConfig,
     SequentialNetwork,
     SequentialRecommender,
     TiedOutput,
     TransformerBlock,
+    TransformerConfig,
     attention_mask,
     init_item_table,
     pad_batch,
@@ -32,13 +31,12 @@ from core.models.sequential import (
 
 
 @dataclass(frozen=True)
-class SASRecConfig(SequentialConfig):
+class SASRecConfig(TransformerConfig):
     # The paper's tuned values for Beauty (Boz et al. 2024, appendix).
     embedding_dim: int = 48
-    heads: int = option(3, low=1, help="attention heads; embedding_dim must be a multiple")
-    layers: int = option(2, low=1, help="transformer blocks")
-    ff_multiplier: int = option(1, low=1,
-                                help="feed-forward width = ff_multiplier * embedding_dim (the authors' SASRec: 1)")
+    heads: int = 3
+    layers: int = 2
+    ff_multiplier: int = 1  # the authors' SASRec
     dropout: float = 0.25
     learning_rate: float = 0.0048
     weight_decay: float = 0.0962

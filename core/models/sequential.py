@@ -59,10 +59,20 @@ class SequentialConfig(Options):
                                    help="rescale the vectors to this std (None = as reduced, the authors' raw PCA)")
     shuffle_llm_vectors: bool = option(False, help="ablation: permute the vectors across items")
 
+
+
+@dataclass(frozen=True)
+class TransformerConfig(SequentialConfig):
+    """What SASRec and BERT4Rec add: their configs set other defaults, and inherit the ranges and help."""
+
+    heads: int = option(2, low=1, help="attention heads; embedding_dim must be a multiple")
+    layers: int = option(1, low=1, help="transformer blocks")
+    ff_multiplier: int = option(1, low=1, help="feed-forward width = ff_multiplier * embedding_dim")
+
     def check(self) -> None:
-        heads = getattr(self, "heads", None)  # the transformers' attention heads
-        if heads and self.embedding_dim % heads:
-            raise ConfigError(f"option 'embedding_dim' ({self.embedding_dim}) must be a multiple of 'heads' ({heads})")
+        if self.embedding_dim % self.heads:
+            raise ConfigError(f"option 'embedding_dim' ({self.embedding_dim}) must be a multiple of 'heads' "
+                              f"({self.heads})")
 
 
 def pad_batch(sessions: Sequence[np.ndarray], max_length: int, pad: int, left: bool = True,
