@@ -1,11 +1,16 @@
 """BERT4Rec (Sun et al. 2019): a bidirectional transformer trained to fill in masked items (cloze task).
 
 Post-LN transformer blocks (the original BERT layout, the authors' ``FDRN``), learned positions counted from
-the session's end, LayerNorm + dropout on the embeddings. Each epoch, as in the authors' TrainGenerator,
-every train session appears once with only its last item masked (the next-item task) and
-``masked_copies`` more times with each item masked with probability ``mask_probability``; masks are drawn
-anew every epoch. The loss is full-softmax cross-entropy at the masked positions, the output tied to the
-item table. To recommend, a mask token is appended to the session and its position is scored.
+the session's end, LayerNorm + dropout on the embeddings. In the authors' TrainGenerator an epoch shows
+every train session once with only its last item masked (the next-item task) and ``masked_copies`` more
+times with each item masked with probability ``mask_probability``, masks drawn anew every epoch. The
+loss is full-softmax cross-entropy at the masked positions, the output tied to the item table.
+To recommend, a mask token is appended to the session and its position is scored.
+
+Training runs in **passes**, not the authors' 11-copy epochs: a pass shows every train session once, with
+probability ``1 / (1 + masked_copies)`` as its next-item copy (last item masked) and otherwise as a randomly
+masked copy — over 11 passes the same mixture of examples as one authors' epoch, but early stopping checks
+after every pass, so ``patience`` and ``max_epochs`` count passes and a stop never waits out 11 of them.
 ``llm2bert4rec`` initialises the item table from the titles' LLM embeddings (LLM2BERT4Rec, Boz et al. 2024).
 """
 
@@ -17,7 +22,6 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from core.config import option
 from core.models.sequential import (
@@ -27,6 +31,7 @@ from core.models.sequential import (
     TransformerBlock,
     TransformerConfig,
     attention_mask,
+    batch_rows,
     init_item_table,
     pad_batch,
     right_aligned_positions,
@@ -49,8 +54,11 @@ class BERT4RecConfig(TransformerConfig):
     clip_norm: float | None = 92.0
     mask_probability: float = option(0.9, low=0.0, high=1.0, low_open=True,
                                      help="share of a training session's items masked (the paper's tuned value)")
-    masked_copies: int = option(10, low=0, help="randomly masked copies of a session per epoch (authors: 10; 0 = none)")
-    patience: int = option(2, help="the paper's; an epoch here is 11 passes over the sessions, so 2 is already 22")
+    masked_copies: int = option(10, low=0, help="randomly masked copies per next-item copy of a session "
+                                                "(authors: 10 a session per epoch; 0 = next-item copies only)")
+    max_epochs: int = option(1100, low=1, help="passes over the sessions (the authors' 100 epochs of 11 copies)")
+    patience: int = option(10, low=1, help="passes without a better validation NDCG@20 before stopping "
+                                           "(the paper's 2 epochs were 22 passes)")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ class BERT4RecNetwork(SequentialNetwork):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(batch, L) left-padded ids (items and masks) -> (batch, L, dim); every position sees the session."""
-        x = self.item_table(tokens) + self.positions(right_aligned_positions(tokens.shape[1], self.max_length))
+        x = self.item_table(tokens) + self.positions(right_aligned_positions(tokens.shape[1], self.max_length,
+                                                                            tokens.device))
         x = self.drop(self.embedding_norm(x))
         allowed = attention_mask(tokens, self.pad, causal=False)
         for block in self.blocks:
@@ -91,41 +100,41 @@ class BERT4Rec(SequentialRecommender):
     def build(self, n_items: int) -> BERT4RecNetwork:
         return BERT4RecNetwork(n_items, self.config)
 
+    epoch_name = "pass"
+
     def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
+        """One pass: every session once, as its next-item copy (probability 1 / (1 + masked_copies)) or a
+        randomly masked copy (each item masked with ``mask_probability``; a copy with nothing masked is left
+        out, as the authors' generator does); masks drawn anew every pass."""
         config = self.config
-        padded, _ = pad_batch(sessions, config.max_length, self.pad, min_width=config.max_length)
+        padded, lengths = pad_batch(sessions, config.max_length, self.pad, min_width=config.max_length)
         tokens = padded.numpy()
         real = tokens != self.pad
-        last = np.zeros_like(real)
-        last[:, -1] = True  # left padding: the last column is every session's last item
-        masks = [last] + [real & (rng.random(tokens.shape) < config.mask_probability)
-                          for _ in range(config.masked_copies)]
-        masked = np.concatenate(masks)
-        masked = masked[masked.any(axis=1)]  # copies where nothing was masked teach nothing
-        kept = np.concatenate([np.flatnonzero(m.any(axis=1)) for m in masks])
-        base = tokens[kept]
-        inputs = np.where(masked, self.module.mask, base)
-        targets = np.where(masked, base, IGNORE)
-        order = rng.permutation(len(inputs))
+        next_item = rng.random(len(tokens)) < 1.0 / (1 + config.masked_copies)
+        masked = real & (rng.random(tokens.shape) < config.mask_probability) & ~next_item[:, None]
+        masked[next_item, -1] = True  # left padding: the last column is every session's last item
+        keep = np.flatnonzero(masked.any(axis=1))
+        inputs = np.where(masked, self.module.mask, tokens)
+        targets = np.where(masked, tokens, IGNORE)
         batches: list[tuple[torch.Tensor, ...]] = []
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start:start + config.batch_size]
-            width = int((base[rows] != self.pad).sum(axis=1).max())  # drop all-padding columns
+        for rows in batch_rows(lengths.numpy()[keep], config.batch_size, rng, config.length_buckets):
+            rows = keep[rows]
+            width = int(lengths[rows].max())  # drop all-padding columns
             batches.append((torch.from_numpy(inputs[rows, -width:]), torch.from_numpy(targets[rows, -width:])))
         return batches
 
     def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        inputs, targets = batch
+        inputs, targets = (t.to(self.module.device, non_blocking=True) for t in batch)
         masked = targets != IGNORE
         hidden = self.module(inputs)[masked]
-        return F.cross_entropy(self.module.output(hidden, self.module.item_table), targets[masked])
+        return self.module.output.loss(hidden, self.module.item_table, targets[masked])
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         # The last max_length - 1 items and a mask token in the last slot, whose item the model fills in.
         with_mask = [np.append(np.asarray(s, dtype=np.int64)[len(s) - min(len(s), self.config.max_length - 1):],
                                self.module.mask) for s in sessions]
         tokens, _ = pad_batch(with_mask, self.config.max_length, self.pad)
-        return self.module(tokens)[:, -1]
+        return self.module(tokens.to(self.module.device))[:, -1]
 
 
 class LLM2BERT4Rec(BERT4Rec):

@@ -14,7 +14,6 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from core.config import option
 from core.models.sequential import (
@@ -24,7 +23,7 @@ from core.models.sequential import (
     TiedOutput,
     init_item_table,
     pad_batch,
-    shuffled_batches,
+    padded_batches,
 )
 
 
@@ -57,7 +56,7 @@ class GRU4RecNetwork(SequentialNetwork):
         """(batch, L) right-padded ids -> (batch, L + 1, hidden): slot 0 is the initial state, slot t + 1 the
         state after item t (so slot ``length`` is a session's last state, whatever its length)."""
         states, _ = self.gru(self.drop(self.item_table(tokens)))
-        initial = torch.zeros(states.shape[0], 1, states.shape[2])
+        initial = states.new_zeros(states.shape[0], 1, states.shape[2])
         return torch.cat([initial, self.drop(states)], dim=1)
 
 
@@ -68,19 +67,20 @@ class GRU4Rec(SequentialRecommender):
     def build(self, n_items: int) -> GRU4RecNetwork:
         return GRU4RecNetwork(n_items, self.config)
 
-    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
-        return shuffled_batches(sessions, self.config.batch_size, rng)
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[torch.Tensor]:
+        return padded_batches(sessions, self.config, self.pad, rng, left=False)
 
-    def batch_loss(self, batch: list[np.ndarray]) -> torch.Tensor:
-        tokens, _ = pad_batch(batch, self.config.max_length + 1, self.pad, left=False, min_width=2)
+    def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        tokens = batch.to(self.module.device, non_blocking=True)
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = targets != self.pad  # right padding: a real target always follows a real input
         hidden = self.module(inputs)[:, 1:][real]
-        return F.cross_entropy(self.module.output(hidden, self.module.item_table), targets[real])
+        return self.module.output.loss(hidden, self.module.item_table, targets[real])
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         tokens, lengths = pad_batch(sessions, self.config.max_length, self.pad, left=False)
-        return self.module(tokens)[torch.arange(len(lengths)), lengths]
+        device = self.module.device
+        return self.module(tokens.to(device))[torch.arange(len(lengths), device=device), lengths.to(device)]
 
 
 class LLM2GRU4Rec(GRU4Rec):

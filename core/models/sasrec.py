@@ -14,7 +14,6 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from core.models.sequential import (
     SequentialNetwork,
@@ -25,8 +24,8 @@ from core.models.sequential import (
     attention_mask,
     init_item_table,
     pad_batch,
+    padded_batches,
     right_aligned_positions,
-    shuffled_batches,
 )
 
 
@@ -64,7 +63,8 @@ class SASRecNetwork(SequentialNetwork):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(batch, L) left-padded item ids -> (batch, L, dim); position i sees items 0..i only."""
-        x = self.item_table(tokens) + self.positions(right_aligned_positions(tokens.shape[1], self.max_length))
+        x = self.item_table(tokens) + self.positions(right_aligned_positions(tokens.shape[1], self.max_length,
+                                                                            tokens.device))
         x = self.drop(x)
         allowed = attention_mask(tokens, self.pad, causal=True)
         for block in self.blocks:
@@ -79,20 +79,20 @@ class SASRec(SequentialRecommender):
     def build(self, n_items: int) -> SASRecNetwork:
         return SASRecNetwork(n_items, self.config)
 
-    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[list[np.ndarray]]:
-        return shuffled_batches(sessions, self.config.batch_size, rng)
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[torch.Tensor]:
+        return padded_batches(sessions, self.config, self.pad, rng, left=True)
 
-    def batch_loss(self, batch: list[np.ndarray]) -> torch.Tensor:
-        # The last max_length + 1 items: inputs are all but the last, targets all but the first.
-        tokens, _ = pad_batch(batch, self.config.max_length + 1, self.pad, min_width=2)
+    def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
+        # A session's last max_length + 1 items: inputs are all but the last, targets all but the first.
+        tokens = batch.to(self.module.device, non_blocking=True)
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = inputs != self.pad  # left padding: a real input always has a real next item
         hidden = self.module(inputs)[real]
-        return F.cross_entropy(self.module.output(hidden, self.module.item_table), targets[real])
+        return self.module.output.loss(hidden, self.module.item_table, targets[real])
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         tokens, _ = pad_batch(sessions, self.config.max_length, self.pad)
-        return self.module(tokens)[:, -1]
+        return self.module(tokens.to(self.module.device))[:, -1]
 
 
 class LLM2SASRec(SASRec):
