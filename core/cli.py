@@ -20,6 +20,7 @@ from core import data
 from core.common import Progress, UserError, describe_bug
 from core.models import REGISTRY, model_class
 from core.models.base import Recommender
+from core.storage import atomic_write_text
 
 
 class CLIError(UserError):
@@ -65,7 +66,11 @@ def parse_overrides(pairs: list[str], names: list[str]) -> dict[str, dict[str, s
     return out
 
 
-def build_models(names_csv: str, pairs: list[str]) -> list[Recommender]:
+def build_models(names_csv: str, pairs: list[str], dataset: str | None = None,
+                 preset: str = "tuned") -> list[Recommender]:
+    """The named models with ``dataset``'s defaults under ``preset`` (``core.models.defaults``), then ``pairs``."""
+    from core.models.defaults import default_config
+
     names = [n.strip() for n in names_csv.split(",") if n.strip()]
     if not names:
         raise CLIError(f"--models names no model; available: {', '.join(REGISTRY)}")
@@ -76,7 +81,7 @@ def build_models(names_csv: str, pairs: list[str]) -> list[Recommender]:
     if repeated:
         raise CLIError(f"--models names {repeated[0]} more than once (a variant: --set {repeated[0]}.OPTION=VALUE)")
     overrides = parse_overrides(pairs, names)
-    return [model_class(name)(**overrides[name]) for name in names]
+    return [model_class(name)(default_config(name, dataset, preset), **overrides[name]) for name in names]
 
 
 def cmd_datasets(args: argparse.Namespace) -> None:
@@ -87,6 +92,11 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 def notes(lines: list[str]) -> None:
     for line in lines:
         print(f"note: {line}", file=sys.stderr)
+
+
+def dataset_name(argument: str) -> str:
+    """The name a dataset is stored under (a bundled name, or a folder's name), as ``data.load`` gives it."""
+    return argument if argument in data.BUNDLED else Path(argument).name
 
 
 def load_dataset(name: str) -> data.Dataset:
@@ -143,7 +153,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from core.store import fit_or_load
 
-    models = build_models(args.models, args.set)
+    models = build_models(args.models, args.set, dataset_name(args.dataset), args.preset)
     dataset = load_dataset(args.dataset)
     for model in models:
         progress, close = tqdm_progress(f"training {model.name}")
@@ -160,7 +170,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from core.evaluate import EvaluationOptions, format_table, run
 
-    models = build_models(args.models, args.set)
+    models = build_models(args.models, args.set, dataset_name(args.dataset), args.preset)
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise CLIError(f"--output {args.output}: the folder {Path(args.output).resolve().parent} does not exist.")
     dataset = load_dataset(args.dataset)
@@ -183,6 +193,36 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise CLIError(f"--output {args.output}: cannot be written ({err.strerror or type(err).__name__}); "
                            "the results are also kept under cache/results/.") from None
         print(f"wrote {args.output}")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from core import reproduce
+    from core.report import PAPER_BEAUTY
+
+    rows, seeds = reproduce.parse_rows(args.models), reproduce.parse_seeds(args.seeds)
+    output = Path(args.output)
+    if not output.resolve().parent.is_dir():
+        raise CLIError(f"--output {args.output}: the folder {output.resolve().parent} does not exist.")
+    dataset = load_dataset(args.dataset)
+    command = "python -m core reproduce " + " ".join(
+        f"--{k} {v}" for k, v in (("dataset", args.dataset), ("seeds", args.seeds), ("models", args.models),
+                                  ("preset", args.preset), ("output", args.output)) if v)
+
+    def progress_for(row: str, runs: int) -> tuple[Progress, Callable[[], None]]:
+        return tqdm_progress(f"{row} ({runs} run{'s' if runs > 1 else ''})")
+
+    models = list(dict.fromkeys(row.model for row in rows))
+    overrides = parse_overrides(args.set, models)
+    reproduce.plan(rows, seeds, dataset_name(args.dataset), args.preset, overrides)  # bad options: before loading
+    summary = reproduce.reproduce(dataset, rows, seeds, args.preset, output, progress_for, command,
+                                  PAPER_BEAUTY if dataset.name == "beauty" else None,
+                                  overrides)
+    table = reproduce.markdown(summary)
+    markdown_path = output.with_suffix(".md")
+    atomic_write_text(markdown_path, f"{dataset.name}, {dataset.split.n_test:,} test sessions, seeds {seeds}, "
+                                     f"preset {args.preset}:\n\n`{command}`\n\n{table}\n")
+    print(table)
+    print(f"wrote {output} and {markdown_path}")
 
 
 def cmd_finetune(args: argparse.Namespace) -> None:
@@ -247,6 +287,9 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                              help="model options, e.g. --set k=50 vsknn.decay=log (or --set repeated)")
         command.add_argument("--retrain", action="store_true", help="ignore saved models and fit again")
+        command.add_argument("--preset", default="tuned", choices=["tuned", "paper"],
+                             help="tuned: the dataset's defaults chosen on its validation folds "
+                                  "(core/models/defaults.toml); paper: the paper's Beauty values")
         if name == "evaluate":
             command.add_argument("--output", help="write the results JSON here too")
             command.add_argument("--paper-popularity", action="store_true",
@@ -262,6 +305,21 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--yes", action="store_true", help="confirm the OpenAI cost estimate and start the job")
     finetune.add_argument("--retrain", action="store_true", help="ignore a saved model and fine-tune again")
     finetune.set_defaults(run=cmd_finetune)
+    reproduce = sub.add_parser("reproduce", help="the paper's Beauty table: every model over seeds, mean ± std, "
+                                                 "the paper's figure beside (resumable)")
+    reproduce.add_argument("--dataset", default="beauty")
+    reproduce.add_argument("--seeds", default="0,1,2", help="comma-separated; models with a random fit run once "
+                                                           "per seed, the others once")
+    reproduce.add_argument("--models", help="rows, comma-separated (default: every row but llmseqprompt): "
+                                            "popularity, sknn, vsknn, llmseqsim, gru4rec, llm2gru4rec, "
+                                            "llm2gru4rec-shuffled, sasrec, ..., llmseqprompt")
+    reproduce.add_argument("--preset", default="tuned", choices=["tuned", "paper"],
+                           help="tuned: the dataset's defaults chosen on its folds; paper: the paper's Beauty values")
+    reproduce.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                           help="an option for every row that has it (MODEL.KEY=VALUE for one model)")
+    reproduce.add_argument("--output", required=True, help="the summary JSON (FILE.json); the markdown table goes "
+                                                           "beside it (FILE.md) and to the terminal")
+    reproduce.set_defaults(run=cmd_reproduce)
     return root
 
 

@@ -152,7 +152,7 @@ def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions 
         scored = evaluate_model(fitted.model, dataset.split, options, progress=progress, item_vectors=vectors)
         config = config_dict(model.config)
         result = EvaluationResult(
-            dataset=dataset.name, model=model.name, label=store.label(model.name, config), config=config,
+            dataset=dataset.name, model=model.name, label=store.label(model.name, config, dataset.name), config=config,
             n_test_sessions=dataset.split.n_test, metrics=scored["metrics"], intervals=scored["intervals"],
             by_prompt_length=scored["by_prompt_length"],
             generation_per_session=scored.get("generation_per_session"), popularity_counts=counts,

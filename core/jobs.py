@@ -351,7 +351,8 @@ class _Worker:
                     "NDCG@20": result.metrics["NDCG@20"], "HR@20": result.metrics["HR@20"]}
         fitted = store.fit_or_load(model, dataset, progress=self.progress, retrain=request.retrain,
                                    confirm_spending=request.confirm_spending)
-        return {"step": "train", "model": store.label(model.name, config_dict(model.config)), "folder": folder,
+        return {"step": "train", "model": store.label(model.name, config_dict(model.config), dataset.name),
+                "folder": folder,
                 "fit_seconds": fitted.fit_seconds, "status": fitted.status, "notes": fitted.notes}
 
     def _project(self, dataset: Any, projection: dict[str, Any]) -> dict[str, Any]:

@@ -64,14 +64,18 @@ def model_folder(dataset: Dataset, model: Recommender) -> Path:
     return models_root(dataset.name) / model_key(dataset, model.name, model.config)
 
 
-def changed_options(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    defaults = config_dict(model_class(name).Config())
+def changed_options(name: str, config: dict[str, Any], dataset: str | None = None) -> dict[str, Any]:
+    """The options of ``config`` that differ from what ``name`` gets by default on ``dataset`` (its tuned
+    defaults, ``core.models.defaults``; the class defaults when ``dataset`` is None or has none)."""
+    from core.models.defaults import default_config
+
+    defaults = config_dict(default_config(name, dataset))
     return {key: value for key, value in config.items() if defaults.get(key) != value}
 
 
-def label(name: str, config: dict[str, Any]) -> str:
-    """``vsknn`` for the default config, ``vsknn (k=100, decay=log)`` otherwise."""
-    changed = changed_options(name, config)
+def label(name: str, config: dict[str, Any], dataset: str | None = None) -> str:
+    """``vsknn`` for the dataset's default config, ``vsknn (k=100, decay=log)`` otherwise."""
+    changed = changed_options(name, config, dataset)
     return name if not changed else f"{name} ({', '.join(f'{k}={v}' for k, v in changed.items())})"
 
 

@@ -26,7 +26,7 @@ class TrainedModel:
     name: str  # registry name
     folder: Path
     config: dict[str, Any]
-    changed: dict[str, Any]  # options that differ from the model's defaults
+    changed: dict[str, Any]  # options that differ from the model's defaults on this dataset
     fit_seconds: float | None
     saved_at: float  # modification time of the weights, seconds since the epoch
     reads_titles: bool = False  # built from the titles' text embeddings (Recommender.text_embedding)
@@ -34,7 +34,7 @@ class TrainedModel:
     @property
     def label(self) -> str:
         """``vsknn`` for the default config, ``vsknn (k=100, decay=log)`` otherwise."""
-        return store.label(self.name, self.config)
+        return store.label(self.name, self.config, self.folder.parent.name)
 
 
 def _read(folder: Path, dataset: Dataset) -> TrainedModel | None:
@@ -58,7 +58,7 @@ def _read(folder: Path, dataset: Dataset) -> TrainedModel | None:
     except Exception as err:  # noqa: BLE001 (missing, truncated or not safetensors: a damaged save)
         raise ArtifactError(f"{folder}: the saved weights cannot be read ({type(err).__name__})") from None
     return TrainedModel(name=name, folder=folder, config=meta["config"],
-                        changed=store.changed_options(name, meta["config"]),
+                        changed=store.changed_options(name, meta["config"], dataset.name),
                         fit_seconds=store.saved_fit_seconds(folder, meta), saved_at=saved_at,
                         reads_titles=model_class(name).text_embedding(config) is not None)
 

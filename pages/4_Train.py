@@ -6,9 +6,12 @@ import shlex
 import pandas as pd
 import streamlit as st
 
+from core import store
 from core.common import ConfigError
+from core.config import apply_overrides, config_dict
 from core.jobs import JobRequest, ModelStep, spending_estimate
 from core.models import REGISTRY, model_class
+from core.models.defaults import PRESETS, dataset_defaults
 from core.options import Option, changed_options, model_options
 from core.trained import train_command, trained_models
 from ui import state
@@ -29,8 +32,8 @@ except (ImportError, AttributeError) as err:
     st.stop()
 
 
-def option_widget(column, option: Option, default):
-    label, help_text, key = option.name, option.help or None, f"opt-{name}-{option.name}"
+def option_widget(column, option: Option, default, start_from: str):
+    label, help_text, key = option.name, option.help or None, f"opt-{name}-{start_from}-{option.name}"
     if option.kind == "bool":
         return column.checkbox(label, value=bool(default), help=help_text, key=key)
     if option.kind == "choice":
@@ -50,13 +53,23 @@ def option_widget(column, option: Option, default):
                              placeholder="empty = default" if option.optional else "")
 
 
-# The embedding provider chosen on the home page is every LLM model's default here.
-preset = {"embedding_provider": spec.provider, "embedding_model": spec.model}
-with st.form(f"options-{name}"):
+tuned = dataset_defaults(name, dataset.name)
+start_from = "tuned"
+if tuned:
+    start_from = st.radio("Start from", PRESETS, horizontal=True, key=f"preset-{name}",
+                          format_func=lambda p: {"tuned": f"values tuned on {dataset.name}'s validation folds",
+                                                 "paper": "the paper's Beauty values"}[p],
+                          help="Tuned values were chosen on the dataset's validation folds, never its test split "
+                               "(core/models/defaults.toml holds each with the fold figure that chose it).")
+# The dataset's defaults, and the embedding provider chosen on the home page for every LLM model.
+preset = {**dataset_defaults(name, dataset.name, start_from), "embedding_provider": spec.provider,
+          "embedding_model": spec.model}
+with st.form(f"options-{name}-{start_from}"):
     st.markdown(f"**{name}** options (hover a name for why its default is what it is)")
     options = model_options(config_class)
     columns = st.columns(3)
-    values = {option.name: option_widget(columns[i % 3], option, preset.get(option.name, option.default))
+    values = {option.name: option_widget(columns[i % 3], option, preset.get(option.name, option.default),
+                                         start_from)
               for i, option in enumerate(options)}
     evaluate = st.checkbox("Evaluate on the test split afterwards (results go to the Metrics page)", value=True)
     retrain = st.checkbox("Fit again even if a model with exactly these options is saved", value=False)
@@ -77,7 +90,10 @@ if submitted:
                                  evaluate=evaluate, retrain=retrain, confirm_spending=bool(cost and confirm))
             state.job_manager().submit(request, title=f"{name} on {state.dataset_label()}",
                                        secrets=state.embedding_secrets(), owner=state.owner())
-            sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}" for k, v in changes.items())
+            # The CLI starts from the dataset's tuned defaults: name what differs from them.
+            full = config_dict(apply_overrides(config_class(), changes))
+            sets = " ".join(f"--set {shlex.quote(f'{k}={v}')}"
+                            for k, v in store.changed_options(name, full, dataset.name).items())
             st.caption("Same from a terminal:")
             st.code(f"{train_command(state.dataset_key(), name)}{' ' + sets if sets else ''}", language="bash")
 

@@ -44,6 +44,9 @@ class Recommender:
     Config: ClassVar[type] = object
     # The paper's MostPopular does not filter prompt items; evaluation asks each model what it does.
     exclude_seen_in_evaluation: bool = True
+    # Fitting draws random numbers (weights, batch order, sampling): fits with other seeds differ, so a
+    # reproduction runs such a model over several seeds (core.reproduce); a deterministic model runs once.
+    stochastic_fit: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         try:

@@ -84,6 +84,7 @@ class LLMSeqPromptConfig(Options):
 class LLMSeqPrompt(Recommender):
     name = "llmseqprompt"
     Config = LLMSeqPromptConfig
+    stochastic_fit = True
 
     def __init__(self, config: LLMSeqPromptConfig | None = None, **overrides: object) -> None:
         super().__init__(config, **overrides)
