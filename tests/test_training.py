@@ -102,15 +102,27 @@ def test_a_bert4rec_pass_shows_each_session_once_with_the_authors_mix_of_copies(
     model.module = model.build(model.n_items)
     sessions = [s for s in synthetic.split.train if len(s) >= 2]
     batches = model.epoch_batches(sessions, np.random.default_rng(0))
-    rows = [(inputs[i], targets[i]) for inputs, targets in batches for i in range(len(inputs))]
+    rows = [(inputs[i], targets[i]) for inputs, targets, _ in batches for i in range(len(inputs))]
     assert len(rows) <= len(sessions)  # each session at most once (a copy with nothing masked is left out)
     mask = model.module.mask
     next_item = [t for i, t in rows if (i == mask).sum() == 1 and i[-1] == mask]
     assert 0.15 < len(next_item) / len(rows) < 0.4  # 1 / (1 + masked_copies) = 0.25 next-item copies
     only_last = create("bert4rec", embedding_dim=16, heads=2, layers=1, masked_copies=0)
     only_last.n_items, only_last.module = model.n_items, model.module
-    for inputs, targets in only_last.epoch_batches(sessions, np.random.default_rng(0)):
+    for inputs, targets, weight in only_last.epoch_batches(sessions, np.random.default_rng(0)):
         assert (inputs == mask).sum().item() == len(inputs) and (inputs[:, -1] == mask).all()
+
+
+def test_batch_weights_make_every_target_of_an_epoch_count_the_same(synthetic):
+    from core.models.sequential import target_weights
+
+    assert target_weights([10, 30]) == [0.5, 1.5] and target_weights([0, 0]) == [1.0, 1.0]
+    model = create("sasrec", max_length=5, batch_size=2, length_buckets=True)
+    model.n_items = 100
+    sessions = [np.array([1, 2]), np.array([3, 4]), np.arange(10, 20), np.arange(20, 30)]
+    batches = model.epoch_batches(sessions, np.random.default_rng(0))
+    # bucketed: the two 2-item sessions (1 target each) together, the two long ones (5 targets each) together
+    assert sorted((tokens.shape[1], weight) for tokens, weight in batches) == [(2, 2 / 6), (6, 10 / 6)]
 
 
 def test_latest_hold_out_takes_the_last_sessions_as_the_test_split_is_taken():
@@ -163,7 +175,7 @@ def test_summaries_give_mean_sample_std_and_every_run():
 
 
 def test_reproduce_runs_each_row_over_seeds_and_continues_where_it_stopped(tmp_path, capsys, monkeypatch):
-    from tests.tiny_data import write_tiny_dataset
+    from tiny_data import write_tiny_dataset
 
     folder = write_tiny_dataset(tmp_path / "shop", n_sessions=200)
     output = tmp_path / "table.json"

@@ -17,7 +17,7 @@ after every pass, so ``patience`` and ``max_epochs`` count passes and a stop nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from core.models.sequential import (
     init_item_table,
     pad_batch,
     right_aligned_positions,
+    target_weights,
 )
 
 IGNORE = -100  # cross_entropy's ignore_index: positions that are not masked
@@ -102,7 +103,7 @@ class BERT4Rec(SequentialRecommender):
 
     epoch_name = "pass"
 
-    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[tuple[torch.Tensor, ...]]:
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[tuple[Any, ...]]:
         """One pass: every session once, as its next-item copy (probability 1 / (1 + masked_copies)) or a
         randomly masked copy (each item masked with ``mask_probability``; a copy with nothing masked is left
         out, as the authors' generator does); masks drawn anew every pass."""
@@ -116,18 +117,21 @@ class BERT4Rec(SequentialRecommender):
         keep = np.flatnonzero(masked.any(axis=1))
         inputs = np.where(masked, self.module.mask, tokens)
         targets = np.where(masked, tokens, IGNORE)
-        batches: list[tuple[torch.Tensor, ...]] = []
-        for rows in batch_rows(lengths.numpy()[keep], config.batch_size, rng, config.length_buckets):
-            rows = keep[rows]
+        rows_of = [keep[rows] for rows in batch_rows(lengths.numpy()[keep], config.batch_size, rng,
+                                                      config.length_buckets)]
+        weights = target_weights([int(masked[rows].sum()) for rows in rows_of])
+        batches: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+        for rows, weight in zip(rows_of, weights):
             width = int(lengths[rows].max())  # drop all-padding columns
-            batches.append((torch.from_numpy(inputs[rows, -width:]), torch.from_numpy(targets[rows, -width:])))
+            batches.append((torch.from_numpy(inputs[rows, -width:]), torch.from_numpy(targets[rows, -width:]),
+                            weight))
         return batches
 
-    def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        inputs, targets = (t.to(self.module.device, non_blocking=True) for t in batch)
+    def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor, float]) -> torch.Tensor:
+        inputs, targets = (t.to(self.module.device, non_blocking=True) for t in batch[:2])
         masked = targets != IGNORE
         hidden = self.module(inputs)[masked]
-        return self.module.output.loss(hidden, self.module.item_table, targets[masked])
+        return self.module.output.loss(hidden, self.module.item_table, targets[masked]) * batch[2]
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         # The last max_length - 1 items and a mask token in the last slot, whose item the model fills in.

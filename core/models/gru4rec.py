@@ -67,15 +67,15 @@ class GRU4Rec(SequentialRecommender):
     def build(self, n_items: int) -> GRU4RecNetwork:
         return GRU4RecNetwork(n_items, self.config)
 
-    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[torch.Tensor]:
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[tuple[torch.Tensor, float]]:
         return padded_batches(sessions, self.config, self.pad, rng, left=False)
 
-    def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
-        tokens = batch.to(self.module.device, non_blocking=True)
+    def batch_loss(self, batch: tuple[torch.Tensor, float]) -> torch.Tensor:
+        tokens, weight = batch[0].to(self.module.device, non_blocking=True), batch[1]
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = targets != self.pad  # right padding: a real target always follows a real input
         hidden = self.module(inputs)[:, 1:][real]
-        return self.module.output.loss(hidden, self.module.item_table, targets[real])
+        return self.module.output.loss(hidden, self.module.item_table, targets[real]) * weight
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         tokens, lengths = pad_batch(sessions, self.config.max_length, self.pad, left=False)

@@ -79,16 +79,16 @@ class SASRec(SequentialRecommender):
     def build(self, n_items: int) -> SASRecNetwork:
         return SASRecNetwork(n_items, self.config)
 
-    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[torch.Tensor]:
+    def epoch_batches(self, sessions: list[np.ndarray], rng: np.random.Generator) -> list[tuple[torch.Tensor, float]]:
         return padded_batches(sessions, self.config, self.pad, rng, left=True)
 
-    def batch_loss(self, batch: torch.Tensor) -> torch.Tensor:
+    def batch_loss(self, batch: tuple[torch.Tensor, float]) -> torch.Tensor:
         # A session's last max_length + 1 items: inputs are all but the last, targets all but the first.
-        tokens = batch.to(self.module.device, non_blocking=True)
+        tokens, weight = batch[0].to(self.module.device, non_blocking=True), batch[1]
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = inputs != self.pad  # left padding: a real input always has a real next item
         hidden = self.module(inputs)[real]
-        return self.module.output.loss(hidden, self.module.item_table, targets[real])
+        return self.module.output.loss(hidden, self.module.item_table, targets[real]) * weight
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         tokens, _ = pad_batch(sessions, self.config.max_length, self.pad)

@@ -120,15 +120,27 @@ def batch_rows(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, b
 
 
 def padded_batches(sessions: Sequence[np.ndarray], config: SequentialConfig, pad: int, rng: np.random.Generator,
-                   left: bool) -> list[torch.Tensor]:
-    """One epoch of (batch, width) int64 tensors of sessions' last ``max_length + 1`` items (inputs and their
-    next items), padded once for the epoch and trimmed per batch to its longest session (``batch_rows``)."""
+                   left: bool) -> list[tuple[torch.Tensor, float]]:
+    """One epoch of ``(tokens, weight)``: (batch, width) int64 tensors of sessions' last ``max_length + 1``
+    items (inputs and their next items), padded once for the epoch and trimmed per batch to its longest
+    session (``batch_rows``), and the batch's weight (``target_weights``: each session predicts its items
+    after the first)."""
     tokens, lengths = pad_batch(sessions, config.max_length + 1, pad, left=left, min_width=2)
-    batches = []
-    for rows in batch_rows(lengths.numpy(), config.batch_size, rng, config.length_buckets):
-        width = max(2, int(lengths[rows].max()))
-        batches.append(tokens[rows, -width:] if left else tokens[rows, :width])
-    return batches
+    rows_of = batch_rows(lengths.numpy(), config.batch_size, rng, config.length_buckets)
+    weights = target_weights([int((lengths[rows] - 1).clip(min=0).sum()) for rows in rows_of])
+    widths = [max(2, int(lengths[rows].max())) for rows in rows_of]
+    return [(tokens[rows, -width:] if left else tokens[rows, :width], weight)
+            for rows, width, weight in zip(rows_of, widths, weights)]
+
+
+def target_weights(targets_per_batch: Sequence[int]) -> list[float]:
+    """Each batch's loss weight: its number of targets over the epoch's mean per batch. A batch's loss is the
+    mean cross-entropy over its targets, so weighting it so makes every target of the epoch count the same
+    whatever batch it falls in — the objective of one mean over all the epoch's targets. Without it,
+    length-bucketed batches would give a target in a batch of two-item sessions ~50 times the weight of one
+    in a batch of 50-item sessions."""
+    mean = sum(targets_per_batch) / max(len(targets_per_batch), 1)
+    return [n / mean if mean else 1.0 for n in targets_per_batch]
 
 
 def right_aligned_positions(width: int, max_length: int, device: torch.device | None = None) -> torch.Tensor:
