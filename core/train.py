@@ -5,8 +5,9 @@ As the authors' ``NeuralModel.train``, 10% of the train sessions are held out (a
 500, see ``SequentialConfig``); after every epoch the model ranks the full catalog for their prompts (all but
 the last item) and NDCG@20 of the last item is measured; training stops when it has not improved for
 ``patience`` epochs and the best epoch's weights are restored. The test split is never seen here. Which
-sessions are held out: the paper's random sample, or (our default) the **latest** train sessions in time —
-shaped like the test split, which is the latest sessions of all (see ``hold_out``; the README's figures).
+sessions are held out: the paper's random sample (the default), or the **latest** train sessions in time —
+shaped like the test split, which is the latest sessions of all, but then missing from training (see
+``hold_out``; on Beauty's last fold that cost more than it gained: the README's figures).
 
 AdamW (decoupled weight decay, as the authors' Keras ``AdamW``), optional gradient-norm clipping, optional
 bf16 autocast (``autocast_dtype``), any torch device (``resolve_device``), and a progress callback, throttled

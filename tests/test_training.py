@@ -136,8 +136,8 @@ def test_latest_hold_out_takes_the_last_sessions_as_the_test_split_is_taken():
     assert len(random_held) == 5
 
 
-def test_a_latest_early_stopping_set_is_the_default_and_random_is_the_papers(synthetic):
-    assert model_class("sasrec").Config().early_stopping_set == "latest"
+def test_early_stopping_holds_out_random_sessions_by_default_or_the_latest(synthetic):
+    assert model_class("sasrec").Config().early_stopping_set == "random"  # the paper's
     for setting in ("latest", "random"):
         model = create("sasrec", early_stopping_set=setting, **TINY_SASREC).fit(synthetic.split)
         assert len(model.history.validation) >= 1 and model.history.best_epoch >= 0

@@ -46,8 +46,9 @@ class SequentialConfig(Options):
     validation_fraction: float = option(0.1, low=0.0, high=1.0, high_open=True,
                                         help="train sessions held out for early stopping (the paper) ...")
     max_validation_sessions: int = option(2000, low=0, help="... at most this many (paper: 500; 0 = no early stop)")
-    early_stopping_set: Literal["latest", "random"] = option(
-        "latest", help="held-out sessions: the latest in time (shaped like the test split) or random (the paper)")
+    early_stopping_set: Literal["random", "latest"] = option(
+        "random", help="held-out sessions: random (the paper; best on Beauty's fold) or the latest in time "
+                       "(shaped like the test split, but then missing from training)")
     length_buckets: bool = option(True, help="batch sessions of similar length (less padding, same examples; "
                                              "batches in random order)")
     device: Literal["auto", "cpu", "cuda"] = option("auto", help="where to train: auto = a CUDA GPU when torch "
