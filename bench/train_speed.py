@@ -10,9 +10,10 @@ process so its peak memory is its own: the commit before issue 12 (``--before``,
 temporary folder) and the working tree. Printed per model: seconds per epoch (training steps only; no
 validation) in each, the ratio, and peak memory (max RSS of the process). A BERT4Rec epoch is the authors'
 (every session once as a next-item copy and ``masked_copies`` times randomly masked); now it trains in passes of
-one copy each, so its epoch is timed as ``1 + masked_copies`` passes. The old BERT4Rec epoch is long (439 s on
-one thread), so ``--before-batches`` times its first N batches and scales to the epoch (its batches are in
-random order, so a prefix is a fair sample).
+one copy each, so its epoch is ``1 + masked_copies`` passes: ``--passes-timed`` (3) of them are timed and
+scaled to the epoch (each pass is a random 1/11 of it). The old BERT4Rec epoch is long (439 s on one
+thread), so ``--before-batches`` times its first N batches and scales to the epoch (its batches are in random
+order, so a prefix is a fair sample).
 
 ``--to-stop`` instead fits each model to its own early stop with the working tree's code (through the store,
 so the fitted models are reused by ``python -m core evaluate``/``reproduce``) and prints seconds to early stop,
@@ -47,7 +48,7 @@ def extract(commit: str, into: Path) -> None:
     (into / "data").symlink_to(ROOT / "data")
 
 
-def time_epochs(name: str, sets: list[str], epochs: int, max_batches: int | None) -> dict:
+def time_epochs(name: str, sets: list[str], epochs: int, max_batches: int | None, passes_timed: int) -> dict:
     """In this process: train ``epochs`` epochs of ``name`` with the code on sys.path; seconds per epoch."""
     import numpy as np
     import torch
@@ -72,11 +73,12 @@ def time_epochs(name: str, sets: list[str], epochs: int, max_batches: int | None
     sessions = [s for s in dataset.split.train if len(s) >= 2]
     rng = np.random.default_rng(0)
     passes = 1 + config.masked_copies if getattr(model, "epoch_name", "epoch") == "pass" else 1
+    timed_passes = min(passes, passes_timed)  # passes are alike (each a random 1/passes of an epoch): scale up
     model.module.train()
     seconds = []
     for _ in range(epochs):
         total, done, planned = 0.0, 0, 0
-        for _ in range(passes):
+        for _ in range(timed_passes):
             start = time.perf_counter()
             batches = model.epoch_batches(sessions, rng)
             planned += len(batches)
@@ -89,7 +91,7 @@ def time_epochs(name: str, sets: list[str], epochs: int, max_batches: int | None
                 optimizer.step()
                 done += 1
             total += time.perf_counter() - start
-        seconds.append(total * planned / max(done, 1))
+        seconds.append(total * planned / max(done, 1) * passes / timed_passes)
     import core
 
     return {"seconds_per_epoch": seconds, "threads": threads, "batches_timed": done, "batches": planned,
@@ -132,6 +134,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1, help="epochs timed per run")
     parser.add_argument("--before", default=BEFORE, help="the commit to compare with (default: before issue 12)")
     parser.add_argument("--before-batches", type=int, default=60, help="BERT4Rec before: batches timed per epoch")
+    parser.add_argument("--passes-timed", type=int, default=3, help="BERT4Rec now: passes timed per epoch")
     parser.add_argument("--to-stop", action="store_true", help="fit each model to early stop (working tree)")
     parser.add_argument("--retrain", action="store_true", help="with --to-stop: fit again even if saved")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -142,7 +145,8 @@ def main() -> None:
         if args.mode == "stop":
             print(json.dumps(to_stop(args.child, args.set, args.retrain)))
         else:
-            print(json.dumps(time_epochs(args.child, args.set, args.epochs, args.before_batches or None)))
+            print(json.dumps(time_epochs(args.child, args.set, args.epochs, args.before_batches or None,
+                                         args.passes_timed)))
         return
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     if args.to_stop:
@@ -169,7 +173,8 @@ def main() -> None:
             before, now = [], []
             for _ in range(args.rounds):
                 before.append(child(old, ["--child", name, "--before-batches", str(args.before_batches), *common]))
-                now.append(child(ROOT, ["--child", name, "--before-batches", "0", *common]))
+                now.append(child(ROOT, ["--child", name, "--before-batches", "0", "--passes-timed",
+                                        str(args.passes_timed), *common]))
             b = [s for r in before for s in r["seconds_per_epoch"]]
             n = [s for r in now for s in r["seconds_per_epoch"]]
             mean_b, mean_n = sum(b) / len(b), sum(n) / len(n)
