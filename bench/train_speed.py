@@ -11,9 +11,9 @@ temporary folder) and the working tree. Printed per model: seconds per epoch (tr
 validation) in each, the ratio, and peak memory (max RSS of the process). A BERT4Rec epoch is the authors'
 (every session once as a next-item copy and ``masked_copies`` times randomly masked); now it trains in passes of
 one copy each, so its epoch is ``1 + masked_copies`` passes: ``--passes-timed`` (3) of them are timed and
-scaled to the epoch (each pass is a random 1/11 of it). The old BERT4Rec epoch is long (439 s on one
-thread), so ``--before-batches`` times its first N batches and scales to the epoch (its batches are in random
-order, so a prefix is a fair sample).
+scaled to the epoch (each pass is a random 1/11 of it). The old code's epochs are long (BERT4Rec: 439 s on
+one thread), so ``--before-batches`` (60) of its batches are timed and scaled to the epoch (its batches are in
+random order, so a prefix is a fair sample; 0 = the whole epoch).
 
 ``--to-stop`` instead fits each model to its own early stop with the working tree's code (through the store,
 so the fitted models are reused by ``python -m core evaluate``/``reproduce``) and prints seconds to early stop,
