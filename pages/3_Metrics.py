@@ -21,29 +21,40 @@ if not results:
             f"page, or `.venv/bin/python -m core evaluate --dataset {state.dataset_key()} --models popularity,vsknn`.")
     st.stop()
 
-order = list(results)  # registry order, each model's default config first, then its variants
-models = st.multiselect("Models", order, default=order)
-results = {name: results[name] for name in models}
+group = st.toggle("Group seeds", value=True,
+                  help="Runs of one model whose options differ only in the seed are one row: the mean over the runs "
+                       "± their sample standard deviation (ddof=1). Off: every run has its own row.")
+rows = report.seed_groups(results, group)  # registry order, each model's default config first, then its variants
+shown = st.multiselect("Models", list(rows), default=list(rows))
+picked = {id(run) for name in shown for run in rows[name].runs}
+results = {label: result for label, result in results.items() if id(result) in picked}
 if not results:
     st.stop()
 n_test = sorted({r.n_test_sessions for r in results.values()})
+grouped = any(rows[name].grouped for name in shown)
 st.caption(f"{', '.join(f'{n:,}' for n in n_test)} test sessions; every model ranks the full catalog. Brackets: "
-           "95% bootstrap intervals over test sessions. Serendipity and novelty use "
+           "95% bootstrap intervals over test sessions (a single run). "
+           + ("“n seeds” rows: mean ± sample standard deviation (ddof=1) over the n runs that differ only in the "
+              "seed; “(n=…)” where fewer runs have the metric. " if grouped else "")
+           + "Serendipity and novelty use "
            f"{next(iter(results.values())).popularity_counts} popularity counts. Variants of a model (other "
            "options) have their own rows. Diversity: mean cosine distance between the items of a list, in the "
            "catalog's text-embedding space (\u2013 when the catalog was not embedded when the model was evaluated, "
            "or the result predates the metric: evaluate the model again to measure it).")
 
 k = st.radio("Cut-off", [20, 10], horizontal=True, format_func=lambda v: f"@{v}")
-st.dataframe(report.formatted_table(results, ks=(k,)), width="stretch")
+st.dataframe(report.formatted_table(results, ks=(k,), group_seeds=group), width="stretch")
 
-frame = report.long_frame(results, dataset.name, with_paper=True)
+frame = report.long_frame(results, dataset.name, with_paper=True, group_seeds=group)
 is_beauty = dataset.name == "beauty"
 left, right = st.columns(2)
 measured = [name for name in report.metric_names((k,)) if any(name in r.metrics for r in results.values())]
 with left:
     metric = st.selectbox("Bar chart", measured, index=0)
     st.plotly_chart(report.bar_figure(frame, metric), width="stretch")
+    if grouped:
+        st.caption("Error bars: ± the standard deviation over seeds on “n seeds” bars, the 95% bootstrap "
+                   "interval over test sessions on a single run's.")
     if is_beauty:
         st.caption("Grey, hatched: the paper's published Beauty figures (their runs, OpenAI ada-002 embeddings), "
                    "quoted for comparison, not reproduced here.")
@@ -51,23 +62,25 @@ with right:
     # Only what some shown result has: a metric added since, or Diversity without embeddings, has no axis yet.
     beyond = st.selectbox("Accuracy against", [f"{m.name}@{k}" for m in metrics.METRICS
                                                 if not m.accuracy and f"{m.name}@{k}" in measured])
-    st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond), width="stretch")
+    st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond, group_seeds=group), width="stretch")
 
 length_metric = st.selectbox("By prompt length", [f"{m}@{k}" for m in report.ACCURACY])
-st.plotly_chart(report.length_figure(results, length_metric), width="stretch")
+st.plotly_chart(report.length_figure(results, length_metric, group_seeds=group), width="stretch")
 
 if is_beauty:
     st.subheader("Next to the paper (Beauty)")
-    st.dataframe(report.paper_comparison(results), hide_index=True, width="stretch",
+    st.dataframe(report.paper_comparison(results, group_seeds=group), hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("ours", report.PAPER_LABEL, "ours / paper")})
 
 st.subheader("Export")
 exports = st.columns(2)
-exports[0].download_button("Download CSV", report.csv_export(results), file_name=f"results-{dataset.name}.csv",
-                           mime="text/csv")
+exports[0].download_button("Download CSV", report.csv_export(results, group_seeds=group),
+                           file_name=f"results-{dataset.name}.csv", mime="text/csv",
+                           help="One line per row and metric: model, metric, value (a seed group's mean), low, high "
+                                "(a single run's 95% bootstrap interval), source, std (over seeds, ddof=1), n (runs).")
 if exports[1].button("Build the HTML report"):
-    st.session_state["html_report"] = (dataset.name, report.html_report(dataset.name, results))
+    st.session_state["html_report"] = (dataset.name, report.html_report(dataset.name, results, group_seeds=group))
 built = st.session_state.get("html_report")
 if built and built[0] == dataset.name:
     exports[1].download_button("Download the HTML report (opens offline)", built[1],

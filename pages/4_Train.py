@@ -33,7 +33,9 @@ except (ImportError, AttributeError) as err:
 
 
 def option_widget(column, option: Option, default, start_from: str):
-    label, help_text, key = option.name, option.help or None, f"opt-{name}-{start_from}-{option.name}"
+    # the paper preset's widgets are other widgets (their own defaults); the tuned ones keep the plain key
+    preset_key = "" if start_from == "tuned" else f"{start_from}-"
+    label, help_text, key = option.name, option.help or None, f"opt-{name}-{preset_key}{option.name}"
     if option.kind == "bool":
         return column.checkbox(label, value=bool(default), help=help_text, key=key)
     if option.kind == "choice":

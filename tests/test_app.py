@@ -193,6 +193,25 @@ def test_metrics_page_offers_only_what_was_measured(tmp_path):
     assert "Diversity@20" not in bars.options and "NDCG@20" in bars.options
 
 
+def test_metrics_page_groups_seeds_with_their_spread_and_the_toggle_splits_them(tmp_path):
+    folder = write_tiny_dataset(tmp_path / "seeds", title_suffix=" (unembedded)")
+    evaluate.run(data.load(str(folder)), [create("popularity"), create("vsknn"), create("vsknn", seed=1),
+                                          create("vsknn", seed=2), create("vsknn", k=100)])
+    at = app(str(folder), "pages/3_Metrics.py")
+    table = at.dataframe[0].value
+    assert set(table.index) == {"popularity", "vsknn (3 seeds)", "vsknn (k=100)"}  # another option: its own row
+    assert "±" in table.loc["vsknn (3 seeds)", "NDCG@20"] and "[" in table.loc["vsknn (k=100)", "NDCG@20"]
+    assert table.loc["vsknn (3 seeds)", "runs"] == "3 (seeds 0, 1, 2)"
+    assert any("standard deviation over seeds" in c.value for c in at.caption)
+    next(b for b in at.button if b.label == "Build the HTML report").click().run()
+    assert not at.exception, at.exception
+    assert "vsknn (3 seeds)" in at.session_state["html_report"][1]
+    next(t for t in at.toggle if t.label == "Group seeds").set_value(False).run()
+    assert not at.exception, at.exception
+    assert set(at.dataframe[0].value.index) == {"popularity", "vsknn", "vsknn (seed=1)", "vsknn (seed=2)",
+                                                "vsknn (k=100)"}
+
+
 # ------------------------------------------------------------------------------------------------ train
 def test_train_page_runs_a_job_with_changed_options(shop):
     at = app(shop, "pages/4_Train.py")
@@ -204,6 +223,16 @@ def test_train_page_runs_a_job_with_changed_options(shop):
     assert job.status == "done", job.error
     at.run()
     assert "popularity (filter_prompt_items=True)" in list(at.dataframe[-1].value["model"])
+
+
+def test_train_page_starts_from_the_datasets_tuned_values_or_the_papers():
+    at = app("beauty", "pages/4_Train.py")
+    at.selectbox[0].select("gru4rec").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="opt-gru4rec-max_length").value == 50  # core/models/defaults.toml, chosen on a fold
+    next(r for r in at.radio if r.label == "Start from").set_value("paper").run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="opt-gru4rec-paper-max_length").value == 20  # the paper's appendix value
 
 
 def test_a_job_survives_a_page_switch_and_the_cancel_button_stops_it(shop):

@@ -1,8 +1,13 @@
 """Tables, figures and the HTML report over saved results (core.report), on hand-made results."""
 
-import pandas as pd
+import io
 
-from core import report
+import pandas as pd
+import pytest
+
+from core import report, store
+from core.config import config_dict
+from core.models import model_class
 from core.results import EvaluationResult
 
 
@@ -50,7 +55,7 @@ def test_figures_have_one_trace_per_source_or_model():
 
 def test_csv_and_html_exports():
     csv = report.csv_export(RESULTS)
-    assert csv.splitlines()[0] == "model,metric,value,low,high,source"
+    assert csv.splitlines()[0] == "model,metric,value,low,high,source,std,n"  # std, n: see csv_export
     page = report.html_report("beauty", RESULTS)
     assert page.startswith("<!DOCTYPE html>") and page.count("<script") >= 5
     assert "<script src=" not in page and "plotly.js v" in page  # plotly.js inlined: opens offline
@@ -66,3 +71,82 @@ def test_the_report_never_renders_a_label_as_html():
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     figure = report.bar_figure(report.long_frame(results), "NDCG@20")
     assert list(figure.data[0].x) == ["llmseqprompt (model_folder=&lt;img src=x onerror=alert(1)&gt;)"]
+
+
+# ------------------------------------------------------------------------------------------------ seeds
+def run(ndcg, seed=0, **options):
+    """A saved SASRec run as ``core.evaluate`` makes it: the full config, labelled by ``core.store.label``."""
+    config = config_dict(model_class("sasrec").Config(seed=seed, **options))
+    return EvaluationResult(dataset="beauty", model="sasrec", label=store.label("sasrec", config), config=config,
+                            n_test_sessions=100, metrics={"NDCG@20": ndcg, "HR@20": 2 * ndcg},
+                            intervals={"NDCG@20": [ndcg - 0.004, ndcg + 0.006]}, fit_seconds=float(seed + 1),
+                            by_prompt_length={"1": {"n_sessions": 3, "NDCG@20": ndcg}})
+
+
+SEEDS = {r.label: r for r in (run(0.01), run(0.03, seed=2), run(0.02, seed=1), run(0.05, dropout=0.5))}
+
+
+def test_runs_differing_only_in_the_seed_are_one_row_with_mean_std_and_n():
+    rows = report.seed_groups(SEEDS)
+    assert list(rows) == ["sasrec (3 seeds)", "sasrec (dropout=0.5)"]
+    group = rows["sasrec (3 seeds)"]
+    assert group.grouped and group.seeds == [0, 1, 2]
+    assert group.mean["NDCG@20"] == pytest.approx(0.02) and group.std["NDCG@20"] == pytest.approx(0.01)  # ddof=1
+    assert group.n["NDCG@20"] == 3 and group.interval("NDCG@20") is None
+    assert group.fit_seconds == pytest.approx(2.0)
+    alone = rows["sasrec (dropout=0.5)"]  # another option changed: not one of the seeds
+    assert not alone.grouped and alone.std == {} and alone.interval("NDCG@20") == pytest.approx([0.046, 0.056])
+    assert list(report.seed_groups(SEEDS, group=False)) == list(SEEDS)  # the toggle off: every run a row
+
+
+def test_a_variant_with_seeds_is_labelled_with_its_options():
+    results = {r.label: r for r in (run(0.01, dropout=0.5), run(0.02, seed=1, dropout=0.5), run(0.04, seed=1))}
+    rows = report.seed_groups(results)
+    assert list(rows) == ["sasrec (dropout=0.5, 2 seeds)", "sasrec (seed=1)"]  # one run keeps its label
+    assert rows["sasrec (dropout=0.5, 2 seeds)"].std["NDCG@20"] == pytest.approx(0.01 / 2 ** 0.5)
+
+
+def test_grouped_table_csv_and_figure_show_the_spread_over_seeds():
+    table = report.formatted_table(SEEDS, ks=(20,), group_seeds=True)
+    assert table.loc["sasrec (3 seeds)", "NDCG@20"] == "0.0200 ± 0.0100"
+    assert table.loc["sasrec (3 seeds)", "runs"] == "3 (seeds 0, 1, 2)"
+    assert table.loc["sasrec (dropout=0.5)", "NDCG@20"] == "0.0500 [0.0460, 0.0560]"  # bootstrap, as today
+    assert report.formatted_table(SEEDS, ks=(20,)).loc["sasrec (seed=2)", "NDCG@20"] == "0.0300 [0.0260, 0.0360]"
+
+    csv = pd.read_csv(io.StringIO(report.csv_export(SEEDS, group_seeds=True))).set_index(["model", "metric"])
+    assert list(csv.columns) == ["value", "low", "high", "source", "std", "n"]
+    grouped = csv.loc[("sasrec (3 seeds)", "NDCG@20")]
+    assert grouped["value"] == pytest.approx(0.02) and grouped["std"] == pytest.approx(0.01)
+    assert grouped["n"] == 3 and pd.isna(grouped["low"])
+    single = csv.loc[("sasrec (dropout=0.5)", "NDCG@20")]
+    assert single["n"] == 1 and pd.isna(single["std"]) and single["high"] == pytest.approx(0.056)
+
+    figure = report.bar_figure(report.long_frame(SEEDS, group_seeds=True), "NDCG@20")
+    bars = figure.data[0]
+    assert list(bars.x) == ["sasrec (3 seeds)", "sasrec (dropout=0.5)"]
+    assert list(bars.y) == pytest.approx([0.02, 0.05])
+    assert list(bars.error_y.array) == pytest.approx([0.01, 0.006])  # ± std over seeds; the bootstrap's upper
+    assert list(bars.error_y.arrayminus) == pytest.approx([0.01, 0.004])  # ... and lower distance
+    assert "std over seeds" in figure.layout.title.text
+    assert "std over seeds" not in report.bar_figure(report.long_frame(SEEDS), "NDCG@20").layout.title.text
+
+
+def test_grouped_html_report_and_other_charts_use_the_means():
+    page = report.html_report("beauty", SEEDS, group_seeds=True)
+    assert "sasrec (3 seeds)" in page and "0.0200 ± 0.0100" in page and "standard deviation" in page
+    assert report.wide_table(SEEDS, group_seeds=True).loc["sasrec (3 seeds)", "NDCG@20"] == pytest.approx(0.02)
+    lengths = report.by_length_frame(SEEDS, group_seeds=True).set_index("model")
+    assert lengths.loc["sasrec (3 seeds)", "value"] == pytest.approx(0.02)
+    assert lengths.loc["sasrec (3 seeds)", "sessions"] == 3
+    paper = report.paper_comparison(SEEDS, group_seeds=True).set_index(["model", "metric"])
+    assert paper.loc[("sasrec", "NDCG@20"), "ours"] == pytest.approx(0.02)
+    assert paper.loc[("sasrec", "NDCG@20"), "runs"] == 3
+
+
+def test_a_metric_only_some_seeds_have_says_over_how_many():
+    older = run(0.01)
+    newer = run(0.03, seed=1)
+    newer.metrics["Diversity@20"] = 0.4  # the older run predates the metric
+    table = report.formatted_table({r.label: r for r in (older, newer)}, ks=(20,), group_seeds=True)
+    assert table.loc["sasrec (2 seeds)", "Diversity@20"] == "0.4000 (n=1)"
+    assert table.loc["sasrec (2 seeds)", "NDCG@20"] == "0.0200 ± 0.0141"
