@@ -199,14 +199,19 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from core import reproduce
     from core.report import PAPER_BEAUTY
 
+    if args.models is not None and not args.models.strip(",; "):
+        raise CLIError("--models names no row; leave it out for every row, or name rows such as sasrec,llm2sasrec")
     rows, seeds = reproduce.parse_rows(args.models), reproduce.parse_seeds(args.seeds)
     output = Path(args.output)
+    if output.suffix != ".json":
+        raise CLIError(f"--output {args.output}: give a .json file (the markdown table is written beside it, "
+                       f"as {output.with_suffix('.md').name})")
     if not output.resolve().parent.is_dir():
         raise CLIError(f"--output {args.output}: the folder {output.resolve().parent} does not exist.")
     dataset = load_dataset(args.dataset)
     command = "python -m core reproduce " + " ".join(
         f"--{k} {v}" for k, v in (("dataset", args.dataset), ("seeds", args.seeds), ("models", args.models),
-                                  ("preset", args.preset), ("output", args.output)) if v)
+                                  ("preset", args.preset), ("set", " ".join(args.set)), ("output", args.output)) if v)
 
     def progress_for(row: str, runs: int) -> tuple[Progress, Callable[[], None]]:
         return tqdm_progress(f"{row} ({runs} run{'s' if runs > 1 else ''})")

@@ -18,7 +18,8 @@ TINY: dict[str, dict] = {
     **{f"{prefix}sasrec": {"embedding_dim": 16, "heads": 2, "layers": 1, "learning_rate": 0.01, "init_std": 0.1,
                            "max_epochs": 30, "patience": 3} for prefix in ("", "llm2")},
     **{f"{prefix}bert4rec": {"embedding_dim": 16, "heads": 2, "layers": 1, "batch_size": 32, "learning_rate": 0.01,
-                             "dropout": 0.1, "masked_copies": 2, "init_std": 0.1, "max_epochs": 30, "patience": 5}
+                             # in passes: 90 and 15 are the 30 and 5 epochs of 3 copies (1 + masked_copies) each
+                             "dropout": 0.1, "masked_copies": 2, "init_std": 0.1, "max_epochs": 90, "patience": 15}
        for prefix in ("", "llm2")},
     **{f"{prefix}gru4rec": {"embedding_dim": 16, "hidden_dim": 16, "learning_rate": 0.02, "max_epochs": 30,
                             "patience": 3} for prefix in ("", "llm2")},

@@ -192,6 +192,7 @@ def test_reproduce_runs_each_row_over_seeds_and_continues_where_it_stopped(tmp_p
     assert sasrec["NDCG@20"]["mean"] > 2 * popularity["NDCG@20"]["mean"]  # the shop's next item is learnable
     table = output.with_suffix(".md").read_text()
     assert "| sasrec | 2 |" in table and "python -m core reproduce" in table
+    assert "--set sasrec.embedding_dim=16" in table  # the command line, options included
     fits = []
     monkeypatch.setattr(model_class("sasrec"), "fit", lambda self, *a, **k: fits.append(1))
     assert main(args) == 0  # everything is stored: nothing is fitted again
@@ -206,3 +207,7 @@ def test_reproduce_refuses_bad_arguments_before_training(tmp_path, capsys):
     assert "--seeds expects comma-separated integers" in capsys.readouterr().err
     assert main(["reproduce", "--models", "sasrec", "--set", "dropout=2", "--output", out]) == 2
     assert "sasrec: option 'dropout' must be in [0, 1), got 2" in capsys.readouterr().err
+    assert main(["reproduce", "--models", "", "--output", out]) == 2
+    assert "--models names no row" in capsys.readouterr().err
+    assert main(["reproduce", "--models", "popularity", "--output", str(tmp_path / "t.md")]) == 2
+    assert "give a .json file" in capsys.readouterr().err
