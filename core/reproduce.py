@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.common import ConfigError, Progress, UserError
-from core.config import apply_overrides, config_dict
+from core.config import apply_overrides
 from core.data import Dataset
 from core.models import model_class
 from core.models.defaults import default_config
@@ -176,8 +176,9 @@ def _row_summary(row: Row, results: list[EvaluationResult], paper: dict[str, flo
 
 def store_options(row: Row, result: EvaluationResult) -> dict[str, Any]:
     """The options of the row's first run that differ from the model's class defaults (the paper's values)."""
-    defaults = config_dict(model_class(row.model).Config())
-    return {k: v for k, v in result.config.items() if defaults.get(k) != v and k != "seed"}
+    from core import store
+
+    return {k: v for k, v in store.changed_options(row.model, result.config).items() if k != "seed"}
 
 
 def markdown(summary: dict[str, Any]) -> str:

@@ -37,18 +37,19 @@ def dataset_defaults(name: str, dataset: str | None, preset: str = "tuned") -> d
         raise ConfigError(f"unknown preset '{preset}'; use one of {', '.join(PRESETS)}")
     if preset == "paper" or dataset is None:
         return {}
-    section = _table().get(dataset, {})
-    options: dict[str, Any] = {}
-    for key in (name.removeprefix("llm2"), name) if name.startswith("llm2") else (name,):
-        options.update({option: entry["value"] for option, entry in section.get(key, {}).items()})
-    return options
+    return {option: entry["value"] for option, entry in _entries(name, dataset).items()}
 
 
 def chosen_by(name: str, dataset: str) -> dict[str, str]:
     """``{option: the fold figure that chose it}`` for model ``name`` on ``dataset`` (tuned preset)."""
+    return {option: entry.get("fold", "") for option, entry in _entries(name, dataset).items()}
+
+
+def _entries(name: str, dataset: str) -> dict[str, dict[str, Any]]:
+    """``{option: {"value", "fold"}}`` of ``name`` on ``dataset``: an LLM2 twin's vanilla section, then its own."""
     section = _table().get(dataset, {})
     keys = (name.removeprefix("llm2"), name) if name.startswith("llm2") else (name,)
-    return {option: entry.get("fold", "") for key in keys for option, entry in section.get(key, {}).items()}
+    return {option: entry for key in keys for option, entry in section.get(key, {}).items()}
 
 
 def default_config(name: str, dataset: str | None, preset: str = "tuned") -> Any:
