@@ -29,7 +29,7 @@ from core.config import config_dict
 from core.evaluate import GENERATION_KINDS, generation_rates, score_lists
 from core.models import create
 from core.models.llmseqprompt import LLMSeqPrompt
-from core.report import PAPER_BEAUTY
+from core.paper import PAPER_BEAUTY
 from core.storage import CACHE_DIR, atomic_write_text
 from core.store import fit_or_load, model_key
 

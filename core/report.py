@@ -27,24 +27,11 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from core import metrics, store
+from core.paper import PAPER_BEAUTY, PAPER_LABEL  # noqa: F401 (re-exported: the pages use report.PAPER_LABEL)
 from core.results import EvaluationResult
 
 ACCURACY = metrics.ACCURACY  # the metrics with intervals and a breakdown by prompt length
 KS = (10, 20)
-
-# Boz et al. 2024 (arXiv 2402.01339), Amazon Beauty, @20, as quoted in this project's issues. Only the
-# figures we have are listed; a missing metric is missing, not zero.
-PAPER_BEAUTY: dict[str, dict[str, float]] = {
-    "popularity": {"NDCG@20": 0.0064},
-    "vsknn": {"NDCG@20": 0.0475, "HR@20": 0.0947},
-    "llmseqsim": {"NDCG@20": 0.0480, "HR@20": 0.0792},
-    "llmseqprompt": {"NDCG@20": 0.0295, "HR@20": 0.0691, "Coverage@20": 0.66},
-    "gru4rec": {"NDCG@20": 0.0338, "HR@20": 0.0812},
-    "sasrec": {"NDCG@20": 0.0346, "HR@20": 0.0808},
-    "bert4rec": {"NDCG@20": 0.0430, "HR@20": 0.1027},
-    "llm2bert4rec": {"NDCG@20": 0.0512, "HR@20": 0.1177},
-}
-PAPER_LABEL = "paper (Boz et al. 2024)"
 
 
 def plotly_text(text: object) -> str:

@@ -10,7 +10,7 @@ each run the JSON summary is rewritten (atomically) with what is done so far.
 
 Summary JSON: ``{"models": {ROW: {"NDCG@20": {"mean": x, "std": s, "runs": [...], "paper": p}, ...}}}``;
 ``std`` is the sample standard deviation over the runs (ddof=1; null for one run), ``paper`` the paper's
-figure where it has one (``core.report.PAPER_BEAUTY``).
+figure where it has one (``core.paper.PAPER_BEAUTY``).
 """
 
 from __future__ import annotations

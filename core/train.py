@@ -162,6 +162,17 @@ def warmup_cosine(warmup_share: float = 0.05, floor: float = 0.1) -> Scheduler:
     return make
 
 
+def linear_warmup(steps: int) -> Scheduler:
+    """Learning rate: ``(step + 1) / steps`` of the peak over the first ``steps`` steps, then the peak (the
+    warm-up of BERT, Devlin et al. 2019, without its decay): a post-LN transformer started at the full rate can
+    sit for many epochs on a popularity-like solution."""
+
+    def make(optimizer: torch.optim.Optimizer, total: int) -> torch.optim.lr_scheduler.LRScheduler:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(steps, 1)))
+
+    return make
+
+
 def train(module: torch.nn.Module, *, epoch_batches: Callable[[np.random.Generator], list],
           batch_loss: Callable[[Any], torch.Tensor], validate: Callable[[], float] | None,
           learning_rate: float, weight_decay: float, clip_norm: float | None, max_epochs: int,

@@ -123,6 +123,37 @@ def test_batch_weights_make_every_target_of_an_epoch_count_the_same(synthetic):
     batches = model.epoch_batches(sessions, np.random.default_rng(0))
     # bucketed: the two 2-item sessions (1 target each) together, the two long ones (5 targets each) together
     assert sorted((tokens.shape[1], weight) for tokens, weight in batches) == [(2, 2 / 6), (6, 10 / 6)]
+    unweighted = create("sasrec", max_length=5, batch_size=2, length_buckets=True, weigh_by_targets=False)
+    unweighted.n_items = 100
+    assert sorted((t.shape[1], w) for t, w in unweighted.epoch_batches(sessions, np.random.default_rng(0))) \
+        == [(2, 1.0), (6, 1.0)]
+    assert target_weights([10, 30], weigh=False) == [1.0, 1.0]
+
+
+def test_warmup_raises_the_learning_rate_linearly_then_holds_it():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=0.8)
+    schedule = train.linear_warmup(4)(optimizer, 100)
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8, 0.8])
+
+
+def test_a_model_with_warmup_takes_smaller_first_steps(synthetic):
+    """The first AdamW step moves a weight by ~lr; with warm-up over 10 steps by ~lr / 10."""
+    moved = {}
+    for steps in (0, 10):
+        model = create("sasrec", **{**TINY_SASREC, "max_epochs": 1, "batch_size": 10_000, "dropout": 0.0,
+                                    "max_validation_sessions": 0, "warmup_steps": steps, "weight_decay": 0.0})
+        model.n_items = synthetic.catalog.n_items
+        torch.manual_seed(0)
+        before = model.build(model.n_items).item_table.weight.detach().clone()
+        model.fit(synthetic.split)  # one batch: one step
+        moved[steps] = (model.module.item_table.weight.detach() - before).abs().max().item()
+    assert moved[0] == pytest.approx(0.01, rel=0.05) and moved[10] == pytest.approx(0.001, rel=0.05)
 
 
 def test_latest_hold_out_takes_the_last_sessions_as_the_test_split_is_taken():

@@ -17,13 +17,13 @@ after every pass, so ``patience`` and ``max_epochs`` count passes and a stop nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from core.config import option
+from core.config import Space, between, one_of, option
 from core.models.sequential import (
     SequentialNetwork,
     SequentialRecommender,
@@ -60,6 +60,10 @@ class BERT4RecConfig(TransformerConfig):
     max_epochs: int = option(1100, low=1, help="passes over the sessions (the authors' 100 epochs of 11 copies)")
     patience: int = option(10, low=1, help="passes without a better validation NDCG@20 before stopping "
                                            "(the paper's 2 epochs were 22 passes)")
+    search_space: ClassVar[dict[str, Space]] = {
+        **TransformerConfig.search_space, "embedding_dim": one_of(64, 128, 192, 256), "heads": one_of(1, 2, 4),
+        "layers": between(1, 3), "mask_probability": between(0.2, 0.9), "batch_size": one_of(64, 128, 256),
+        "warmup_steps": one_of(0, 500)}
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ class BERT4Rec(SequentialRecommender):
         targets = np.where(masked, tokens, IGNORE)
         rows_of = [keep[rows] for rows in batch_rows(lengths.numpy()[keep], config.batch_size, rng,
                                                       config.length_buckets)]
-        weights = target_weights([int(masked[rows].sum()) for rows in rows_of])
+        weights = target_weights([int(masked[rows].sum()) for rows in rows_of], config.weigh_by_targets)
         batches: list[tuple[torch.Tensor, torch.Tensor, float]] = []
         for rows, weight in zip(rows_of, weights):
             width = int(lengths[rows].max())  # drop all-padding columns

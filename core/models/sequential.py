@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from core import train as loop
 from core.common import ConfigError, Progress
-from core.config import Options, option
+from core.config import Options, Space, between, one_of, option
 from core.data import DataError, Split
 from core.models.base import Recommender
 
@@ -41,6 +41,8 @@ class SequentialConfig(Options):
     batch_size: int = option(64, low=1, help="training examples per step")
     clip_norm: float | None = option(None, low=0.0, low_open=True, help="max gradient norm; None = no clipping")
     max_epochs: int = option(100, low=1, help="the authors' num_epochs; early stopping ends sooner")
+    warmup_steps: int = option(0, low=0, help="learning rate raised linearly over the first N steps (0 = none; "
+                                              "BERT4Rec's original code: 100)")
     patience: int = option(5, low=1,
                            help="epochs without a better validation NDCG@20 before stopping (the paper: 2; see README)")
     validation_fraction: float = option(0.1, low=0.0, high=1.0, high_open=True,
@@ -51,6 +53,9 @@ class SequentialConfig(Options):
                        "(shaped like the test split, but then missing from training)")
     length_buckets: bool = option(True, help="batch sessions of similar length (less padding, same examples; "
                                              "batches in random order)")
+    weigh_by_targets: bool = option(True, help="weight each batch's mean loss by its number of targets, so every "
+                                               "target of an epoch counts the same (False: every batch counts the "
+                                               "same, the usual per-batch mean)")
     device: Literal["auto", "cpu", "cuda"] = option("auto", help="where to train: auto = a CUDA GPU when torch "
                                                                  "sees one, else the CPU")
     precision: Literal["auto", "float32", "bfloat16"] = option(
@@ -69,6 +74,12 @@ class SequentialConfig(Options):
     llm_std: float | None = option(None, low=0.0, low_open=True,
                                    help="rescale the vectors to this std (None = as reduced, the authors' raw PCA)")
     shuffle_llm_vectors: bool = option(False, help="ablation: permute the vectors across items")
+    # core.tune's ranges shared by the three models (each adds its architecture's); an LLM2 twin searches its
+    # vanilla model's space (its reduction and vector scale stay at the paper's PCA, as reduced).
+    search_space: ClassVar[dict[str, Space]] = {
+        "dropout": between(0.0, 0.5), "learning_rate": between(1e-4, 1e-2, log=True),
+        "weight_decay": between(1e-3, 0.2, log=True), "batch_size": one_of(32, 64, 128, 256),
+        "max_length": one_of(20, 50)}
 
 
 
@@ -128,18 +139,21 @@ def padded_batches(sessions: Sequence[np.ndarray], config: SequentialConfig, pad
     after the first)."""
     tokens, lengths = pad_batch(sessions, config.max_length + 1, pad, left=left, min_width=2)
     rows_of = batch_rows(lengths.numpy(), config.batch_size, rng, config.length_buckets)
-    weights = target_weights([int((lengths[rows] - 1).clip(min=0).sum()) for rows in rows_of])
+    weights = target_weights([int((lengths[rows] - 1).clip(min=0).sum()) for rows in rows_of],
+                             config.weigh_by_targets)
     widths = [max(2, int(lengths[rows].max())) for rows in rows_of]
     return [(tokens[rows, -width:] if left else tokens[rows, :width], weight)
             for rows, width, weight in zip(rows_of, widths, weights)]
 
 
-def target_weights(targets_per_batch: Sequence[int]) -> list[float]:
+def target_weights(targets_per_batch: Sequence[int], weigh: bool = True) -> list[float]:
     """Each batch's loss weight: its number of targets over the epoch's mean per batch. A batch's loss is the
     mean cross-entropy over its targets, so weighting it so makes every target of the epoch count the same
     whatever batch it falls in — the objective of one mean over all the epoch's targets. Without it,
     length-bucketed batches would give a target in a batch of two-item sessions ~50 times the weight of one
-    in a batch of 50-item sessions."""
+    in a batch of 50-item sessions. ``weigh=False``: 1.0 for every batch (the per-batch mean)."""
+    if not weigh:
+        return [1.0] * len(targets_per_batch)
     mean = sum(targets_per_batch) / max(len(targets_per_batch), 1)
     return [n / mean if mean else 1.0 for n in targets_per_batch]
 
@@ -323,7 +337,8 @@ class SequentialRecommender(Recommender):
                 batch_loss=self.batch_loss, validate=validate, learning_rate=config.learning_rate,
                 weight_decay=config.weight_decay, clip_norm=config.clip_norm, max_epochs=config.max_epochs,
                 patience=config.patience, seed=config.seed, progress=progress, label=self.name,
-                autocast=autocast, epoch_name=self.epoch_name)
+                autocast=autocast, epoch_name=self.epoch_name,
+                scheduler=loop.linear_warmup(config.warmup_steps) if config.warmup_steps else None)
         finally:
             self.module.cpu()  # saved, scored and shown on the CPU
         return self
