@@ -37,6 +37,7 @@ class Pick:
     shared: int  # how many of the other shown models also picked this item
     is_target: bool  # the session's true next item (when known)
     why: tuple[tuple[int, float], ...] = ()  # (1-based position in the session, cosine): the most similar items
+    source: str = ""  # a hybrid's pick: the part it came from (Recommender.pick_sources)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Ranking:
     error: str = ""  # one sentence when the model could not rank this session
     note: str = ""  # what a generative model did, e.g. "20 names sampled: 12 exact, 3 duplicated, 5 hallucinated"
     explainable: bool = False  # built on the titles' text embeddings: its picks get a "why"
+    sources: tuple[str, ...] = ()  # a hybrid's: the part each pick came from
 
 
 @dataclass
@@ -93,7 +95,9 @@ def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
             last = counts[-1]
             note = (f"{sum(last.values())} names sampled: {last['exact']} exact, {last['duplicated']} "
                     f"duplicated, {last['hallucinated']} hallucinated (mapped to the nearest titles)")
-    return Ranking(model.name, items[0], scores[0], time.perf_counter() - start, note=note, explainable=explainable)
+        sources = model.pick_sources()
+    return Ranking(model.name, items[0], scores[0], time.perf_counter() - start, note=note, explainable=explainable,
+                   sources=tuple(sources[0]) if sources else ())
 
 
 def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Catalog,
@@ -110,14 +114,15 @@ def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Cata
             entry.error = f"{label} could not rank this session: {ranking.error}"
         real = ranking.items != NO_ITEM  # a list is shorter than K when fewer items are allowed
         items, scores = ranking.items[real], ranking.scores[real]
+        sources = list(ranking.sources) + [""] * (len(items) - len(ranking.sources))
         why: list[list[tuple[int, float]]] = [[] for _ in items]
         if vectors is not None and ranking.explainable and len(session) and len(items):
             why = nearest_session_items(vectors, session, items, n=2)
         entry.picks = [
             Pick(rank=rank_ + 1, item=int(item), title=catalog.title(int(item)), score=float(score),
                  shared=counts[int(item)] - 1, is_target=target is not None and int(item) == int(target),
-                 why=tuple((position[j], sim) for j, sim in reasons))
-            for rank_, (item, score, reasons) in enumerate(zip(items, scores, why))
+                 why=tuple((position[j], sim) for j, sim in reasons), source=source)
+            for rank_, (item, score, reasons, source) in enumerate(zip(items, scores, why, sources))
         ]
         out.append(entry)
     return out

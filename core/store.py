@@ -38,7 +38,14 @@ def config_hash(config: Any) -> str:
 
 
 def data_key(dataset: Dataset, name: str, config: Any) -> str:
-    """What model ``name`` with ``config`` reads of ``dataset``, as a short hash (module docstring)."""
+    """What model ``name`` with ``config`` reads of ``dataset``, as a short hash (module docstring). A hybrid
+    reads what its parts read, with their options: its key hashes theirs."""
+    parts = part_models(dataset, name, config)
+    if parts:
+        digest = hashlib.sha256(dataset.fingerprint.encode())
+        for role, (part_name, part_config) in sorted(parts.items()):
+            digest.update(f"{role}={model_key(dataset, part_name, part_config)}".encode())
+        return digest.hexdigest()[:12]
     spec = model_class(name).text_embedding(config)
     if spec is None:
         return dataset.fingerprint
@@ -53,6 +60,12 @@ def data_key(dataset: Dataset, name: str, config: Any) -> str:
 def model_key(dataset: Dataset, name: str, config: Any) -> str:
     """``<name>-<data key>-<config hash>``: the folder name of the fitted model and the stem of its results."""
     return f"{name}-{data_key(dataset, name, config)}-{config_hash(config)}"
+
+
+def part_models(dataset: Dataset, name: str, config: Any) -> dict[str, tuple[str, Any]]:
+    """A hybrid's parts as role -> (model name, config with ``dataset``'s defaults); {} for any other model."""
+    part_configs = getattr(model_class(name), "part_configs", None)
+    return part_configs(config, dataset.name) if part_configs else {}
 
 
 def models_root(dataset_name: str) -> Path:
@@ -119,6 +132,11 @@ def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None 
         except ArtifactError as err:
             notes.append(f"{err}; fitting it again.")
     start = time.perf_counter()
+    for role, (part_name, part_config) in part_models(dataset, model.name, model.config).items():
+        part = fit_or_load(model_class(part_name)(part_config), dataset, progress=progress,
+                           confirm_spending=confirm_spending)  # a part trained before is loaded, not retrained
+        notes += part.notes
+        model.attach(role, part.model)  # type: ignore[attr-defined]
     model.fit(dataset.split, progress=progress, confirm_spending=confirm_spending)
     seconds = time.perf_counter() - start
     model.save(folder, meta={"fit_seconds": round(seconds, 3), "dataset": dataset.name,

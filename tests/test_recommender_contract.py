@@ -26,6 +26,12 @@ TINY: dict[str, dict] = {
     # A GPT-2 trained from scratch on the synthetic sessions' names, small enough to fit in seconds.
     "llmseqprompt": {"vocab_size": 300, "n_embd": 64, "n_layer": 2, "n_head": 2, "context_tokens": 64,
                      "epochs": 40, "patience": 4, "batch_size": 8, "learning_rate": 3e-3},
+    # Hybrids: tiny parts. The popularity filter is off here (quantile 0: no item is below it), since on the
+    # synthetic walk it would drop the known next item whenever that item is rare; tests/test_hybrid.py pins it.
+    "embedding_ensemble": {"second": "llmseqsim (combination=mean)", "rank_cutoff": 2},
+    "llmseqsim_sequential": {"sequential": "sasrec (embedding_dim=16, heads=2, layers=1, learning_rate=0.01, "
+                                           "init_std=0.1, max_epochs=30, patience=3)"},
+    "llmseqsim_popularity": {"quantile": 0.0, "candidates": 20},
 }
 # Models that by design ignore the session's order (they still pass every other contract test).
 NOT_SEQUENTIAL = {"popularity"}

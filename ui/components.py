@@ -23,7 +23,8 @@ PAGES = (("app.py", "Home", ":material/home:"),
          ("pages/1_Session_Builder.py", "Session builder", ":material/playlist_add:"),
          ("pages/2_Embedding_Space.py", "Embedding space", ":material/scatter_plot:"),
          ("pages/3_Metrics.py", "Metrics", ":material/leaderboard:"),
-         ("pages/4_Train.py", "Train", ":material/model_training:"))
+         ("pages/4_Train.py", "Train", ":material/model_training:"),
+         ("pages/5_Tune.py", "Tune", ":material/tune:"))
 
 
 def page(title: str) -> None:
@@ -161,6 +162,8 @@ def picks_table(entry: ModelPicks) -> str:
         if pick.why:
             near = ", ".join(f"#{position} ({sim:.2f})" for position, sim in pick.why)
             why = f"<div class='why'>near session item {near}</div>"
+        if pick.source:
+            why += f"<div class='why'>from {html.escape(pick.source)}</div>"
         rows.append(
             f"<tr class='{classes}'><td class='rank'>{pick.rank}</td>"
             f"<td title='{html.escape(title)}'>{html.escape(_short(title))}{badge}{why}</td>"

@@ -33,6 +33,12 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
     "llmseqprompt": ("core.models.llmseqprompt", "LLMSeqPrompt",
                      "a fine-tuned LM names the next item (local default: small GPT-2 trained from scratch, "
                      "not a pretrained LLM)"),
+    "embedding_ensemble": ("core.models.hybrid", "EmbeddingEnsemble",
+                           "hybrid: one model's top picks, then another's (EmbeddingEnsemble)"),
+    "llmseqsim_sequential": ("core.models.hybrid", "LLMSeqSimSequential",
+                             "hybrid: a sequential model after a popular last item, else LLMSeqSim"),
+    "llmseqsim_popularity": ("core.models.hybrid", "LLMSeqSimPopularity",
+                             "hybrid: LLMSeqSim's candidates with unpopular items filtered out"),
 }
 
 

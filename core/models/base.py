@@ -93,6 +93,11 @@ class Recommender:
         ``exact``, ``duplicated`` and ``hallucinated``. Empty for every other model."""
         return []
 
+    def pick_sources(self) -> list[list[str]]:
+        """For a hybrid, per row of the last ``recommend`` call, which part each pick came from (one short
+        phrase per pick). Empty for every other model."""
+        return []
+
     def spending_estimate(self, split: Split) -> str | None:
         """What ``fit`` on ``split`` would cost in money (one sentence), or None when it is free."""
         return None
