@@ -197,7 +197,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from core import reproduce
-    from core.report import PAPER_BEAUTY
+    from core.paper import PAPER_BEAUTY
 
     if args.models is not None and not args.models.strip(",; "):
         raise CLIError("--models names no row; leave it out for every row, or name rows such as sasrec,llm2sasrec")
@@ -257,6 +257,30 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     notes(fitted.notes)
     done = "already fine-tuned" if fitted.status == "loaded" else f"fine-tuned in {fitted.fit_seconds:.1f} s"
     print(f"llmseqprompt ({model.label}): {done} -> {fitted.folder}")
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from core import tune
+
+    if args.model not in REGISTRY:
+        raise CLIError(f"--model {args.model}: unknown; models with a search space: "
+                       f"{', '.join(tune.tunable_models())}")
+    tune.search_space(args.model)  # refuses a model without one before the data is loaded
+    dataset = load_dataset(args.dataset)
+    print(f"{dataset.name}: {len(dataset.folds)} validation folds; study in {tune.storage_path(dataset.name)} "
+          f"(run the same command again to continue it)", flush=True)
+
+    def progress_for(trial: object) -> tuple[Progress, Callable[[], None]]:
+        return tqdm_progress(f"trial {getattr(trial, 'number', '?')}")
+
+    study = tune.tune(dataset, args.model, args.trials, timeout=args.timeout, seed=args.seed,
+                      progress_for=progress_for, grace_seconds=args.grace,
+                      heartbeat_seconds=max(1, min(30, args.grace // 3)))
+    print(tune.describe(tune.summary(study)))
+    if args.apply:
+        values = tune.apply_best(study, dataset.name, args.model)
+        print(f"wrote the best values as {dataset.name}'s defaults of {args.model} in core/models/defaults.toml: "
+              + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -325,6 +349,19 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--output", required=True, help="the summary JSON (FILE.json); the markdown table goes "
                                                            "beside it (FILE.md) and to the terminal")
     reproduce.set_defaults(run=cmd_reproduce)
+    tune = sub.add_parser("tune", help="search a model's options with Optuna (TPE) on the validation folds; "
+                                       "resumable, --apply writes the best as the dataset's defaults")
+    tune.add_argument("--dataset", default="beauty")
+    tune.add_argument("--model", required=True, help="a model with a search space (its Config.search_space)")
+    tune.add_argument("--trials", type=int, default=50, help="finished trials the study should hold (those of "
+                                                             "an earlier run count)")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    tune.add_argument("--seed", type=int, default=0, help="the TPE sampler's seed")
+    tune.add_argument("--grace", type=int, default=90, help="seconds without a heartbeat after which a trial of a "
+                                                            "killed search counts as failed and is tried again")
+    tune.add_argument("--apply", action="store_true", help="write the best trial's values into "
+                                                           "core/models/defaults.toml as the dataset's defaults")
+    tune.set_defaults(run=cmd_tune)
     return root
 
 

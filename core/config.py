@@ -50,6 +50,30 @@ class Range:
         return f"{left}{low}, {high}{right}"
 
 
+@dataclass(frozen=True)
+class Space:
+    """Where ``core.tune`` (Optuna's TPE) searches one option: ``low..high`` (on a log scale with ``log``; an int
+    option draws ints) or one of ``choices``. Declared next to a model's config as ``search_space``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        return f"{self.low:g}..{self.high:g}" + (" (log scale)" if self.log else "")
+
+
+def between(low: float, high: float, log: bool = False) -> Space:
+    return Space(low=low, high=high, log=log)
+
+
+def one_of(*choices: Any) -> Space:
+    return Space(choices=tuple(choices))
+
+
 def option(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
            high_open: bool = False, help: str = "") -> Any:
     """A dataclass field with ``default``, the valid range of its values (numbers only; none when ``low`` and

@@ -57,6 +57,7 @@ class JobRequest:
     embed: dict[str, Any] | None = None  # EmbeddingSpec fields: embed the catalog first (cached)
     projections: tuple[dict[str, Any], ...] = ()  # {"source": "embeddings"|<model folder>, "method", "embedding"}
     confirm_spending: bool = False  # the user accepted a paid backend's cost estimate (see spending_estimate)
+    tune: dict[str, Any] | None = None  # {"model", "trials", "timeout"}: an Optuna search (core.tune), last
 
     def steps(self) -> list[str]:
         out = []
@@ -64,6 +65,8 @@ class JobRequest:
             out.append(f"embed the catalog ({self.embed.get('provider', 'local')})")
         for step in self.models:
             out.append(f"{'train + evaluate' if self.evaluate else 'train'} {step.name}")
+        if self.tune is not None:
+            out.append(f"tune {self.tune['model']} ({self.tune['trials']} trials on the validation folds)")
         for projection in self.projections:
             source = projection.get("source", "embeddings")
             what = "LLM embeddings" if source == "embeddings" else Path(source).name.split("-")[0]
@@ -334,6 +337,9 @@ class _Worker:
             _emit(step=step, message=f"{projection.get('method', 'umap')} projection")
             _emit(result=self._project(dataset, projection))
             step += 1
+        if request.tune is not None:
+            _emit(step=step, message=f"tuning {request.tune['model']}")
+            _emit(result=self._tune(dataset, request.tune))
 
     def _fit(self, dataset: Any, model_step: ModelStep, request: JobRequest) -> dict[str, Any]:
         from core import evaluate, store
@@ -354,6 +360,22 @@ class _Worker:
         return {"step": "train", "model": store.label(model.name, config_dict(model.config), dataset.name),
                 "folder": folder,
                 "fit_seconds": fitted.fit_seconds, "status": fitted.status, "notes": fitted.notes}
+
+    def _tune(self, dataset: Any, spec: dict[str, Any]) -> dict[str, Any]:
+        from core import tune
+
+        trials = int(spec["trials"])
+
+        def progress_for(trial: Any) -> tuple[Any, Any]:
+            done = len(tune.finished_trials(trial.study))
+
+            def report(step: int, total: int, message: str) -> None:  # the bar counts trials; the text, the fold
+                self.progress(min(done, trials - 1), trials, message)
+
+            return report, lambda: None
+
+        study = tune.tune(dataset, spec["model"], trials, timeout=spec.get("timeout"), progress_for=progress_for)
+        return {"step": "tune", "model": spec["model"], **tune.summary(study)}
 
     def _project(self, dataset: Any, projection: dict[str, Any]) -> dict[str, Any]:
         from core import projection as projection_module

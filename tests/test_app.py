@@ -306,3 +306,41 @@ def test_a_variant_never_changes_the_default_models_figures_on_the_metrics_page(
     assert "vsknn (k=100)" in table.index  # the variant has its own row...
     assert table.loc["vsknn"].equals(before)  # ...and the default's figures are untouched
     assert "Diversity@20" in table.columns and table.loc["vsknn", "Diversity@20"] != "–"  # the catalog is embedded
+
+
+# ------------------------------------------------------------------------------------------------ tune
+@pytest.fixture()
+def defaults_copy(tmp_path, monkeypatch):
+    """The tuned defaults in a copy the test may write to (the real file is never touched)."""
+    from core.models import defaults
+
+    copy = tmp_path / "defaults.toml"
+    copy.write_text(defaults.DEFAULTS_FILE.read_text())
+    monkeypatch.setattr(defaults, "DEFAULTS_FILE", copy)
+    defaults._table.cache_clear()
+    yield copy
+    monkeypatch.undo()
+    defaults._table.cache_clear()
+
+
+def test_tune_page_runs_a_search_shows_its_trials_and_applies_the_best(shop, defaults_copy):
+    import tomllib
+
+    at = app(shop, "pages/5_Tune.py")
+    at.selectbox[0].select("vsknn").run()
+    assert "sample_size" in list(at.dataframe[0].value["option"])  # the search space, with the defaults
+    at.number_input[0].set_value(3)
+    next(b for b in at.button if b.label == "Start the search").click().run()
+    assert not at.exception, at.exception
+    job = manager().wait(manager().jobs(at.session_state["owner"])[0].id, timeout=300)
+    assert job.status == "done", job.error
+    at.run()
+    assert not at.exception, at.exception
+    trials = at.dataframe[-1].value
+    assert len(trials) == 3 and trials["defaults"].iloc[0] == "yes"
+    assert len(at.get("plotly_chart")) == 3  # Optuna's history, importances, parallel coordinates
+    next(b for b in at.button if b.label.startswith("Apply these as shop's defaults")).click().run()
+    assert not at.exception, at.exception
+    assert at.success and at.success[0].value.startswith("Applied:")
+    assert set(tomllib.loads(defaults_copy.read_text())["shop"]["vsknn"]) == {"k", "sample_size", "sampling",
+                                                                              "similarity", "decay"}

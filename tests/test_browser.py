@@ -58,6 +58,22 @@ def test_build_a_session_and_see_every_trained_model(server):
     assert (ARTIFACTS / "session_builder.png").stat().st_size > 10_000
 
 
+def test_tune_a_model_and_watch_its_trials_arrive(server):
+    from playwright.sync_api import expect
+
+    with chromium() as page:
+        page.goto(f"{server}/Tune")
+        expect(page.get_by_text("Tune on the validation folds")).to_be_visible(timeout=30_000)
+        trials = page.get_by_label("Finished trials the study should hold")
+        trials.fill("2")
+        trials.press("Tab")
+        page.get_by_role("button", name="Start the search").click()
+        # the worker loads MovieLens and runs two V-SKNN trials over its folds; the trials list refreshes itself
+        expect(page.get_by_text(re.compile(r"study ml-100k:vsknn: 2 finished trial"))).to_be_visible(timeout=240_000)
+        expect(page.get_by_role("tab", name="Optimization history")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("button", name=re.compile("Apply these as ml-100k's defaults"))).to_be_visible()
+
+
 # ------------------------------------------------------------------------------------------------ hostile titles
 CASES = ROOT / "tests" / "cases"
 # Search words that find each payload title of tests/cases/html-in-titles and markup-titles.

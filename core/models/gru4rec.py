@@ -9,13 +9,13 @@ prediction for a session is read at its last real step (an empty session uses th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from core.config import option
+from core.config import Space, one_of, option
 from core.models.sequential import (
     SequentialConfig,
     SequentialNetwork,
@@ -36,6 +36,9 @@ class GRU4RecConfig(SequentialConfig):
     learning_rate: float = 0.0072
     weight_decay: float = 0.0893
     batch_size: int = 32
+    search_space: ClassVar[dict[str, Space]] = {
+        **SequentialConfig.search_space, "embedding_dim": one_of(32, 64, 80, 128),
+        "hidden_dim": one_of(32, 64, 100, 128)}
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ an option (``reduction=pca``, ``reduced_dim=...``) for wider models.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import ClassVar, Literal, Sequence, get_args
 
 import numpy as np
 from scipy import sparse
 
 from core.common import ConfigError, Progress
-from core.config import Options, option
+from core.config import Options, Space, one_of, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.embeddings import EmbeddingSpec, item_embeddings
@@ -54,6 +54,9 @@ class LLMSeqSimConfig(Options):
     reduced_dim: int = option(512, low=1, help="the paper's PCA width (used only when reduction is not \"none\")")
     normalize_reduced: bool = option(False, help="scale the reduced vectors to unit length")
     seed: int = option(0, low=0, help="for reduction=\"random\" (the projection)")
+    search_space: ClassVar[dict[str, Space]] = {
+        "combination": one_of("mean", "last"), "decay": one_of(*get_args(Decay)),
+        "similarity": one_of("cosine", "dot", "euclidean")}
 
 
 class LLMSeqSim(Recommender):

@@ -9,12 +9,13 @@ initialised from the titles' LLM embeddings (LLM2SASRec, Boz et al. 2024).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import ClassVar, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from core.config import Space, between, one_of
 from core.models.sequential import (
     SequentialNetwork,
     SequentialRecommender,
@@ -40,6 +41,9 @@ class SASRecConfig(TransformerConfig):
     learning_rate: float = 0.0048
     weight_decay: float = 0.0962
     batch_size: int = 32
+    search_space: ClassVar[dict[str, Space]] = {
+        **TransformerConfig.search_space, "embedding_dim": one_of(32, 48, 64, 96, 128), "heads": one_of(1, 2, 3, 4),
+        "layers": between(1, 3)}
 
 
 @dataclass(frozen=True)

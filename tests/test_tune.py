@@ -1,0 +1,98 @@
+"""Optuna search over the validation folds: the defaults come first, a refused draw is pruned, a killed search
+continues the same study, and --apply writes the best values where the tuned defaults live."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import optuna
+import pytest
+
+from core import tune
+from core.models import model_class
+from core.models.defaults import default_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_every_search_space_names_real_options_and_holds_the_defaults():
+    assert {"sasrec", "gru4rec", "bert4rec", "vsknn", "llmseqsim", "llmseqsim_sequential"} <= set(tune.tunable_models())
+    for name in tune.tunable_models():
+        config = default_config(name, "beauty")
+        for key, space in tune.search_space(name).items():
+            value = getattr(config, key)  # AttributeError: not an option
+            inside = value in space.choices if space.choices else space.low <= value <= space.high
+            assert inside, f"{name}.{key}: the default {value} is outside {space.describe()}"
+    with pytest.raises(tune.TuneError, match="popularity declares no search space"):
+        tune.search_space("popularity")
+
+
+def test_a_draw_the_config_refuses_is_a_pruned_trial(synthetic):
+    run = tune.objective(synthetic, "vsknn", model_class("vsknn").Config())
+    trial = optuna.trial.FixedTrial({"k": 900, "sample_size": 100, "sampling": "random", "similarity": "cosine",
+                                     "decay": "harmonic"})
+    with pytest.raises(optuna.TrialPruned, match="'k' \\(900\\) must not exceed 'sample_size' \\(100\\)"):
+        run(trial)
+
+
+def test_the_first_trial_is_the_current_defaults_and_the_search_stops_at_the_count(synthetic):
+    study = tune.tune(synthetic, "vsknn", trials=3)
+    first = study.trials[0]
+    assert first.user_attrs["defaults"] and first.params == tune.defaults_in_space(
+        "vsknn", default_config("vsknn", "synthetic"))
+    assert len(tune.finished_trials(study)) == 3
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for trial in complete:  # the objective is the mean of the folds' NDCG@20
+        folds = [v for k, v in trial.user_attrs.items() if k.endswith("NDCG@20")]
+        assert len(folds) == len(synthetic.folds) and trial.value == pytest.approx(sum(folds) / len(folds))
+    again = tune.tune(synthetic, "vsknn", trials=3)  # already there: nothing more runs
+    assert len(again.trials) == len(study.trials)
+
+
+def test_apply_writes_the_best_values_with_their_figure_and_keeps_the_comments(synthetic, tmp_path):
+    study = tune.tune(synthetic, "llmseqsim", trials=2)
+    target = tmp_path / "defaults.toml"
+    target.write_text("# chosen on folds\n[beauty.sasrec]\nmax_length = { value = 50, fold = \"NDCG@20 0.03\" }\n")
+    values = tune.apply_best(study, "synthetic", "llmseqsim", path=target)
+    text = target.read_text()
+    assert text.startswith("# chosen on folds") and "[beauty.sasrec]" in text
+    table = tomllib.loads(text)["synthetic"]["llmseqsim"]
+    assert {k: v["value"] for k, v in table.items()} == values
+    assert all("NDCG@20" in v["fold"] and "2 Optuna TPE trials" in v["fold"] for v in table.values())
+
+
+def test_a_killed_search_continues_the_same_study(tmp_path):
+    from tiny_data import write_tiny_dataset
+
+    folder = write_tiny_dataset(tmp_path / "shop", n_sessions=400)
+    env = {**os.environ, "LLMSEQ_CACHE": str(tmp_path / "cache"), "PYTHONPATH": ROOT}
+    command = [sys.executable, "-m", "core", "tune", "--dataset", str(folder), "--model", "sasrec", "--trials", "2",
+               "--grace", "2"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    storage = f"sqlite:///{tmp_path / 'cache' / 'tune' / 'shop.sqlite3'}"
+    deadline = time.time() + 300
+    running = None
+    while time.time() < deadline and running is None:  # kill it once a trial has scored a fold, not the last
+        time.sleep(0.5)
+        try:
+            trials = optuna.load_study(study_name="shop:sasrec", storage=storage).trials
+        except Exception:  # noqa: BLE001 (the database or the study is not created yet)
+            continue
+        running = next((t for t in trials if t.state == optuna.trial.TrialState.RUNNING
+                        and t.intermediate_values), None)
+    assert running is not None, "the search never got half-way through a trial"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(3)  # longer than --grace: the killed trial's heartbeat is stale
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name="shop:sasrec", storage=storage)
+    killed = study.trials[running.number]
+    assert killed.state == optuna.trial.TrialState.FAIL
+    assert len(tune.finished_trials(study)) == 2
+    retried = [t for t in study.trials if t.number > running.number and t.params == killed.params]
+    assert retried, "the killed trial's options were not tried again"
+    assert "finished trial(s)" in done.stdout
