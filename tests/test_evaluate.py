@@ -99,3 +99,19 @@ def test_cli_rejects_bad_options_in_one_line(args, message):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_idf_weighting_lifts_a_rare_item_over_a_common_one(synthetic):
+    """Prompt [0]: item 2 gets two neighbours' votes, item 1 one; but item 2 is in 6 of 7 train sessions and item 1
+    in one, so with the authors' IDF (1 + ln(7/1) = 2.95 vs 2 x (1 + ln(7/6)) = 2.31) item 1 leads."""
+    import dataclasses
+
+    train = [np.array(s) for s in ([0, 1], [0, 2], [0, 2], [3, 2], [4, 2], [5, 2], [6, 2])]
+    split = dataclasses.replace(synthetic.split, train=train, train_times=np.arange(len(train), dtype=float))
+    options = {"k": 10, "sample_size": 10, "decay": "none", "similarity": "dot"}
+    plain = create("sknn", **options).fit(split)
+    weighted = create("sknn", idf_weighting=True, **options).fit(split)
+    assert plain.recommend([[0]], k=2)[0][0].tolist() == [2, 1]
+    items, scores = weighted.recommend([[0]], k=2)
+    assert items[0].tolist() == [1, 2]
+    assert scores[0].tolist() == pytest.approx([1 + np.log(7), 2 * (1 + np.log(7 / 6))], rel=1e-5)

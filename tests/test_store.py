@@ -122,7 +122,7 @@ def test_every_option_of_every_model_says_what_it_does():
     ("vsknn", {"k": "-3"}, "option 'k' must be in [1, ∞), got -3"),
     ("sasrec", {"validation_fraction": "1.5"}, "option 'validation_fraction' must be in [0, 1), got 1.5"),
     ("sasrec", {"dropout": "nan"}, "option 'dropout' must be in [0, 1), got nan"),
-    ("vsknn", {"k": "2000"}, "option 'k' (2000) must not exceed 'sample_size' (1530)"),
+    ("vsknn", {"k": "2000"}, "option 'k' (2000) must not exceed 'sample_size' (1090)"),
     ("sasrec", {"embedding_dim": "50"}, "option 'embedding_dim' (50) must be a multiple of 'heads' (3)"),
     ("llmseqprompt", {"temperature": "3"}, "option 'temperature' must be in [0, 2], got 3"),
 ])

@@ -46,7 +46,7 @@ def test_notes_show_file_names_not_paths(files):
 
 def test_model_options_carry_kind_choices_and_the_why_comment():
     options = {o.name: o for o in model_options(VSKNNConfig)}
-    assert options["k"].kind == "int" and options["k"].default == 320
+    assert options["k"].kind == "int" and options["k"].default == 70
     assert options["k"].help == "neighbours that vote (valid: [1, ∞))"
     assert options["k"].range.low == 1 and options["k"].range.high is None
     assert options["sampling"].kind == "choice" and options["sampling"].choices == ("random", "recent")
@@ -54,7 +54,7 @@ def test_model_options_carry_kind_choices_and_the_why_comment():
 
 
 def test_changed_options_keeps_only_differences_and_validates():
-    assert changed_options(VSKNNConfig, {"k": 320, "sample_size": 900, "decay": "log"}) == \
+    assert changed_options(VSKNNConfig, {"k": 70, "sample_size": 900, "decay": "log"}) == \
         {"sample_size": 900, "decay": "log"}
     with pytest.raises(ConfigError, match="sampling"):
         changed_options(VSKNNConfig, {"sampling": "sometimes"})
