@@ -273,7 +273,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
     def progress_for(trial: object) -> tuple[Progress, Callable[[], None]]:
         return tqdm_progress(f"trial {getattr(trial, 'number', '?')}")
 
-    study = tune.tune(dataset, args.model, args.trials, timeout=args.timeout, seed=args.seed,
+    fixed = parse_overrides(args.set, [args.model])[args.model]
+    study = tune.tune(dataset, args.model, args.trials, timeout=args.timeout, seed=args.seed, fixed=fixed,
                       progress_for=progress_for, grace_seconds=args.grace,
                       heartbeat_seconds=max(1, min(30, args.grace // 3)))
     print(tune.describe(tune.summary(study)))
@@ -357,6 +358,8 @@ def parser() -> argparse.ArgumentParser:
                                                              "an earlier run count)")
     tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
     tune.add_argument("--seed", type=int, default=0, help="the TPE sampler's seed")
+    tune.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                      help="options fixed for every trial (not searched), e.g. a hybrid's part; a study of their own")
     tune.add_argument("--grace", type=int, default=90, help="seconds without a heartbeat after which a trial of a "
                                                             "killed search counts as failed and is tried again")
     tune.add_argument("--apply", action="store_true", help="write the best trial's values into "

@@ -14,5 +14,9 @@ PAPER_BEAUTY: dict[str, dict[str, float]] = {
     "sasrec": {"NDCG@20": 0.0346, "HR@20": 0.0808},
     "bert4rec": {"NDCG@20": 0.0430, "HR@20": 0.1027},
     "llm2bert4rec": {"NDCG@20": 0.0512, "HR@20": 0.1177},
+    # the extended paper's hybrids (their best settings on Beauty)
+    "embedding_ensemble": {"NDCG@20": 0.049, "HR@20": 0.090},
+    "llmseqsim_sequential": {"NDCG@20": 0.050, "HR@20": 0.116},
+    "llmseqsim_popularity": {"NDCG@20": 0.049, "HR@20": 0.093},
 }
 PAPER_LABEL = "paper (Boz et al. 2024)"

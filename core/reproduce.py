@@ -58,6 +58,9 @@ ROWS: dict[str, Row] = {row.name: row for row in (
     Row("bert4rec", "bert4rec"),
     Row("llm2bert4rec", "llm2bert4rec", baseline="bert4rec"),
     Row("llm2bert4rec-shuffled", "llm2bert4rec", {"shuffle_llm_vectors": True}, baseline="bert4rec"),
+    Row("embedding_ensemble", "embedding_ensemble"),
+    Row("llmseqsim_sequential", "llmseqsim_sequential"),
+    Row("llmseqsim_popularity", "llmseqsim_popularity"),
     Row("llmseqprompt", "llmseqprompt"),
 )}
 # LLMSeqPrompt's local fine-tuning takes hours on a CPU (bench/llmseqprompt_beauty.py): named on request only.

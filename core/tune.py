@@ -67,12 +67,15 @@ def storage_path(dataset_name: str) -> Path:
     return CACHE_DIR / "tune" / f"{dataset_name}.sqlite3"
 
 
-def study_name(dataset_name: str, model: str) -> str:
-    return f"{dataset_name}:{model}"
+def study_name(dataset_name: str, model: str, fixed: dict[str, Any] | None = None) -> str:
+    """``beauty:vsknn``; with fixed options ``beauty:llmseqsim_sequential[sequential=llm2gru4rec]`` (a study of
+    its own: trials with other fixed options are not comparable)."""
+    suffix = ",".join(f"{k}={v}" for k, v in sorted((fixed or {}).items()))
+    return f"{dataset_name}:{model}" + (f"[{suffix}]" if suffix else "")
 
 
 def open_study(dataset_name: str, model: str, seed: int = 0, heartbeat_seconds: int = 30,
-               grace_seconds: int = 90) -> Any:
+               grace_seconds: int = 90, fixed: dict[str, Any] | None = None) -> Any:
     """The study of ``model`` on ``dataset_name`` (created on first use, else loaded: a search continues).
 
     A trial whose process died stops sending heartbeats; ``grace_seconds`` later Optuna marks it failed and
@@ -88,7 +91,8 @@ def open_study(dataset_name: str, model: str, seed: int = 0, heartbeat_seconds: 
         storage = RDBStorage(f"sqlite:///{path}", heartbeat_interval=heartbeat_seconds, grace_period=grace_seconds,
                              heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
                              engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.create_study(storage=storage, study_name=study_name(dataset_name, model), direction="maximize",
+    return optuna.create_study(storage=storage, study_name=study_name(dataset_name, model, fixed),
+                               direction="maximize",
                                sampler=optuna.samplers.TPESampler(seed=seed),
                                pruner=optuna.pruners.PercentilePruner(PRUNE_PERCENTILE,
                                                                       n_startup_trials=STARTUP_TRIALS),
@@ -182,10 +186,12 @@ def defaults_in_space(name: str, base: Any) -> dict[str, Any]:
 
 def tune(dataset: Dataset, name: str, trials: int, timeout: float | None = None, seed: int = 0,
          progress_for: Callable[[Any], tuple[Progress | None, Callable[[], None]]] | None = None,
-         heartbeat_seconds: int = 30, grace_seconds: int = 90, stop: Callable[[], bool] | None = None) -> Any:
+         heartbeat_seconds: int = 30, grace_seconds: int = 90, stop: Callable[[], bool] | None = None,
+         fixed: dict[str, Any] | None = None) -> Any:
     """Run the search until the study holds ``trials`` finished trials (or ``timeout`` seconds pass, or ``stop()``
-    says so between trials); returns the Optuna study. Raises :class:`TuneError` (no search space, no folds,
-    ``trials`` < 1)."""
+    says so between trials); returns the Optuna study. ``fixed`` options (not searched) are set on every trial
+    and name a study of their own. Raises :class:`TuneError` (no search space, no folds, ``trials`` < 1, a fixed
+    option that is also searched) and :class:`ConfigError` (a bad fixed option)."""
     import optuna
 
     from core.models.defaults import default_config
@@ -195,9 +201,12 @@ def tune(dataset: Dataset, name: str, trials: int, timeout: float | None = None,
     if not dataset.folds:
         raise TuneError(f"{dataset.name} has no validation folds (too few sessions or no order to cut in time): "
                         "nothing to tune on")
-    search_space(name)
-    base = default_config(name, dataset.name)
-    study = open_study(dataset.name, name, seed, heartbeat_seconds, grace_seconds)
+    searched = search_space(name)
+    clash = sorted(set(fixed or {}) & set(searched))
+    if clash:
+        raise TuneError(f"{', '.join(clash)}: searched by the tune of {name}, so it cannot also be fixed with --set")
+    base = apply_overrides(default_config(name, dataset.name), fixed or {})
+    study = open_study(dataset.name, name, seed, heartbeat_seconds, grace_seconds, fixed)
     if not study.trials:
         study.enqueue_trial(defaults_in_space(name, base), user_attrs={"defaults": True})
     remaining = trials - len(finished_trials(study))
@@ -209,6 +218,7 @@ def tune(dataset: Dataset, name: str, trials: int, timeout: float | None = None,
         callbacks.append(lambda study, trial: study.stop() if stop() else None)
     study.optimize(objective(dataset, name, base, progress_for), n_trials=remaining, timeout=timeout,
                    callbacks=callbacks, gc_after_trial=True)
+    study.set_user_attr("fixed", {k: str(v) for k, v in (fixed or {}).items()})
     return study
 
 
@@ -241,6 +251,7 @@ def apply_best(study: Any, dataset_name: str, name: str, path: Path | None = Non
     figure = (f"NDCG@20 {best['value']:.4f}, mean of the validation folds; best of {info['finished']} Optuna TPE "
               f"trials, {date.today().isoformat()}"
               + (f" (the defaults before: {before['value']:.4f})" if before else ""))
+    fixed = dict(study.user_attrs.get("fixed", {}))
     path = path or defaults_module.DEFAULTS_FILE
     document = tomlkit.parse(path.read_text())
     if dataset_name not in document:
@@ -248,14 +259,14 @@ def apply_best(study: Any, dataset_name: str, name: str, path: Path | None = Non
     section = tomlkit.table()
     section.add(tomlkit.comment(f"python -m core tune --dataset {dataset_name} --model {name} --apply "
                                 f"(study {study.study_name})"))
-    for key, value in best["params"].items():
+    for key, value in {**fixed, **best["params"]}.items():  # a fixed option is part of the setting that scored
         entry = tomlkit.inline_table()
-        entry.update({"value": value, "fold": figure})
+        entry.update({"value": value, "fold": figure + (" (fixed with --set)" if key in fixed else "")})
         section.add(key, entry)
     document[dataset_name][name] = section
     atomic_write_text(path, tomlkit.dumps(document))
     defaults_module._table.cache_clear()
-    return dict(best["params"])
+    return {**fixed, **best["params"]}
 
 
 def describe(info: dict[str, Any]) -> str:

@@ -102,15 +102,15 @@ def test_confidence_ensemble_leads_with_the_first_parts_confident_picks(shop):
     assert items[0].tolist() == [7, 8, 9, 3]  # 9 scores 0.5 with the first: it comes from the second
 
 
-def test_popularity_filter_removes_rare_items_from_the_end_while_k_remain(shop):
+def test_popularity_filter_removes_rare_items_top_down_while_k_remain(shop):
     n = shop.catalog.n_items
     # candidates, best first: rare 25, popular 0, rare 26, popular 1, rare 27, popular 2
     similar = Fixed(n, [25, 0, 26, 1, 27, 2])
     model = fitted("llmseqsim_popularity", shop, {"similarity": similar}, candidates=6, quantile=0.5)
     items, scores = model.recommend([[3]], k=4)
-    # six candidates, four must remain: the two rare ones nearest the end (27, then 26) go, 25 stays
-    assert items[0].tolist() == [25, 0, 1, 2]
-    assert scores[0].tolist() == pytest.approx([1.0, 0.99, 0.97, 0.95])
+    # six candidates, four must remain: the rare ones go from the top (25, then 26; the authors' order), 27 stays
+    assert items[0].tolist() == [0, 1, 27, 2]
+    assert scores[0].tolist() == pytest.approx([0.99, 0.97, 0.96, 0.95])
     items, _ = model.recommend([[3]], k=2)
     assert items[0].tolist() == [0, 1]  # with K=2 every rare candidate goes before the list is cut
 

@@ -96,3 +96,17 @@ def test_a_killed_search_continues_the_same_study(tmp_path):
     retried = [t for t in study.trials if t.number > running.number and t.params == killed.params]
     assert retried, "the killed trial's options were not tried again"
     assert "finished trial(s)" in done.stdout
+
+
+def test_fixed_options_name_their_own_study_and_are_applied_with_the_best(synthetic, tmp_path):
+    fixed = {"similarity": "llmseqsim (combination=mean)"}
+    study = tune.tune(synthetic, "llmseqsim_popularity", trials=2, fixed=fixed)
+    assert study.study_name == "synthetic:llmseqsim_popularity[similarity=llmseqsim (combination=mean)]"
+    target = tmp_path / "defaults.toml"
+    target.write_text("")
+    values = tune.apply_best(study, "synthetic", "llmseqsim_popularity", path=target)
+    assert values["similarity"] == fixed["similarity"] and {"quantile", "candidates"} <= set(values)
+    written = tomllib.loads(target.read_text())["synthetic"]["llmseqsim_popularity"]
+    assert "fixed with --set" in written["similarity"]["fold"]
+    with pytest.raises(tune.TuneError, match="quantile: searched"):
+        tune.tune(synthetic, "llmseqsim_popularity", trials=1, fixed={"quantile": 0.1})

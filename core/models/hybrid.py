@@ -10,8 +10,10 @@
   sequential model's list (LLM2BERT4Rec by default), else LLMSeqSim's; an empty session goes to the sequential
   model. The paper's best on Beauty: quantile 0.25. Scores: the chosen part's.
 * ``llmseqsim_popularity`` — LLMSeqSim's top ``candidates`` (100); items below the ``quantile``-quantile of
-  popularity are removed from the end of the list while at least K remain, then the list is cut to K (the
-  paper's best on Beauty: quantile 0.5). With ``diversity`` set, an item whose cosine similarity (LLMSeqSim's
+  popularity are removed, from the top of the list down, while more than K remain, then the list is cut to K
+  (the paper's best on Beauty: quantile 0.5). The order is the authors' (``pop_property_single_model`` in
+  their ``main/hybrids/properties.py``): when fewer than K candidates are popular, the rare ones that stay
+  are the lowest-ranked. With ``diversity`` set, an item whose cosine similarity (LLMSeqSim's
   item vectors) to an item kept above it exceeds ``diversity`` is dropped too, again only while K remain.
   Scores: LLMSeqSim's cosine similarities.
 
@@ -131,8 +133,9 @@ class LLMSeqSimSequentialConfig(HybridConfig):
 class LLMSeqSimPopularityConfig(HybridConfig):
     similarity: str = option("llmseqsim", help="the part whose candidates are filtered")
     candidates: int = option(100, low=1, help="how many of its picks are filtered (the paper: 100)")
-    quantile: float = option(0.5, low=0.0, high=1.0, help="items below this popularity quantile are removed "
-                                                          "while K remain (the paper's best on Beauty: 0.5)")
+    quantile: float = option(0.5, low=0.0, high=1.0, help="items below this popularity quantile are removed, "
+                                                          "top down, while K remain (the paper's best on Beauty: "
+                                                          "0.5)")
     diversity: float | None = option(None, low=-1.0, high=1.0, help="drop an item more similar (cosine) than "
                                                                     "this to one kept above it; None = off")
     search_space: ClassVar[dict[str, Space]] = {"quantile": between(0.0, 1.0), "candidates": one_of(50, 100, 200)}
@@ -334,7 +337,7 @@ class LLMSeqSimPopularity(Hybrid):
         out = []
         for items, scores in self.part_lists("similarity", sessions, max(config.candidates, k), exclude_seen):
             keep = np.ones(len(items), dtype=bool)
-            for position in range(len(items) - 1, -1, -1):  # unpopular items go, from the end, while k remain
+            for position in range(len(items)):  # unpopular items go, top down, while more than k remain
                 if keep.sum() <= k:
                     break
                 if self.popularity[items[position]] < threshold:
