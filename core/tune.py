@@ -257,7 +257,8 @@ def apply_best(study: Any, dataset_name: str, name: str, path: Path | None = Non
     if dataset_name not in document:
         document[dataset_name] = tomlkit.table(is_super_table=True)
     section = tomlkit.table()
-    section.add(tomlkit.comment(f"python -m core tune --dataset {dataset_name} --model {name} --apply "
+    sets = "".join(f" --set '{k}={v}'" for k, v in fixed.items())
+    section.add(tomlkit.comment(f"python -m core tune --dataset {dataset_name} --model {name}{sets} --apply "
                                 f"(study {study.study_name})"))
     for key, value in {**fixed, **best["params"]}.items():  # a fixed option is part of the setting that scored
         entry = tomlkit.inline_table()
