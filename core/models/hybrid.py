@@ -225,6 +225,10 @@ class Hybrid(Recommender):
     def pick_sources(self) -> list[list[str]]:
         return self._sources
 
+    def popularity_threshold(self) -> float:
+        """The popularity (share of sessions) at the config's ``quantile`` of the catalog's items."""
+        return float(np.quantile(self.popularity, getattr(self.config, "quantile")))
+
     def score(self, sessions: Sequence[np.ndarray]) -> np.ndarray:
         raise NotImplementedError(f"{self.name} ranks lists, not scores: use recommend()")
 
@@ -299,13 +303,9 @@ class LLMSeqSimSequential(Hybrid):
     name = "llmseqsim_sequential"
     Config = LLMSeqSimSequentialConfig
 
-    def threshold(self) -> float:
-        """The popularity at the ``quantile``-quantile of the catalog's items."""
-        return float(np.quantile(self.popularity, self.config.quantile))
-
     def routes(self, sessions: list[np.ndarray]) -> np.ndarray:
         """True where a session goes to the sequential part (its last item's popularity >= the threshold)."""
-        threshold = self.threshold()
+        threshold = self.popularity_threshold()
         return np.array([len(s) == 0 or self.popularity[s[-1]] >= threshold for s in sessions], dtype=bool)
 
     def combine(self, sessions: list[np.ndarray], k: int,
@@ -331,7 +331,7 @@ class LLMSeqSimPopularity(Hybrid):
     def combine(self, sessions: list[np.ndarray], k: int,
                 exclude_seen: bool) -> list[tuple[np.ndarray, np.ndarray, list[str]]]:
         config = self.config
-        threshold = float(np.quantile(self.popularity, config.quantile))
+        threshold = self.popularity_threshold()
         vectors = getattr(self.parts["similarity"], "item_vectors", None) if config.diversity is not None else None
         name = self.part_names["similarity"]
         out = []
