@@ -65,12 +65,12 @@ class JobRequest:
             out.append(f"embed the catalog ({self.embed.get('provider', 'local')})")
         for step in self.models:
             out.append(f"{'train + evaluate' if self.evaluate else 'train'} {step.name}")
-        if self.tune is not None:
-            out.append(f"tune {self.tune['model']} ({self.tune['trials']} trials on the validation folds)")
         for projection in self.projections:
             source = projection.get("source", "embeddings")
             what = "LLM embeddings" if source == "embeddings" else Path(source).name.split("-")[0]
             out.append(f"{projection.get('method', 'umap').upper()} map of {what}")
+        if self.tune is not None:  # last, as the worker runs it
+            out.append(f"tune {self.tune['model']} ({self.tune['trials']} trials on the validation folds)")
         return out
 
     def to_json(self, secrets: dict[str, str] | None = None) -> str:
