@@ -186,10 +186,9 @@ def defaults_in_space(name: str, base: Any) -> dict[str, Any]:
 
 def tune(dataset: Dataset, name: str, trials: int, timeout: float | None = None, seed: int = 0,
          progress_for: Callable[[Any], tuple[Progress | None, Callable[[], None]]] | None = None,
-         heartbeat_seconds: int = 30, grace_seconds: int = 90, stop: Callable[[], bool] | None = None,
-         fixed: dict[str, Any] | None = None) -> Any:
-    """Run the search until the study holds ``trials`` finished trials (or ``timeout`` seconds pass, or ``stop()``
-    says so between trials); returns the Optuna study. ``fixed`` options (not searched) are set on every trial
+         heartbeat_seconds: int = 30, grace_seconds: int = 90, fixed: dict[str, Any] | None = None) -> Any:
+    """Run the search until the study holds ``trials`` finished trials (or ``timeout`` seconds pass); returns the
+    Optuna study. ``fixed`` options (not searched) are set on every trial
     and name a study of their own. Raises :class:`TuneError` (no search space, no folds, ``trials`` < 1, a fixed
     option that is also searched) and :class:`ConfigError` (a bad fixed option)."""
     import optuna
@@ -209,16 +208,14 @@ def tune(dataset: Dataset, name: str, trials: int, timeout: float | None = None,
     study = open_study(dataset.name, name, seed, heartbeat_seconds, grace_seconds, fixed)
     if not study.trials:
         study.enqueue_trial(defaults_in_space(name, base), user_attrs={"defaults": True})
+        study.set_user_attr("fixed", {k: str(v) for k, v in (fixed or {}).items()})
     remaining = trials - len(finished_trials(study))
     if remaining <= 0:
         return study
-    callbacks: list[Callable[[Any, Any], None]] = [optuna.study.MaxTrialsCallback(
-        trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))]
-    if stop is not None:
-        callbacks.append(lambda study, trial: study.stop() if stop() else None)
+    callbacks = [optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,
+                                                                optuna.trial.TrialState.PRUNED))]
     study.optimize(objective(dataset, name, base, progress_for), n_trials=remaining, timeout=timeout,
                    callbacks=callbacks, gc_after_trial=True)
-    study.set_user_attr("fixed", {k: str(v) for k, v in (fixed or {}).items()})
     return study
 
 
