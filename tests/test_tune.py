@@ -33,7 +33,7 @@ def test_every_search_space_names_real_options_and_holds_the_defaults():
 def test_a_draw_the_config_refuses_is_a_pruned_trial(synthetic):
     run = tune.objective(synthetic, "vsknn", model_class("vsknn").Config())
     trial = optuna.trial.FixedTrial({"k": 900, "sample_size": 100, "sampling": "random", "similarity": "cosine",
-                                     "decay": "harmonic"})
+                                     "idf_weighting": True, "decay": "harmonic"})
     with pytest.raises(optuna.TrialPruned, match="'k' \\(900\\) must not exceed 'sample_size' \\(100\\)"):
         run(trial)
 
