@@ -343,4 +343,4 @@ def test_tune_page_runs_a_search_shows_its_trials_and_applies_the_best(shop, def
     assert not at.exception, at.exception
     assert at.success and at.success[0].value.startswith("Applied:")
     assert set(tomllib.loads(defaults_copy.read_text())["shop"]["vsknn"]) == {"k", "sample_size", "sampling",
-                                                                              "similarity", "decay"}
+                                                                              "similarity", "idf_weighting", "decay"}

@@ -64,7 +64,7 @@ def test_tune_a_model_and_watch_its_trials_arrive(server):
     with chromium() as page:
         page.goto(f"{server}/Tune")
         expect(page.get_by_text("Tune on the validation folds")).to_be_visible(timeout=30_000)
-        trials = page.get_by_label("Finished trials the study should hold")
+        trials = page.get_by_label("Finished trials the study should hold", exact=True)  # not its help button
         trials.fill("2")
         trials.press("Tab")
         page.get_by_role("button", name="Start the search").click()
@@ -185,7 +185,8 @@ def test_titles_show_exactly_as_in_the_file_and_nothing_runs(tmp_path, case, wor
                     if not request.url.startswith(url) and not request.url.startswith("data:") else None)
             upload_and_prepare(page, url, case)
             page.get_by_role("link", name="Session builder", exact=True).click()  # the same browser session
-            page.get_by_label("Search the catalog by title (typos are fine)").wait_for(timeout=30_000)
+            # the page switch loads the uploaded data set again: slow while the rest of the suite runs beside it
+            page.get_by_label("Search the catalog by title (typos are fine)").wait_for(timeout=90_000)
             shown = search_and_add(page, words)
             expected = titles(case)
             assert set(shown) <= expected, set(shown) - expected

@@ -109,7 +109,8 @@ class EmbeddingEnsembleConfig(HybridConfig):
     mode: Literal["rank", "confidence"] = option("rank", help="rank: the first's top rank_cutoff; confidence: "
                                                               "the first's items scoring >= confidence")
     rank_cutoff: int = option(5, low=0, help="mode=rank: how many of the first model's picks lead the list")
-    confidence: float = option(0.8, help="mode=confidence: the first model's score (LLMSeqSim: cosine) to lead")
+    confidence: float = option(0.8, low=-1.0, high=1.0, help="mode=confidence: the first model's cosine "
+                                                             "similarity (LLMSeqSim's score) to lead the list")
     search_space: ClassVar[dict[str, Space]] = {"mode": one_of("rank", "confidence"), "rank_cutoff": between(0, 20),
                                                  "confidence": between(0.5, 0.95)}
 
