@@ -266,6 +266,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
         raise CLIError(f"--model {args.model}: unknown; models with a search space: "
                        f"{', '.join(tune.tunable_models())}")
     tune.search_space(args.model)  # refuses a model without one before the data is loaded
+    tune.check_numbers(args.trials, args.timeout, args.grace)
     dataset = load_dataset(args.dataset)
     print(f"{dataset.name}: {len(dataset.folds)} validation folds; study in {tune.storage_path(dataset.name)} "
           f"(run the same command again to continue it)", flush=True)
@@ -274,12 +275,18 @@ def cmd_tune(args: argparse.Namespace) -> None:
         return tqdm_progress(f"trial {getattr(trial, 'number', '?')}")
 
     fixed = parse_overrides(args.set, [args.model])[args.model]
+    from tqdm import tqdm
+
     study = tune.tune(dataset, args.model, args.trials, timeout=args.timeout, seed=args.seed, fixed=fixed,
                       progress_for=progress_for, grace_seconds=args.grace,
-                      heartbeat_seconds=max(1, min(30, args.grace // 3)))
+                      heartbeat_seconds=max(1, min(30, args.grace // 3)),
+                      on_trial=lambda trial: tqdm.write(tune.trial_line(trial)))
     print(tune.describe(tune.summary(study)))
     if args.apply:
         values = tune.apply_best(study, dataset.name, args.model)
+        if values is None:
+            print("the best trial is the current defaults: core/models/defaults.toml is left as it is")
+            return
         print(f"wrote the best values as {dataset.name}'s defaults of {args.model} in core/models/defaults.toml: "
               + ", ".join(f"{k}={v}" for k, v in values.items()))
 

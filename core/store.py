@@ -136,6 +136,9 @@ def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None 
         part = fit_or_load(model_class(part_name)(part_config), dataset, progress=progress,
                            confirm_spending=confirm_spending)  # a part trained before is loaded, not retrained
         notes += part.notes
+        took = f" in {part.fit_seconds:.1f} s" if part.status == "fitted" and part.fit_seconds is not None else ""
+        notes.append(f"{model.name}: its {role} part, {label(part_name, config_dict(part_config), dataset.name)}, "
+                     f"was {part.status}{took} ({part.folder.name})")
         model.attach(role, part.model)  # type: ignore[attr-defined]
     model.fit(dataset.split, progress=progress, confirm_spending=confirm_spending)
     seconds = time.perf_counter() - start

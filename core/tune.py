@@ -79,9 +79,9 @@ def open_study(dataset_name: str, model: str, seed: int = 0, heartbeat_seconds: 
     """The study of ``model`` on ``dataset_name`` (created on first use, else loaded: a search continues).
 
     A trial whose process died stops sending heartbeats; ``grace_seconds`` later Optuna marks it failed and
-    ``RetryFailedTrialCallback`` enqueues its options again."""
+    ``RetryHeartbeatStaleTrialCallback`` enqueues its options again."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     path = storage_path(dataset_name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def open_study(dataset_name: str, model: str, seed: int = 0, heartbeat_seconds: 
     with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5; it is what resumes a search
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = RDBStorage(f"sqlite:///{path}", heartbeat_interval=heartbeat_seconds, grace_period=grace_seconds,
-                             heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
                              engine_kwargs={"connect_args": {"timeout": 60}})
     return optuna.create_study(storage=storage, study_name=study_name(dataset_name, model, fixed),
                                direction="maximize",
@@ -186,17 +186,18 @@ def defaults_in_space(name: str, base: Any) -> dict[str, Any]:
 
 def tune(dataset: Dataset, name: str, trials: int, timeout: float | None = None, seed: int = 0,
          progress_for: Callable[[Any], tuple[Progress | None, Callable[[], None]]] | None = None,
-         heartbeat_seconds: int = 30, grace_seconds: int = 90, fixed: dict[str, Any] | None = None) -> Any:
+         heartbeat_seconds: int = 30, grace_seconds: int = 90, fixed: dict[str, Any] | None = None,
+         on_trial: Callable[[Any], None] | None = None) -> Any:
     """Run the search until the study holds ``trials`` finished trials (or ``timeout`` seconds pass); returns the
-    Optuna study. ``fixed`` options (not searched) are set on every trial
-    and name a study of their own. Raises :class:`TuneError` (no search space, no folds, ``trials`` < 1, a fixed
-    option that is also searched) and :class:`ConfigError` (a bad fixed option)."""
+    Optuna study. ``fixed`` options (not searched) are set on every trial and name a study of their own;
+    ``on_trial(frozen_trial)`` is called as each trial ends. Raises :class:`TuneError` (no search space, no
+    folds, a count or time that is not positive, a fixed option that is also searched) and
+    :class:`ConfigError` (a bad fixed option)."""
     import optuna
 
     from core.models.defaults import default_config
 
-    if trials < 1:
-        raise TuneError(f"--trials must be at least 1, got {trials}")
+    check_numbers(trials, timeout, grace_seconds)
     if not dataset.folds:
         raise TuneError(f"{dataset.name} has no validation folds (too few sessions or no order to cut in time): "
                         "nothing to tune on")
@@ -212,11 +213,36 @@ def tune(dataset: Dataset, name: str, trials: int, timeout: float | None = None,
     remaining = trials - len(finished_trials(study))
     if remaining <= 0:
         return study
-    callbacks = [optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,
-                                                                optuna.trial.TrialState.PRUNED))]
+    callbacks: list[Callable[[Any, Any], None]] = [optuna.study.MaxTrialsCallback(
+        trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))]
+    if on_trial is not None:
+        callbacks.append(lambda _study, trial: on_trial(trial))
     study.optimize(objective(dataset, name, base, progress_for), n_trials=remaining, timeout=timeout,
                    callbacks=callbacks, gc_after_trial=True)
     return study
+
+
+def check_numbers(trials: int, timeout: float | None, grace_seconds: int) -> None:
+    """Raises :class:`TuneError` for a count or a time that is not positive (before any work starts)."""
+    if trials < 1:
+        raise TuneError(f"--trials must be at least 1, got {trials}")
+    if timeout is not None and not timeout > 0:
+        raise TuneError(f"--timeout must be a positive number of seconds, got {timeout:g}")
+    if grace_seconds < 1:
+        raise TuneError(f"--grace must be at least 1 second, got {grace_seconds}")
+
+
+def trial_line(trial: Any) -> str:
+    """One line for a finished trial: its state, mean fold NDCG@20 (or why it stopped) and its options."""
+    options = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
+    if trial.value is not None and trial.state.name == "COMPLETE":
+        outcome = f"mean fold NDCG@20 {trial.value:.4f}"
+    elif trial.user_attrs.get("refused"):
+        outcome = f"refused ({trial.user_attrs['refused']})"
+    else:
+        outcome = trial.state.name.lower() + (" after a fold" if trial.state.name == "PRUNED" else "")
+    defaults = " [the current defaults]" if trial.user_attrs.get("defaults") else ""
+    return f"trial {trial.number}: {outcome}{defaults} — {options}"
 
 
 def summary(study: Any) -> dict[str, Any]:
@@ -233,10 +259,16 @@ def summary(study: Any) -> dict[str, Any]:
                                                        "params": defaults.params}}
 
 
-def apply_best(study: Any, dataset_name: str, name: str, path: Path | None = None) -> dict[str, Any]:
+def best_is_defaults(info: dict[str, Any]) -> bool:
+    """Whether the best trial of a ``summary`` is the current defaults' trial."""
+    return bool(info["best"] and info["defaults"] and info["best"]["number"] == info["defaults"]["number"])
+
+
+def apply_best(study: Any, dataset_name: str, name: str, path: Path | None = None) -> dict[str, Any] | None:
     """Write the best trial's values as ``dataset_name``'s defaults of ``name`` in ``defaults.toml`` (comments
     kept; the file is replaced atomically), each with the fold figure, the trial count and the date; returns
-    the values. Raises :class:`TuneError` when no trial has finished."""
+    the values, or None (nothing written) when the best trial is the current defaults. Raises
+    :class:`TuneError` when no trial has finished."""
     import tomlkit
 
     from core.models import defaults as defaults_module
@@ -244,6 +276,8 @@ def apply_best(study: Any, dataset_name: str, name: str, path: Path | None = Non
     info = summary(study)
     if info["best"] is None:
         raise TuneError(f"study {study.study_name} has no finished trial yet: nothing to apply")
+    if best_is_defaults(info):
+        return None  # the values would not change, and their record (how they were chosen) is kept
     best, before = info["best"], info["defaults"]
     figure = (f"NDCG@20 {best['value']:.4f}, mean of the validation folds; best of {info['finished']} Optuna TPE "
               f"trials, {date.today().isoformat()}"

@@ -112,15 +112,19 @@ st.subheader("Trials")
 trials_view()
 
 study = _study()
-if study is not None and tune.summary(study)["best"] is not None:
-    best = tune.summary(study)["best"]
+info = tune.summary(study) if study is not None else None
+if info is not None and info["best"] is not None and tune.best_is_defaults(info):
+    st.caption(f"The best trial so far is the current defaults (mean fold NDCG@20 {info['best']['value']:.4f}): "
+               "nothing to apply.")
+elif info is not None and info["best"] is not None:
+    best = info["best"]
     st.markdown(f"**Best:** trial {best['number']}, mean fold NDCG@20 {best['value']:.4f}: "
                 + md(", ".join(f"{k}={v}" for k, v in best["params"].items())))
     if st.button(f"Apply these as {dataset.name}'s defaults of {name}",
                  help="Writes them into core/models/defaults.toml (the tuned preset of the CLI and the Train page), "
                       "each with this fold figure, the number of trials and the date."):
         try:
-            values = tune.apply_best(study, dataset.name, name)
+            values = tune.apply_best(study, dataset.name, name) or {}
         except (UserError, OSError) as err:
             st.error(md(err))
         else:

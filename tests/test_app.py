@@ -339,7 +339,12 @@ def test_tune_page_runs_a_search_shows_its_trials_and_applies_the_best(shop, def
     trials = at.dataframe[-1].value
     assert len(trials) == 3 and trials["defaults"].iloc[0] == "yes"
     assert len(at.get("plotly_chart")) == 3  # Optuna's history, importances, parallel coordinates
-    next(b for b in at.button if b.label.startswith("Apply these as shop's defaults")).click().run()
+    apply = [b for b in at.button if b.label.startswith("Apply these as shop's defaults")]
+    if not apply:  # three trials: the defaults may still be the best, and then there is nothing to apply
+        assert any(c.value.startswith("The best trial so far is the current defaults") for c in at.caption)
+        assert "shop" not in tomllib.loads(defaults_copy.read_text())
+        return
+    apply[0].click().run()
     assert not at.exception, at.exception
     assert at.success and at.success[0].value.startswith("Applied:")
     assert set(tomllib.loads(defaults_copy.read_text())["shop"]["vsknn"]) == {"k", "sample_size", "sampling",

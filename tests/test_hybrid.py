@@ -161,3 +161,19 @@ def test_the_session_builder_says_which_part_each_pick_came_from(shop):
     assert "from first part (fixed)" in picks_table(entry)
     [plain] = compare({"popularity": create("popularity").fit(shop)}, [1], 3, shop.catalog)
     assert all(p.source == "" for p in plain.picks)
+
+
+def test_the_store_says_which_parts_it_fitted_and_which_it_loaded(tmp_path):
+    from tiny_data import write_tiny_dataset
+
+    from core import data, store
+
+    # a shop of its own (name and titles): no part of it is saved by another test
+    dataset = data.load(str(write_tiny_dataset(tmp_path / "parts-shop", title_suffix=" (parts)")))
+    first = store.fit_or_load(create("embedding_ensemble"), dataset)
+    assert [n.split(", ")[0] for n in first.notes] == ["embedding_ensemble: its first part",
+                                                       "embedding_ensemble: its second part"]
+    assert all(" was fitted in " in n for n in first.notes)
+    again = store.fit_or_load(create("embedding_ensemble", rank_cutoff=2), dataset)  # another hybrid, same parts
+    assert again.status == "fitted" and all(" was loaded (" in n for n in again.notes)
+    assert "llmseqsim (combination=mean)" in again.notes[1]

@@ -52,16 +52,38 @@ def test_the_first_trial_is_the_current_defaults_and_the_search_stops_at_the_cou
     assert len(again.trials) == len(study.trials)
 
 
-def test_apply_writes_the_best_values_with_their_figure_and_keeps_the_comments(synthetic, tmp_path):
-    study = tune.tune(synthetic, "llmseqsim", trials=2)
+def add_trial(study, value, params, defaults=False, distributions=None):
+    """A finished trial with a known score (the search itself is tested above)."""
+    distributions = distributions or {key: optuna.distributions.CategoricalDistribution([params[key]])
+                                      for key in params}
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value,
+                                              user_attrs={"defaults": True} if defaults else {}))
+
+
+def test_apply_writes_the_best_values_with_their_figure_and_keeps_the_comments(tmp_path):
+    study = optuna.create_study(direction="maximize", study_name="synthetic:llmseqsim")
+    add_trial(study, 0.02, {"combination": "last", "decay": "harmonic_squared", "similarity": "cosine"}, defaults=True)
+    add_trial(study, 0.03, {"combination": "mean", "decay": "log", "similarity": "dot"})
     target = tmp_path / "defaults.toml"
     target.write_text("# chosen on folds\n[beauty.sasrec]\nmax_length = { value = 50, fold = \"NDCG@20 0.03\" }\n")
     values = tune.apply_best(study, "synthetic", "llmseqsim", path=target)
+    assert values == {"combination": "mean", "decay": "log", "similarity": "dot"}
     text = target.read_text()
     assert text.startswith("# chosen on folds") and "[beauty.sasrec]" in text
     table = tomllib.loads(text)["synthetic"]["llmseqsim"]
     assert {k: v["value"] for k, v in table.items()} == values
-    assert all("NDCG@20" in v["fold"] and "2 Optuna TPE trials" in v["fold"] for v in table.values())
+    assert all(v["fold"].startswith("NDCG@20 0.0300, mean of the validation folds; best of 2 Optuna TPE trials")
+               and v["fold"].endswith("(the defaults before: 0.0200)") for v in table.values())
+
+
+def test_apply_leaves_the_record_alone_when_the_defaults_are_best(tmp_path):
+    study = optuna.create_study(direction="maximize", study_name="synthetic:llmseqsim")
+    add_trial(study, 0.03, {"combination": "last"}, defaults=True)
+    add_trial(study, 0.02, {"combination": "mean"})
+    target = tmp_path / "defaults.toml"
+    target.write_text("# untouched\n")
+    assert tune.apply_best(study, "synthetic", "llmseqsim", path=target) is None
+    assert target.read_text() == "# untouched\n"
 
 
 def test_a_killed_search_continues_the_same_study(tmp_path):
@@ -102,11 +124,28 @@ def test_fixed_options_name_their_own_study_and_are_applied_with_the_best(synthe
     fixed = {"similarity": "llmseqsim (combination=mean)"}
     study = tune.tune(synthetic, "llmseqsim_popularity", trials=2, fixed=fixed)
     assert study.study_name == "synthetic:llmseqsim_popularity[similarity=llmseqsim (combination=mean)]"
+    add_trial(study, 1.0, {"quantile": 0.3, "candidates": 50},  # better than any real trial
+              distributions={"quantile": optuna.distributions.FloatDistribution(0.0, 1.0),
+                             "candidates": optuna.distributions.CategoricalDistribution([50, 100, 200])})
     target = tmp_path / "defaults.toml"
     target.write_text("")
     values = tune.apply_best(study, "synthetic", "llmseqsim_popularity", path=target)
-    assert values["similarity"] == fixed["similarity"] and {"quantile", "candidates"} <= set(values)
+    assert values == {**fixed, "quantile": 0.3, "candidates": 50}
     written = tomllib.loads(target.read_text())["synthetic"]["llmseqsim_popularity"]
     assert "fixed with --set" in written["similarity"]["fold"]
     with pytest.raises(tune.TuneError, match="quantile: searched"):
         tune.tune(synthetic, "llmseqsim_popularity", trials=1, fixed={"quantile": 0.1})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "popularity"], "popularity declares no search space"),
+    (["--model", "vsknn", "--trials", "0"], "--trials must be at least 1, got 0"),
+    (["--model", "vsknn", "--timeout", "-5"], "--timeout must be a positive number of seconds, got -5"),
+    (["--model", "vsknn", "--grace", "0"], "--grace must be at least 1 second, got 0"),
+])
+def test_bad_tune_arguments_are_refused_in_one_line_before_any_work(args, message, capsys):
+    from core.cli import main
+
+    assert main(["tune", "--dataset", "nosuchdataset", *args]) == 2  # refused before the data set is looked up
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"error: {message}" + err.strip().split(message, 1)[1]]
