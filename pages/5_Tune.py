@@ -2,6 +2,7 @@
 trials arrive, read Optuna's figures, and apply the best values as the dataset's defaults."""
 
 import math
+import shlex
 from typing import Any, Callable
 
 import pandas as pd
@@ -23,7 +24,7 @@ st.caption("Optuna's TPE sampler draws each model's options from the search spac
            "trial fits the model on every validation fold and scores NDCG@20 on the fold's later sessions — never "
            "the test split. The objective is the mean over the folds; the worst 20% of trials are stopped after "
            "a fold (pruned). The first trial is always the current defaults. The study is kept in "
-           f"`{tune.storage_path(dataset.name)}`: a stopped search continues where it was.")
+           f"{md(tune.storage_path(dataset.name))}: a stopped search continues where it was.")
 if not dataset.folds:
     st.warning(f"{md(dataset.name)} has no validation folds (too few sessions to cut in time): nothing to tune on.")
     st.stop()
@@ -48,7 +49,7 @@ if start:
                          tune={"model": name, "trials": int(trials), "timeout": float(minutes) * 60 or None})
     state.job_manager().submit(request, title=f"tune {name} on {state.dataset_label()}", owner=state.owner())
     st.caption("Same from a terminal (Ctrl-C, then the same command, continues it):")
-    st.code(f"python -m core tune --dataset {state.dataset_key()} --model {name} --trials {int(trials)}"
+    st.code(f"python -m core tune --dataset {shlex.quote(state.dataset_key())} --model {name} --trials {int(trials)}"
             + (f" --timeout {int(minutes) * 60}" if minutes else ""), language="bash")
 
 st.subheader("Jobs")
