@@ -177,3 +177,10 @@ def test_the_store_says_which_parts_it_fitted_and_which_it_loaded(tmp_path):
     again = store.fit_or_load(create("embedding_ensemble", rank_cutoff=2), dataset)  # another hybrid, same parts
     assert again.status == "fitted" and all(" was loaded (" in n for n in again.notes)
     assert "llmseqsim (combination=mean)" in again.notes[1]
+
+
+def test_two_parts_of_one_model_are_told_apart_in_the_why():
+    from core.models.hybrid import part_label
+
+    assert part_label(create("llmseqsim")) == "llmseqsim"
+    assert part_label(create("llmseqsim", combination="mean")) == "llmseqsim (combination=mean)"

@@ -29,6 +29,7 @@ session builder's "why").
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ class Hybrid(Recommender):
     def __init__(self, config: Any = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self.parts: dict[str, Recommender] = {}
-        self.part_names: dict[str, str] = {}  # role -> how the "why" names it, e.g. "llm2bert4rec"
+        self.part_names: dict[str, str] = {}  # role -> how the "why" names it (part_label)
         self._sources: list[list[str]] = []
 
     # ---------------------------------------------------------------------------------- parts
@@ -185,7 +186,7 @@ class Hybrid(Recommender):
             if role not in self.parts:
                 self.parts[role] = model_class(name)(config).fit(split, progress=progress,
                                                                  confirm_spending=confirm_spending)
-        self.part_names = {role: part.name for role, part in self.parts.items()}
+        self.part_names = {role: part_label(part) for role, part in self.parts.items()}
         self.n_items = split.catalog.n_items
         sessions = list(split.train)
         if self.config.popularity_source == "all":
@@ -254,8 +255,18 @@ class Hybrid(Recommender):
             prefix = f"part.{role}."
             part.set_state({key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)})
             self.parts[role] = part
-        self.part_names = {role: part.name for role, part in self.parts.items()}
+        self.part_names = {role: part_label(part) for role, part in self.parts.items()}
         self.popularity = np.asarray(arrays["popularity"], dtype=np.float64)
+
+
+def part_label(part: Recommender) -> str:
+    """How the "why" names a part: ``llmseqsim``, or ``llmseqsim (combination=mean)`` with the options that
+    differ from its class defaults (two parts of one model stay apart)."""
+    if not dataclasses.is_dataclass(part.config) or isinstance(part.config, type):
+        return part.name
+    defaults = config_dict(part.Config())
+    changed = {k: v for k, v in config_dict(part.config).items() if defaults.get(k) != v}
+    return part.name + (f" ({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else "")
 
 
 def session_share(sessions: Sequence[np.ndarray], n_items: int) -> np.ndarray:
