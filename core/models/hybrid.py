@@ -206,8 +206,8 @@ class Hybrid(Recommender):
         for start in range(0, len(arrays), batch_size):
             batch = arrays[start:start + batch_size]
             for row, (picked, picked_scores, picked_sources) in enumerate(self.combine(batch, k, exclude_seen)):
-                items[start + row, :len(picked)] = picked[:k]
-                scores[start + row, :len(picked)] = picked_scores[:k]
+                n = min(len(picked), k)
+                items[start + row, :n], scores[start + row, :n] = picked[:n], picked_scores[:n]
                 sources.append(picked_sources[:k])
         self._sources = sources
         return items, scores
