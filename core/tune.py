@@ -74,6 +74,19 @@ def study_name(dataset_name: str, model: str, fixed: dict[str, Any] | None = Non
     return f"{dataset_name}:{model}" + (f"[{suffix}]" if suffix else "")
 
 
+def study_names(dataset_name: str, model: str) -> list[str]:
+    """The studies of ``model`` on ``dataset_name`` kept in its storage: the plain one first, then those with
+    fixed options (``--set``), by name; [] when there is none."""
+    import optuna
+
+    path = storage_path(dataset_name)
+    if not path.exists():
+        return []
+    plain = study_name(dataset_name, model)
+    names = optuna.study.get_all_study_names(storage=f"sqlite:///{path}")
+    return sorted((n for n in names if n == plain or n.startswith(plain + "[")), key=lambda n: (n != plain, n))
+
+
 def open_study(dataset_name: str, model: str, seed: int = 0, heartbeat_seconds: int = 30,
                grace_seconds: int = 90, fixed: dict[str, Any] | None = None) -> Any:
     """The study of ``model`` on ``dataset_name`` (created on first use, else loaded: a search continues).

@@ -57,6 +57,11 @@ st.caption("Cancel stops the search at once; the trials finished so far stay in 
 jobs_panel()
 
 
+studies = tune.study_names(dataset.name, name)
+chosen_study = st.selectbox("Study", studies, help="A search with options fixed (`--set` on the command line) is a "
+                            "study of its own.") if len(studies) > 1 else (studies[0] if studies else None)
+
+
 @st.fragment(run_every=3.0)
 def trials_view() -> None:
     study = _study()
@@ -82,11 +87,11 @@ def trials_view() -> None:
 def _study():
     import optuna
 
+    wanted = chosen_study or tune.study_name(dataset.name, name)  # a search started here makes the plain one
     if not tune.storage_path(dataset.name).exists():
         return None
     try:
-        return optuna.load_study(study_name=tune.study_name(dataset.name, name),
-                                 storage=f"sqlite:///{tune.storage_path(dataset.name)}")
+        return optuna.load_study(study_name=wanted, storage=f"sqlite:///{tune.storage_path(dataset.name)}")
     except KeyError:
         return None
 

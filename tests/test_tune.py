@@ -135,6 +135,9 @@ def test_fixed_options_name_their_own_study_and_are_applied_with_the_best(synthe
     assert "fixed with --set" in written["similarity"]["fold"]
     with pytest.raises(tune.TuneError, match="quantile: searched"):
         tune.tune(synthetic, "llmseqsim_popularity", trials=1, fixed={"quantile": 0.1})
+    tune.tune(synthetic, "llmseqsim_popularity", trials=1)  # the plain study is listed first (the Tune page's order)
+    assert tune.study_names("synthetic", "llmseqsim_popularity") == [
+        "synthetic:llmseqsim_popularity", "synthetic:llmseqsim_popularity[similarity=llmseqsim (combination=mean)]"]
 
 
 @pytest.mark.parametrize("args, message", [
