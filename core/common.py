@@ -1,6 +1,7 @@
 """What every layer of ``core`` shares; this module imports nothing from ``core``.
 
-* :data:`Progress`: the callback long jobs report to (the CLI passes a tqdm bar, the app ``st.progress``).
+* :data:`Progress`: the callback long jobs report to (the CLI passes a tqdm bar, the app ``st.progress``);
+  :func:`prefixed` puts a step's name in front of its messages.
 * :class:`UserError`: the base of every problem a user can fix — a bad file, option, key, server answer, a
   damaged artifact. Its message is one sentence, and the CLI, the job worker and the app show it as one line
   without a traceback. Any other exception is a bug: its full traceback is kept (the CLI's ``--verbose``,
@@ -14,6 +15,13 @@ from typing import Callable
 
 # progress(done, total, message)
 Progress = Callable[[int, int, str], None]
+
+
+def prefixed(progress: Progress | None, prefix: str) -> Progress | None:
+    """``progress`` with ``"<prefix>: "`` before every message (None stays None)."""
+    if progress is None:
+        return None
+    return lambda done, total, message: progress(done, total, f"{prefix}: {message}")
 
 
 class UserError(Exception):

@@ -27,7 +27,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from core import metrics, store
-from core.paper import PAPER_BEAUTY, PAPER_LABEL  # noqa: F401 (re-exported: the pages use report.PAPER_LABEL)
+from core.paper import PAPER_BEAUTY, PAPER_LABEL
 from core.results import EvaluationResult
 
 ACCURACY = metrics.ACCURACY  # the metrics with intervals and a breakdown by prompt length

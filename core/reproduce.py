@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from core.common import ConfigError, Progress, UserError
+from core.common import ConfigError, Progress, UserError, prefixed
 from core.config import apply_overrides
 from core.data import Dataset
 from core.models import model_class
@@ -124,7 +124,7 @@ def reproduce(dataset: Dataset, rows: list[Row], seeds: list[int], preset: str =
         progress, close = progress_for(row.name, len(configs)) if progress_for else (None, lambda: None)
         try:
             for i, config in enumerate(configs, start=1):
-                step = _prefixed(progress, f"run {i}/{len(configs)} (seed {getattr(config, 'seed', '-')})")
+                step = prefixed(progress, f"run {i}/{len(configs)} (seed {getattr(config, 'seed', '-')})")
                 result = stored.get(store.model_key(dataset, row.model, config))
                 if result is None:
                     report = evaluate.run(dataset, [model_class(row.model)(config)], progress=step)
@@ -154,12 +154,6 @@ def _config(row: Row, seed: int, dataset: str, preset: str, overrides: dict[str,
                                         **({"seed": seed} if seeded else {})})
     except ConfigError as err:
         raise ConfigError(f"{row.name}: {err}") from None
-
-
-def _prefixed(progress: Progress | None, prefix: str) -> Progress | None:
-    if progress is None:
-        return None
-    return lambda done, total, message: progress(done, total, f"{prefix}: {message}")
 
 
 def _row_summary(row: Row, results: list[EvaluationResult], paper: dict[str, float],

@@ -64,8 +64,7 @@ def model_key(dataset: Dataset, name: str, config: Any) -> str:
 
 def part_models(dataset: Dataset, name: str, config: Any) -> dict[str, tuple[str, Any]]:
     """A hybrid's parts as role -> (model name, config with ``dataset``'s defaults); {} for any other model."""
-    part_configs = getattr(model_class(name), "part_configs", None)
-    return part_configs(config, dataset.name) if part_configs else {}
+    return model_class(name).part_configs(config, dataset.name)
 
 
 def models_root(dataset_name: str) -> Path:
@@ -139,7 +138,7 @@ def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None 
         took = f" in {part.fit_seconds:.1f} s" if part.status == "fitted" and part.fit_seconds is not None else ""
         notes.append(f"{model.name}: its {role} part, {label(part_name, config_dict(part_config), dataset.name)}, "
                      f"was {part.status}{took} ({part.folder.name})")
-        model.attach(role, part.model)  # type: ignore[attr-defined]
+        model.attach(role, part.model)
     model.fit(dataset.split, progress=progress, confirm_spending=confirm_spending)
     seconds = time.perf_counter() - start
     model.save(folder, meta={"fit_seconds": round(seconds, 3), "dataset": dataset.name,

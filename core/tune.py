@@ -33,7 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 
-from core.common import ConfigError, Progress, UserError
+from core.common import ConfigError, Progress, UserError, prefixed
 from core.config import Space, apply_overrides, config_dict, unwrap_hint
 from core.data import Dataset
 from core.storage import CACHE_DIR, atomic_write_text
@@ -163,13 +163,12 @@ def objective(dataset: Dataset, name: str, base: Any,
         try:
             for index, fold in enumerate(dataset.folds):
                 model = cls(config)
-                step = _prefixed(progress, f"trial {trial.number}, fold {index + 1}/{len(dataset.folds)}")
-                for role, (part_name, part_config) in getattr(cls, "part_configs", lambda *_: {})(
-                        config, dataset.name).items():
+                step = prefixed(progress, f"trial {trial.number}, fold {index + 1}/{len(dataset.folds)}")
+                for role, (part_name, part_config) in cls.part_configs(config, dataset.name).items():
                     key = (index, part_name, repr(config_dict(part_config)))
                     if key not in parts_of:
                         parts_of[key] = model_class(part_name)(part_config).fit(fold, progress=step)
-                    model.attach(role, parts_of[key])  # type: ignore[attr-defined]
+                    model.attach(role, parts_of[key])
                 start = time.perf_counter()
                 model.fit(fold, progress=step)
                 score = float(evaluate_model(model, fold, evaluation)["metrics"]["NDCG@20"])
@@ -184,12 +183,6 @@ def objective(dataset: Dataset, name: str, base: Any,
         return sum(scores) / len(scores)
 
     return run
-
-
-def _prefixed(progress: Progress | None, prefix: str) -> Progress | None:
-    if progress is None:
-        return None
-    return lambda done, total, message: progress(done, total, f"{prefix}: {message}")
 
 
 def defaults_in_space(name: str, base: Any) -> dict[str, Any]:

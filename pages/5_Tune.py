@@ -62,7 +62,11 @@ chosen_study = st.selectbox("Study", studies, help="A search with options fixed 
                             "study of its own.") if len(studies) > 1 else (studies[0] if studies else None)
 
 
-@st.fragment(run_every=3.0)
+# The trials are read again every 3 s only while one of this visitor's searches runs (its end reruns the page).
+searching = any(job.request.tune is not None for job in state.job_manager().active(state.owner()))
+
+
+@st.fragment(run_every=3.0 if searching else None)
 def trials_view() -> None:
     study = _study()
     if study is None:

@@ -93,6 +93,16 @@ class Recommender:
         ``exact``, ``duplicated`` and ``hallucinated``. Empty for every other model."""
         return []
 
+    @classmethod
+    def part_configs(cls, config: Any, dataset: str | None = None) -> dict[str, tuple[str, Any]]:
+        """A hybrid's parts, role -> (model name, config with ``dataset``'s defaults), which the store fits or
+        loads as models of their own and hands over with ``attach``. Empty for every other model."""
+        return {}
+
+    def attach(self, role: str, model: "Recommender") -> None:
+        """Take a fitted part (a hybrid only; see ``part_configs``)."""
+        raise TypeError(f"{self.name} has no parts")
+
     def pick_sources(self) -> list[list[str]]:
         """For a hybrid, per row of the last ``recommend`` call, which part each pick came from (one short
         phrase per pick). Empty for every other model."""

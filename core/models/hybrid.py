@@ -56,7 +56,7 @@ def parse_part(spec: str) -> tuple[str, dict[str, str]]:
     name, inner = match.group(1), match.group(2)
     if name not in REGISTRY:
         raise ConfigError(f"part '{spec}': unknown model '{name}'; available: {', '.join(REGISTRY)}")
-    if issubclass_hybrid(name):
+    if REGISTRY[name][0] == __name__:  # registered from this module
         raise ConfigError(f"part '{spec}': a hybrid cannot be a part of another hybrid")
     options: dict[str, str] = {}
     for pair in filter(None, (p.strip() for p in (inner or "").split(","))):
@@ -65,12 +65,6 @@ def parse_part(spec: str) -> tuple[str, dict[str, str]]:
         key, value = (s.strip() for s in pair.split("=", 1))
         options[key] = value
     return name, options
-
-
-def issubclass_hybrid(name: str) -> bool:
-    from core.models import REGISTRY
-
-    return REGISTRY[name][0] == __name__
 
 
 def part_config(spec: str, dataset: str | None = None) -> tuple[str, Any]:
@@ -160,7 +154,7 @@ class Hybrid(Recommender):
 
     # ---------------------------------------------------------------------------------- parts
     @classmethod
-    def part_configs(cls, config: HybridConfig, dataset: str | None = None) -> dict[str, tuple[str, Any]]:
+    def part_configs(cls, config: Any, dataset: str | None = None) -> dict[str, tuple[str, Any]]:
         """role -> (model name, config) of each part, with ``dataset``'s defaults."""
         return {role: part_config(spec, dataset) for role, spec in config.roles().items()}
 
