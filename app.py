@@ -8,7 +8,16 @@ import pandas as pd
 import streamlit as st
 
 from core import data
-from core.embeddings import OPENAI_MODELS, EmbeddingSpec, cached_vectors, embedding_notes
+from core.embeddings import (
+    DEFAULT_LOCAL_MODEL,
+    LOCAL_MODELS,
+    OPENAI_DIMENSIONS,
+    OPENAI_MODELS,
+    EmbeddingSpec,
+    cached_vectors,
+    embedding_notes,
+    model_state,
+)
 from core.evaluate import load_results
 from core.models import REGISTRY
 from core.trained import trained_models, untrained_names
@@ -73,12 +82,22 @@ def embeddings_section(dataset: data.Dataset) -> EmbeddingSpec:
                         key=state.bind("embedding_provider", "local"), on_change=state.keep,
                         args=("embedding_provider",))
     if provider == "local":
-        st.text_input("Model folder", placeholder="empty = bundled all-MiniLM-L6-v2 (384-d)",
-                      help="Any local sentence-transformers folder, to compare embedding models.",
-                      key=state.bind("local_model_path", ""), on_change=state.keep, args=("local_model_path",))
+        choice = st.selectbox("Model", [*LOCAL_MODELS, state.OTHER_FOLDER],
+                              format_func=lambda name: LOCAL_MODELS[name].summary if name in LOCAL_MODELS else name,
+                              key=state.bind("local_model", DEFAULT_LOCAL_MODEL), on_change=state.keep,
+                              args=("local_model",),
+                              help="Both run offline; all-mpnet-base-v2 is ~5x slower to embed on a CPU. "
+                                   "Compare them: `python -m core study embedding-size`.")
+        if choice == state.OTHER_FOLDER:
+            st.text_input("Model folder", placeholder="/path/to/a/sentence-transformers/model",
+                          help="Any local sentence-transformers folder, to compare embedding models.",
+                          key=state.bind("local_model_path", ""), on_change=state.keep, args=("local_model_path",))
+        else:
+            st.caption(f"{md(LOCAL_MODELS[choice].summary)} · {md(model_state(LOCAL_MODELS[choice]))}")
     else:
         st.selectbox("Model", OPENAI_MODELS, key=state.bind("openai_model", OPENAI_MODELS[0]),
-                     on_change=state.keep, args=("openai_model",), help="text-embedding-ada-002 is the paper's.")
+                     on_change=state.keep, args=("openai_model",), help="text-embedding-ada-002 is the paper's.",
+                     format_func=lambda name: f"{name} ({OPENAI_DIMENSIONS[name]}-d)")
         if os.environ.get("OPENAI_API_KEY"):
             st.caption("Using `OPENAI_API_KEY` from the environment.")
         else:

@@ -132,8 +132,18 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 def cmd_embed(args: argparse.Namespace) -> None:
     import time
 
-    from core.embeddings import EmbeddingSpec, cached_path, cached_vectors, embedding_notes, item_embeddings
+    from core.embeddings import (
+        EmbeddingSpec,
+        cached_path,
+        cached_vectors,
+        embedding_notes,
+        item_embeddings,
+        model_table,
+    )
 
+    if args.list:
+        print(model_table())
+        return
     dataset = load_dataset(args.dataset)
     spec = EmbeddingSpec(provider=args.provider, model=args.model, long_titles=args.long_titles)
     path = cached_path(dataset.catalog, spec)
@@ -309,7 +319,9 @@ def parser() -> argparse.ArgumentParser:
     embed = sub.add_parser("embed", help="embed every item title (cached under cache/embeddings)")
     embed.add_argument("--dataset", default="beauty")
     embed.add_argument("--provider", default="local", choices=["local", "openai"])
-    embed.add_argument("--model", help="local: a sentence-transformers folder; openai: a model name")
+    embed.add_argument("--model", help="local: all-MiniLM-L6-v2 (default), all-mpnet-base-v2, or a "
+                                       "sentence-transformers folder; openai: a model name")
+    embed.add_argument("--list", action="store_true", help="list the embedding models: size, dimension, state")
     embed.add_argument("--long-titles", default="cut", choices=["cut", "head_tail"],
                        help="titles longer than the model's window: cut their end (the model's way) or keep "
                             "their beginning and end")

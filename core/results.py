@@ -21,6 +21,9 @@ class EvaluationResult:
     metrics: dict[str, float]  # "NDCG@20" -> mean over the test sessions; also rates such as hallucination_rate
     intervals: dict[str, list[float]] = field(default_factory=dict)  # accuracy metrics: 95% bootstrap interval
     by_prompt_length: dict[str, dict[str, float]] = field(default_factory=dict)  # bin -> n_sessions, metrics
+    # the target's train interactions: fixed buckets ("0", "1-4", "5-19", "20+") and 4 equal-size quartiles
+    by_target_popularity: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_target_popularity_quantile: dict[str, dict[str, float]] = field(default_factory=dict)
     generation_per_session: dict[str, list[int]] | None = None  # a generative model's name counts per session
     popularity_counts: str = "train only"  # what serendipity and novelty counted: "train only" or the paper's
     fit_seconds: float | None = None  # of this fit, or recorded when the loaded model was fitted

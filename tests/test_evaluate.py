@@ -115,3 +115,27 @@ def test_idf_weighting_lifts_a_rare_item_over_a_common_one(synthetic):
     items, scores = weighted.recommend([[0]], k=2)
     assert items[0].tolist() == [1, 2]
     assert scores[0].tolist() == pytest.approx([1 + np.log(7), 2 * (1 + np.log(7 / 6))], rel=1e-5)
+
+
+def test_popularity_buckets_have_known_members():
+    counts = np.array([0, 1, 4, 5, 19, 20, 100])
+    fixed = {label: list(counts[mask]) for label, mask in evaluate.popularity_groups(counts)}
+    assert fixed == {"0": [0], "1-4": [1, 4], "5-19": [5, 19], "20+": [20, 100]}
+    quartiles = {label: list(c[mask]) for c in [np.array([10, 1, 2, 3, 1, 2, 10, 3])]
+                 for label, mask in evaluate.popularity_groups(c, quantiles=4)}
+    assert quartiles == {"1": [1, 1], "2": [2, 2], "3": [3, 3], "10": [10, 10]}  # equal sizes, in order
+    tied = evaluate.popularity_groups(np.array([5, 5, 5, 5]), quantiles=4)
+    assert [(label, int(mask.sum())) for label, mask in tied] == [("5", 4)]  # one bucket, not four empty cuts
+    assert evaluate.popularity_groups(np.array([3, 7]), quantiles=1)[0][0] == "3-7"
+
+
+def test_breakdown_by_target_popularity_is_of_the_targets_train_counts(synthetic):
+    split = synthetic.split
+    perfect = np.column_stack([split.targets, np.full((split.n_test, 19), -1)])
+    result = evaluate.score_lists(perfect, split, split.train_popularity)
+    buckets = result["by_target_popularity"]
+    counts = split.train_popularity[split.targets]
+    assert sum(b["n_sessions"] for b in buckets.values()) == split.n_test
+    assert buckets["20+"]["n_sessions"] == int((counts >= 20).sum()) and buckets["20+"]["HR@20"] == 1.0
+    quartiles = result["by_target_popularity_quantile"]
+    assert sum(b["n_sessions"] for b in quartiles.values()) == split.n_test and len(quartiles) >= 2

@@ -49,7 +49,7 @@ def test_figures_have_one_trace_per_source_or_model():
     frame = report.long_frame(RESULTS, "beauty", with_paper=True)
     assert {t.name for t in report.bar_figure(frame, "NDCG@20").data} == {"ours", report.PAPER_LABEL}
     assert len(report.tradeoff_figure(RESULTS).data[0].x) == 2
-    length = report.length_figure(RESULTS)
+    length = report.breakdown_figure(RESULTS)
     assert list(length.data[0].x) == ["1", "2", "10+"]  # the bins in order, as categories
 
 
@@ -135,7 +135,7 @@ def test_grouped_html_report_and_other_charts_use_the_means():
     page = report.html_report("beauty", SEEDS, group_seeds=True)
     assert "sasrec (3 seeds)" in page and "0.0200 ± 0.0100" in page and "standard deviation" in page
     assert report.wide_table(SEEDS, group_seeds=True).loc["sasrec (3 seeds)", "NDCG@20"] == pytest.approx(0.02)
-    lengths = report.by_length_frame(SEEDS, group_seeds=True).set_index("model")
+    lengths = report.breakdown_frame(SEEDS, group_seeds=True).set_index("model")
     assert lengths.loc["sasrec (3 seeds)", "value"] == pytest.approx(0.02)
     assert lengths.loc["sasrec (3 seeds)", "sessions"] == 3
     paper = report.paper_comparison(SEEDS, group_seeds=True).set_index(["model", "metric"])

@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from core import data, jobs
-from core.embeddings import EmbeddingSpec, cached_path
+from core.embeddings import DEFAULT_LOCAL_MODEL, EmbeddingSpec, cached_path
 from core.index import ItemIndex
 from core.models import load as load_saved
 from core.models.base import Recommender
@@ -96,10 +96,20 @@ def learned_vectors(model: TrainedModel) -> np.ndarray | None:
 
 
 # ------------------------------------------------------------------------------------------------ embeddings
+OTHER_FOLDER = "Another folder…"
+
+
 def embedding_spec() -> EmbeddingSpec:
-    """The provider chosen on the home page: local (a folder, or the bundled MiniLM) or OpenAI (a model name)."""
+    """The provider chosen on the home page: local (a known model by name, or a folder) or OpenAI (a model
+    name). The default local model is ``model=None``, as in the models' default configs."""
     provider = st.session_state.get("embedding_provider", "local")
-    model = st.session_state.get("local_model_path" if provider == "local" else "openai_model") or None
+    if provider == "local":
+        choice = st.session_state.get("local_model", DEFAULT_LOCAL_MODEL)
+        model = st.session_state.get("local_model_path") if choice == OTHER_FOLDER else choice
+        if model == DEFAULT_LOCAL_MODEL:
+            model = None
+    else:
+        model = st.session_state.get("openai_model")
     return EmbeddingSpec(provider=provider, model=model.strip() if model else None)
 
 
