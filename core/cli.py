@@ -301,6 +301,35 @@ def cmd_tune(args: argparse.Namespace) -> None:
               + ", ".join(f"{k}={v}" for k, v in values.items()))
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    from core import reproduce, study
+
+    dataset = load_dataset(args.dataset)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    unknown = [m for m in models or [] if m not in REGISTRY]
+    if unknown:
+        raise CLIError(f"unknown model(s) {unknown}; available: {', '.join(REGISTRY)}")
+    try:
+        fractions = [float(f) / 100 for f in args.fractions.split(",")] if args.fractions else None
+    except ValueError:
+        raise CLIError(f"--fractions takes percentages such as 10,25,50,100; got '{args.fractions}'") from None
+    command = " ".join(["python -m core study", args.name, "--dataset", args.dataset]
+                       + (["--models", args.models] if args.models else [])
+                       + (["--seeds", args.seeds] if args.seeds != "0" else [])
+                       + (["--fractions", args.fractions] if args.fractions else []))
+    progress, close = tqdm_progress(f"study {args.name}")
+    try:
+        result = study.run(args.name, dataset, command, progress=progress, models=models,
+                           seeds=reproduce.parse_seeds(args.seeds), fractions=fractions)
+    finally:
+        close()
+    path = study.save(result, Path(args.output) if args.output else None)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(study.summary(result).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"{args.name} on {dataset.name}: {len(result.rows)} measurements in {result.seconds:.0f} s -> {path}")
+
+
 def parser() -> argparse.ArgumentParser:
     prog = "llmseq" if Path(sys.argv[0]).name == "llmseq" else "python -m core"
     root = argparse.ArgumentParser(prog=prog, description="LLM-enhanced sequential recommendation")
@@ -369,6 +398,16 @@ def parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--output", required=True, help="the summary JSON (FILE.json); the markdown table goes "
                                                            "beside it (FILE.md) and to the terminal")
     reproduce.set_defaults(run=cmd_reproduce)
+    study = sub.add_parser("study", help="the paper's open questions: embedding-size, cold-items, data-size, "
+                                         "item-text (results under cache/studies; the app's Findings page)")
+    study.add_argument("name", choices=["embedding-size", "cold-items", "data-size", "item-text"])
+    study.add_argument("--dataset", default="beauty")
+    study.add_argument("--models", help="comma-separated (each study has its defaults: see core/study.py)")
+    study.add_argument("--seeds", default="0", help="seeds of the models that train with randomness, e.g. 0,1,2")
+    study.add_argument("--fractions", help="data-size: percentages of the train sessions (default 10,25,50,100)")
+    study.add_argument("--output", help="also write the result JSON here (e.g. bench/results/studies/...)")
+    study.set_defaults(run=cmd_study)
+
     tune = sub.add_parser("tune", help="search a model's options with Optuna (TPE) on the validation folds; "
                                        "resumable, --apply writes the best as the dataset's defaults")
     tune.add_argument("--dataset", default="beauty")

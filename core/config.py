@@ -8,6 +8,10 @@ class's own cross-field rules (``check``), so an out-of-range value is refused w
 the CLI's ``--set``, the app's Train page, a saved model being loaded, a search tool — with one sentence
 naming the option and its range (:class:`ConfigError`).
 
+An option added after models were saved is declared with ``keyed=False`` (e.g. ``center: bool = option(False,
+keyed=False)``): at its default value it is left out of :func:`keyed_dict`, what the store hashes into a saved
+model's key, so the models saved before it existed keep their keys and are not trained again.
+
 This module imports only ``core.common``: every layer may use it.
 """
 
@@ -75,11 +79,12 @@ def one_of(*choices: Any) -> Space:
 
 
 def option(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-           high_open: bool = False, help: str = "") -> Any:
+           high_open: bool = False, help: str = "", keyed: bool = True) -> Any:
     """A dataclass field with ``default``, the valid range of its values (numbers only; none when ``low`` and
-    ``high`` are both None) and its ``help`` (see the module docstring)."""
+    ``high`` are both None) and its ``help`` (see the module docstring). ``keyed=False``: an option added after
+    models were saved, left out of :func:`keyed_dict` at its default."""
     bounds = Range(low, high, low_open, high_open) if low is not None or high is not None else None
-    return dataclasses.field(default=default, metadata={"range": bounds, "help": help})
+    return dataclasses.field(default=default, metadata={"range": bounds, "help": help, "keyed": keyed})
 
 
 def _declared(config_class: type, name: str, what: str) -> Any:
@@ -179,3 +184,11 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
 
 def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def keyed_dict(config: Any) -> dict[str, Any]:
+    """:func:`config_dict` without the ``keyed=False`` options that are at their default: what identifies a
+    fitted model (module docstring)."""
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    return {name: value for name, value in config_dict(config).items()
+            if fields[name].metadata.get("keyed", True) or value != fields[name].default}

@@ -4,7 +4,9 @@ A dataset is two CSV files (gzip allowed, detected by content; comma-, tab-, sem
 
 * interactions: ``session_id`` (or ``user_id``), ``item_id``, and ``timestamp`` and/or ``order``
   (``timestamp``: numbers — Unix seconds or any one unit — or ISO dates; ``order``: numbers);
-* items: ``item_id``, ``title``, optional ``category``.
+* items: ``item_id``, ``title``, optional ``category``, and optionally more text columns (e.g. ``brand``,
+  ``tags``, ``description``): kept as the items' other text fields (``Catalog.attributes``), which text
+  models may embed with the title (``embedding_fields``); the title stays what is shown and searched.
 
 The bundled datasets in ``data/`` use exactly this format, so they pass the same validation as a user's
 own files. Every problem found at the boundary raises :class:`DataError` with one sentence naming the file,
@@ -45,6 +47,7 @@ import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -97,6 +100,7 @@ class Catalog:
     titles: list[str]  # "" where the item has no title
     categories: list[str]  # "" where unknown
     popularity: np.ndarray  # int64 interaction counts over the whole dataset
+    attributes: dict[str, list[str]] = field(default_factory=dict)  # other text columns, "" where unknown
 
     @property
     def n_items(self) -> int:
@@ -131,6 +135,27 @@ class Catalog:
     def title(self, item: int) -> str:
         return self.titles[item] or f"(untitled item {self.item_ids[item]})"
 
+    @property
+    def text_fields(self) -> list[str]:
+        """The text fields besides the title that some item has: ``category``, then the extra columns."""
+        return (["category"] if self.has_categories else []) + [name for name, values in self.attributes.items()
+                                                                if any(values)]
+
+    def item_texts(self, fields: Sequence[str] = ()) -> list[str]:
+        """Per item, the title followed by each of ``fields`` that the item has, as ``"<title>. <field>:
+        <value>."`` (e.g. "Half-Life. genres: Action. developer: Valve."). Raises :class:`DataError` for a field
+        the catalog does not have."""
+        unknown = [f for f in fields if f not in self.text_fields]
+        if unknown:
+            raise DataError(f"the items have no text field {unknown[0]!r}; available: "
+                            f"{', '.join(self.text_fields) or 'none besides the title'}")
+        columns = [(name, self.categories if name == "category" else self.attributes[name]) for name in fields]
+        texts = []
+        for i, title in enumerate(self.titles):
+            extra = " ".join(f"{name}: {values[i]}." for name, values in columns if values[i])
+            texts.append(f"{title}. {extra}" if title and extra else title or extra)
+        return texts
+
 
 @dataclass(frozen=True)
 class Split:
@@ -141,6 +166,8 @@ class Split:
     train_times: np.ndarray  # each train session's time: last timestamp, or its position without timestamps
     prompts: list[np.ndarray]
     targets: np.ndarray  # int64, one per prompt
+    # the held-out sessions as they were, before items unseen in train were removed (see cold_item_split)
+    held_out: list[np.ndarray] = field(default_factory=list)
 
     @cached_property
     def train_popularity(self) -> np.ndarray:
@@ -179,6 +206,7 @@ class Dataset:
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 KNOWN_COLUMNS = {"session_id", "user_id", "item_id", "timestamp", "order", "title", "category"}
+MAX_TEXT_COLUMNS = 16  # an items file's other text columns kept as attributes
 DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
 CHUNK = 1 << 20
 
@@ -439,7 +467,8 @@ def read_interactions(path: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd
 
 
 def read_items(path: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd.DataFrame, list[str]]:
-    """Read and validate an items file into columns item_id, title, category. Raises :class:`DataError`."""
+    """Read and validate an items file into columns item_id, title, category, then its other text columns (at
+    most :data:`MAX_TEXT_COLUMNS`, in the file's order). Raises :class:`DataError`."""
     path = Path(path)
     notes: list[str] = []
     file = CsvFile(path, "items", limits, notes)
@@ -468,7 +497,13 @@ def read_items(path: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd.DataFr
         notes.append(f"{path}: {int(untitled.sum())} item(s) have no title (first at "
                      f"{file.example(file.first(untitled))}); they are kept, and text models give them the mean "
                      "vector of the titled items.")
-    return pd.DataFrame({"item_id": ids, "title": titles, "category": categories}), notes
+    others = [c for c in frame.columns if c not in KNOWN_COLUMNS and str(c).strip()]
+    if len(others) > MAX_TEXT_COLUMNS:
+        notes.append(f"{path}: {len(others)} columns besides item_id, title and category; the first "
+                     f"{MAX_TEXT_COLUMNS} are kept as text fields ({', '.join(map(str, others[MAX_TEXT_COLUMNS:]))} "
+                     "left out).")
+    extra = {str(c).strip(): frame[c].fillna("").astype(str).str.strip() for c in others[:MAX_TEXT_COLUMNS]}
+    return pd.DataFrame({"item_id": ids, "title": titles, "category": categories, **extra}), notes
 
 
 def _duplicate_title_note(catalog: Catalog, items_path: Path) -> str | None:
@@ -559,6 +594,7 @@ def _catalog(items: pd.DataFrame, interactions: pd.DataFrame) -> Catalog:
         titles=used["title"].tolist(),
         categories=used["category"].tolist(),
         popularity=used["item_id"].map(counts).fillna(0).to_numpy(dtype=np.int64),
+        attributes={c: used[c].tolist() for c in used.columns if c not in ("item_id", "title", "category")},
     )
 
 
@@ -601,7 +637,38 @@ def _evaluation_split(catalog: Catalog, train: list[np.ndarray], train_times: np
             prompts.append(kept[:-1])
             targets.append(kept[-1])
     return Split(catalog=catalog, train=train, train_times=train_times, prompts=prompts,
-                 targets=np.asarray(targets, dtype=np.int64))
+                 targets=np.asarray(targets, dtype=np.int64), held_out=held_out)
+
+
+def cold_item_split(split: Split) -> Split:
+    """The held-out sessions whose target is a **new item** (never in ``split.train``), with every item kept.
+
+    The paper's protocol removes items unseen in train from the held-out sessions (module docstring); their
+    titles are known, so a content-based model can still recommend them. Here each held-out session of 2+ items
+    whose last item has no train interaction is kept whole: prompt = all but the last item (new items included),
+    target = the last item. Raises :class:`DataError` when no held-out session ends in a new item."""
+    seen = split.train_popularity > 0
+    prompts = [session[:-1] for session in split.held_out if len(session) >= 2 and not seen[session[-1]]]
+    if not prompts:
+        raise DataError("no held-out session ends in an item unseen in train: there is nothing to evaluate in "
+                        "cold-item mode")
+    targets = np.asarray([session[-1] for session in split.held_out if len(session) >= 2 and not seen[session[-1]]],
+                         dtype=np.int64)
+    return Split(catalog=split.catalog, train=split.train, train_times=split.train_times, prompts=prompts,
+                 targets=targets, held_out=split.held_out)
+
+
+def train_subset(split: Split, fraction: float) -> Split:
+    """``split`` trained on only the latest ``fraction`` of its train sessions (at least one), same prompts.
+
+    The latest, not the first: the gap between the train sessions and the evaluated ones stays the same, so a
+    smaller fraction measures less data, not older data. Test targets the subset never saw stay in (they are
+    new items for a model trained on it), so every fraction is scored on the same sessions."""
+    if not 0 < fraction <= 1:
+        raise DataError(f"a train fraction must be in (0, 1], got {fraction}")
+    n = max(1, round(fraction * len(split.train)))
+    return Split(catalog=split.catalog, train=split.train[-n:], train_times=split.train_times[-n:],
+                 prompts=split.prompts, targets=split.targets, held_out=split.held_out)
 
 
 def paper_split(interactions: pd.DataFrame, catalog: Catalog, test_fraction: float = 0.2,

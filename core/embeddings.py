@@ -24,9 +24,13 @@ which loses what tells two long titles apart (a shade, a size at the end). ``Emb
 window, joined by " … "). How many titles were longer than the window is recorded beside the cached vectors
 (:func:`embedding_notes`), and the CLI's ``embed`` and the app's Home page say it.
 
+What is embedded: each item's title, or with ``EmbeddingSpec.fields`` the title followed by other text fields
+of the catalog (``Catalog.item_texts``: "<title>. category: Action. developer: Valve."); the title alone is
+what the app shows and searches.
+
 Item vectors are cached in ``cache/embeddings/`` under a key made of the provider, the model, the
-long-title rule and a hash of every text, so a changed catalog or model never reuses stale vectors; files are
-written atomically and read defensively (a damaged or wrong-shaped file is computed again).
+long-title rule, the fields and a hash of every text, so a changed catalog or model never reuses stale
+vectors; files are written atomically and read defensively (a damaged or wrong-shaped file is computed again).
 
 Items without a title: the paper embedded them as a zero vector, which makes cosine similarity undefined.
 Here such an item gets the normalised mean of all titled items' vectors (the catalog centroid): it is
@@ -52,7 +56,7 @@ from typing import Any, Literal, Protocol, Sequence
 import numpy as np
 
 from core.common import Progress, UserError
-from core.data import Catalog
+from core.data import Catalog, DataError
 from core.storage import CACHE_DIR, atomic_save_npy, atomic_write_text, load_npy
 from core.vectors import unit
 
@@ -72,6 +76,11 @@ class EmbeddingSpec:
     # local: a sentence-transformers folder (None = bundled all-MiniLM-L6-v2); openai: a model name
     model: str | None = None
     long_titles: LongTitles = "cut"  # a title longer than the model's window: cut its end, or keep head + tail
+    fields: str = ""  # other item text fields embedded after the title, comma-separated ("category,brand")
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.strip() for f in self.fields.split(",") if f.strip()]
 
     @property
     def model_name(self) -> str:
@@ -81,7 +90,8 @@ class EmbeddingSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.provider}:{self.model_name}" + ("" if self.long_titles == "cut" else f" ({self.long_titles})")
+        return (f"{self.provider}:{self.model_name}" + ("" if self.long_titles == "cut" else f" ({self.long_titles})")
+                + (f" +{','.join(self.field_names)}" if self.field_names else ""))
 
 
 class Provider(Protocol):
@@ -500,7 +510,11 @@ def cache_key(catalog: Catalog, spec: EmbeddingSpec) -> str:
         for weights in sorted(Path(spec.model).glob("*.safetensors")) + sorted(Path(spec.model).glob("*.bin")):
             stat = weights.stat()
             digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    digest.update(catalog.titles_fingerprint.encode())
+    if spec.field_names:
+        for text in catalog.item_texts(spec.field_names):
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
+    else:
+        digest.update(catalog.titles_fingerprint.encode())
     slug = "".join(c if c.isalnum() or c in "-." else "_" for c in Path(spec.model_name).name)
     return f"{spec.provider}-{slug}-{digest.hexdigest()[:16]}"
 
@@ -546,7 +560,10 @@ def item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
     titled = np.array([bool(title) for title in catalog.titles])
     if not titled.any():
         raise EmbeddingError("no item has a title: there is nothing to embed.")
-    texts = [title for title, has in zip(catalog.titles, titled) if has]
+    try:
+        texts = [text for text, has in zip(catalog.item_texts(spec.field_names), titled) if has]
+    except DataError as err:
+        raise EmbeddingError(str(err)) from None
     encoder = provider(spec)
     too_long, window = encoder.too_long(texts)
     if spec.long_titles == "head_tail" and too_long:

@@ -20,19 +20,24 @@ METHODS: tuple[str, ...] = ("pca", "lda", "random")
 
 
 def reduce_dimensions(vectors: np.ndarray, method: str = "pca", dim: int = 64,
-                      classes: Sequence[str] | None = None, normalize: bool = False, seed: int = 0) -> np.ndarray:
-    """``vectors`` (n, d) -> (n, dim) float32. ``dim >= d`` with PCA/random keeps the vectors (no padding)."""
+                      classes: Sequence[str] | None = None, normalize: bool = False, seed: int = 0,
+                      whiten: bool = False) -> np.ndarray:
+    """``vectors`` (n, d) -> (n, dim) float32. ``dim >= d`` with PCA/random keeps the vectors (no padding; PCA
+    centres them). ``whiten`` (PCA only): every component scaled to unit variance, so the few directions that
+    carry most of the variance of text embeddings no longer dominate similarities."""
     vectors = np.asarray(vectors, dtype=np.float32)
     n, d = vectors.shape
     if dim < 1:
         raise ConfigError(f"reduction dimension must be positive, got {dim}")
+    if whiten and method != "pca":
+        raise ConfigError(f"whitening is a PCA option; reduction '{method}' cannot whiten")
     if method == "pca":
-        if dim >= min(n, d):
+        if dim >= min(n, d) and not whiten:
             reduced = vectors - vectors.mean(axis=0)
         else:
             from sklearn.decomposition import PCA
 
-            reduced = PCA(n_components=dim, random_state=seed).fit_transform(vectors)
+            reduced = PCA(n_components=min(dim, n, d), whiten=whiten, random_state=seed).fit_transform(vectors)
     elif method == "random":
         if dim >= d:
             reduced = vectors

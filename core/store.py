@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from core.common import Progress
-from core.config import config_dict
+from core.config import config_dict, keyed_dict
 from core.data import Dataset
 from core.models import REGISTRY, model_class
 from core.models import load as load_saved
@@ -34,7 +34,7 @@ from core.storage import CACHE_DIR, atomic_write_text, read_json
 
 
 def config_hash(config: Any) -> str:
-    return hashlib.sha256(json.dumps(config_dict(config), sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return hashlib.sha256(json.dumps(keyed_dict(config), sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 def data_key(dataset: Dataset, name: str, config: Any) -> str:

@@ -2,7 +2,7 @@
 
 Every bundled dataset is written in the same two-file format a user brings:
   interactions.csv.gz  session_id,item_id,timestamp,order
-  items.csv.gz         item_id,title,category
+  items.csv.gz         item_id,title,category[,more text columns]
 so the bundled data goes through exactly the loader and validation users' files do.
 
 Run from the repository root:  python data/build_bundled.py [--shared ../shared/datasets]
@@ -19,11 +19,13 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 
 
-def _write(name: str, inter: pd.DataFrame, items: pd.DataFrame, source_md: Path, extra_md: str) -> None:
+def _write(name: str, inter: pd.DataFrame, items: pd.DataFrame, source_md: Path, extra_md: str,
+           text_columns: tuple[str, ...] = ()) -> None:
+    """``text_columns``: the items' other text fields, kept for the item-text study (``embedding_fields``)."""
     out = HERE / name
     out.mkdir(exist_ok=True)
     inter[["session_id", "item_id", "timestamp", "order"]].to_csv(out / "interactions.csv.gz", index=False)
-    items[["item_id", "title", "category"]].to_csv(out / "items.csv.gz", index=False)
+    items[["item_id", "title", "category", *text_columns]].to_csv(out / "items.csv.gz", index=False)
     upstream = ("> Down to *As bundled in this project*, this file describes the upstream copy in `../shared/datasets` "
                 "that the files here were built from (its file names, columns and loading code are not this "
                 "folder's). The files in this folder are described at the end.\n\n")
@@ -86,10 +88,13 @@ def ml100k(shared: Path) -> None:
     inter["order"] = inter.groupby("session_id").cumcount()
     items = items.rename(columns={"movie_title": "title"})
     items["category"] = items["class"].fillna("").str.split(" ").str[0]  # first listed genre
+    items["genres"] = items["class"].fillna("").str.replace(" ", ", ")
+    items["year"] = items["release_year"].fillna("")
     _write("ml-100k", inter, items, src / "SOURCE.md", """
 `user_id` → `session_id` (one session per user), `movie_title` → `title`, `category` = the first listed genre
 (used as the class for LDA reduction). `order` = row order in the source file, only to break same-second ties.
-""")
+Extra text columns (for `embedding_fields`): `genres` (every listed genre) and `year` (release year).
+""", text_columns=("genres", "year"))
 
 
 def steam(shared: Path) -> None:
@@ -109,6 +114,9 @@ def steam(shared: Path) -> None:
     items = items.rename(columns={"name": "title"})
     items["title"] = items["title"].map(_unescape)
     items["category"] = items["genres"].fillna("").str.split("|").str[0]
+    items["genres"] = items["genres"].fillna("").str.replace("|", ", ")
+    items["tags"] = items["tags"].fillna("").str.split("|").str[:8].str.join(", ")  # the first 8, by votes
+    items["developer"] = items["developer"].fillna("").map(_unescape)
     _write("steam", inter, items, src / "SOURCE.md", """
 **A substitute for the paper's Steam data** (the paper's Steam v2 sessions are Git LFS objects and not public).
 Kept: interactions on games that have a title (91% of interactions), users with at least 2 such reviews
@@ -117,7 +125,9 @@ Titles come from the raw `name` column (the raw `title` column differs only by u
 entities decoded once.
 `../shared/datasets/steam-dhr-items-only` (the paper's own Steam catalogue) was not used: its item ids were
 re-encoded by the authors and cannot be mapped to Steam app ids, so it cannot add titles to these games.
-""")
+Extra text columns (for `embedding_fields`): `genres` (all listed), `tags` (the first 8 user tags, as listed),
+`developer`.
+""", text_columns=("genres", "tags", "developer"))
 
 
 def main() -> None:

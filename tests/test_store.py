@@ -195,3 +195,22 @@ def test_a_bug_is_one_line_and_its_traceback_is_there_with_verbose(monkeypatch, 
                                         "for the traceback)"]
     assert cli.main(["--verbose", "prepare", "--dataset", "ml-100k"]) == 1
     assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_an_option_added_later_keeps_saved_models_keys_at_its_default():
+    from dataclasses import dataclass
+
+    from core.config import Options, option
+
+    @dataclass(frozen=True)
+    class Before(Options):
+        k: int = option(10, low=1)
+
+    @dataclass(frozen=True)
+    class After(Options):
+        k: int = option(10, low=1)
+        center: bool = option(False, keyed=False)
+
+    assert store.config_hash(After()) == store.config_hash(Before())  # a model saved before it existed is found
+    assert store.config_hash(After(center=True)) != store.config_hash(Before())
+    assert store.config_hash(After(k=5)) == store.config_hash(Before(k=5))

@@ -108,6 +108,12 @@ class Recommender:
         phrase per pick). Empty for every other model."""
         return []
 
+    def prepare_new_items(self, split: Split) -> tuple[bool, str]:
+        """Make the items without train interactions in ``split`` (new items) scorable where the model can, for
+        a cold-item evaluation (``core.study``): (whether the model was changed, one sentence on what it does
+        with new items). Changes only this fitted object in memory, never a saved model. Default: nothing."""
+        return False, "new items are scored with what the model learned without them"
+
     def spending_estimate(self, split: Split) -> str | None:
         """What ``fit`` on ``split`` would cost in money (one sentence), or None when it is free."""
         return None

@@ -17,6 +17,10 @@ and the plain mean 0.0168. The decay matters; with MiniLM the steeper the better
 vectors (no reduction) cosine, dot and euclidean rank identically (``-|e - v|^2 = 2 e.v - |e|^2 - 1``); they
 differ only after a reduction.
 
+Post-processing of the vectors (``center``, ``reduction="pca"`` with ``whiten``): text embeddings share a
+common direction and a few dominant ones (anisotropy), which crowd every similarity; centring removes the
+first, whitening evens out the others. ``python -m core study embedding-size`` measures both per model.
+
 The paper reduced 1,536-d ada vectors to 512 with PCA; MiniLM vectors have only 384 dimensions, so
 "PCA to 512" would be a mere rotation that changes no similarity: reduction is off by default and remains
 an option (``reduction=pca``, ``reduced_dim=...``) for wider models.
@@ -46,6 +50,8 @@ class LLMSeqSimConfig(Options):
     embedding_model: str | None = option(None, help="None = the provider's default model")
     long_titles: Literal["cut", "head_tail"] = option("cut",
                                                       help="past the model's window: cut the end, or keep head+tail")
+    embedding_fields: str = option("", help="other item text fields embedded after the title, comma-separated "
+                                            "(e.g. \"category,tags\"); the title stays what is shown", keyed=False)
     combination: Literal["mean", "last"] = option("last",
                                                   help="best on Beauty's validation folds with MiniLM (see above)")
     decay: Decay = option("harmonic_squared", help="for combination=\"mean\": the best decay on the same folds")
@@ -53,6 +59,9 @@ class LLMSeqSimConfig(Options):
     reduction: Literal["none", "pca", "lda", "random"] = option("none", help="MiniLM is 384-d: below the paper's 512")
     reduced_dim: int = option(512, low=1, help="the paper's PCA width (used only when reduction is not \"none\")")
     normalize_reduced: bool = option(False, help="scale the reduced vectors to unit length")
+    center: bool = option(False, help="subtract the catalog's mean vector first (removes the direction all "
+                                      "titles share)", keyed=False)
+    whiten: bool = option(False, help="reduction=\"pca\": scale every component to unit variance", keyed=False)
     seed: int = option(0, low=0, help="for reduction=\"random\" (the projection)")
     search_space: ClassVar[dict[str, Space]] = {
         "combination": one_of("mean", "last"), "decay": one_of(*get_args(Decay)),
@@ -66,10 +75,14 @@ class LLMSeqSim(Recommender):
     def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "LLMSeqSim":
         cfg = self.config
         vectors = item_embeddings(split.catalog, self.text_embedding(cfg), progress=progress)
+        if cfg.whiten and cfg.reduction != "pca":
+            raise ConfigError(f"{self.name}: option whiten=true needs reduction=\"pca\" (got \"{cfg.reduction}\")")
+        if cfg.center:
+            vectors = vectors - vectors.mean(axis=0)
         if cfg.reduction != "none":
             try:
                 vectors = reduce_dimensions(vectors, cfg.reduction, cfg.reduced_dim, classes=split.catalog.categories,
-                                            normalize=cfg.normalize_reduced, seed=cfg.seed)
+                                            normalize=cfg.normalize_reduced, seed=cfg.seed, whiten=cfg.whiten)
             except ValueError as err:
                 raise ConfigError(f"{self.name}: options reduction={cfg.reduction}, reduced_dim={cfg.reduced_dim}: "
                                   f"{err}") from None
@@ -79,7 +92,11 @@ class LLMSeqSim(Recommender):
 
     @classmethod
     def text_embedding(cls, config: LLMSeqSimConfig) -> EmbeddingSpec:
-        return EmbeddingSpec(config.embedding_provider, config.embedding_model, config.long_titles)
+        return EmbeddingSpec(config.embedding_provider, config.embedding_model, config.long_titles,
+                             config.embedding_fields)
+
+    def prepare_new_items(self, split: Split) -> tuple[bool, str]:
+        return False, "content-based: a new item is ranked by its title's vector, like any other item"
 
     def set_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_vectors = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)

@@ -70,6 +70,8 @@ class SequentialConfig(Options):
     embedding_model: str | None = option(None, help="None = the provider's default (local: all-MiniLM-L6-v2)")
     long_titles: Literal["cut", "head_tail"] = option("cut",
                                                       help="past the model's window: cut the end, or keep head+tail")
+    embedding_fields: str = option("", help="other item text fields embedded after the title, comma-separated "
+                                            "(e.g. \"category,tags\"); the title stays what is shown", keyed=False)
     reduction: Literal["pca", "lda", "random"] = option("pca", help="to the model width (the paper's best: PCA)")
     llm_std: float | None = option(None, low=0.0, low_open=True,
                                    help="rescale the vectors to this std (None = as reduced, the authors' raw PCA)")
@@ -349,18 +351,18 @@ class SequentialRecommender(Recommender):
             return None
         from core.embeddings import EmbeddingSpec
 
-        return EmbeddingSpec(config.embedding_provider, config.embedding_model, config.long_titles)
+        return EmbeddingSpec(config.embedding_provider, config.embedding_model, config.long_titles,
+                             config.embedding_fields)
 
     def llm_vectors(self, split: Split, progress: Progress | None = None) -> np.ndarray:
         """Title embeddings reduced to the model width, (n_items, width) float32 (LDA may give fewer columns:
         at most n_classes - 1; the remaining columns keep their random init)."""
-        from core.embeddings import EmbeddingSpec, item_embeddings
+        from core.embeddings import item_embeddings
         from core.reduce import reduce_dimensions
 
         config = self.config
         catalog = split.catalog
-        vectors = item_embeddings(catalog, EmbeddingSpec(config.embedding_provider, config.embedding_model,
-                                                         config.long_titles), progress=progress)
+        vectors = item_embeddings(catalog, self.text_embedding(config), progress=progress)
         width = config.embedding_dim  # the item table's width in every model
         classes = catalog.categories if config.reduction == "lda" else None
         dim = width
@@ -378,6 +380,32 @@ class SequentialRecommender(Recommender):
         reduced = self.llm_vectors(split, progress)
         with torch.no_grad():  # catalog rows only: padding and mask rows keep their own init
             self.module.item_table.weight[: self.n_items, : reduced.shape[1]] = torch.from_numpy(reduced)
+
+    def prepare_new_items(self, split: Split) -> tuple[bool, str]:
+        """LLM2X: a new item's row and output bias are predicted from its title embedding by a ridge regression
+        (alpha 1) fitted on the items seen in ``split.train`` (title embedding -> learned row and bias). Training
+        never showed a new item as a target, so its own row only drifted and its bias was pushed down; the map
+        puts it where items with similar titles ended up. Random-init models cannot: nothing is changed."""
+        if self.config.item_init != "llm":
+            return False, "ID-based: a new item's row was never trained"
+        from sklearn.linear_model import Ridge
+
+        from core.embeddings import item_embeddings
+
+        seen = split.train_popularity > 0
+        if seen.all() or not seen.any():
+            return False, "every item was seen in train" if seen.all() else "no item was seen in train"
+        vectors = item_embeddings(split.catalog, self.text_embedding(self.config))
+        rows = self.learned_item_vectors()
+        bias = self.module.output.bias.detach().cpu().numpy()[:, None]
+        ridge = Ridge(alpha=1.0).fit(vectors[seen], np.hstack([rows[seen], bias[seen]]))
+        predicted = torch.from_numpy(ridge.predict(vectors[~seen]).astype(np.float32))
+        new = torch.from_numpy(np.flatnonzero(~seen))
+        with torch.no_grad():
+            self.module.item_table.weight[new] = predicted[:, :-1]
+            self.module.output.bias[new] = predicted[:, -1]
+        return True, (f"{int((~seen).sum()):,} new items: row and bias predicted from the title embedding by a "
+                      f"ridge regression fitted on the {int(seen.sum()):,} trained items")
 
     def learned_item_vectors(self) -> np.ndarray:
         """The item table's catalog rows after training (padding and mask rows left out)."""

@@ -1,0 +1,123 @@
+"""The open-question studies' building blocks (core.study): new items (cold start), train subsets, what text to
+embed, and the studies' records — each on a tiny data set with a known answer."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import data, study
+from core.data import DataError
+from core.embeddings import EmbeddingSpec, item_embeddings
+from core.models import create
+
+FRUIT = ["apple", "banana", "cherry", "grape", "pear", "plum"]
+MUSIC = ["violin", "guitar", "piano", "drum", "flute", "cello"]
+
+
+def cold_shop(folder):
+    """Train sessions mix fruit and instruments; the last (test) sessions end in a **new** item, "electric
+    guitar", right after "guitar": the new item's title makes it the obvious next item for a text model."""
+    rows, time = [], 0
+    catalog = FRUIT + MUSIC
+    for s in range(60):
+        session = [catalog[(s + j) % len(catalog)] for j in range(3)]
+        for position, item in enumerate(session):
+            rows.append((f"s{s:03d}", item, time + position))
+        time += 10
+    for s in range(60, 75):  # the last 20%: the test sessions; each ends in the new item
+        for position, item in enumerate([FRUIT[s % 6], "guitar", "electric guitar"]):
+            rows.append((f"s{s:03d}", item, time + position))
+        time += 10
+    interactions = pd.DataFrame(rows, columns=["session_id", "item_id", "timestamp"])
+    items = pd.DataFrame({"item_id": catalog + ["electric guitar"], "title": catalog + ["electric guitar"],
+                          "category": ["fruit"] * 6 + ["music"] * 7,
+                          "maker": ["orchard"] * 6 + ["luthier"] * 7})
+    folder.mkdir(parents=True, exist_ok=True)
+    interactions.to_csv(folder / "interactions.csv", index=False)
+    items.to_csv(folder / "items.csv", index=False)
+    return data.load(str(folder))
+
+
+def test_the_paper_protocol_drops_new_targets_and_cold_mode_keeps_them(tmp_path):
+    dataset = cold_shop(tmp_path / "shop")
+    new = dataset.catalog.index_of["electric guitar"]
+    assert dataset.split.train_popularity[new] == 0
+    assert new not in dataset.split.targets  # the paper's protocol: the new item is removed from test sessions
+    cold = data.cold_item_split(dataset.split)
+    assert cold.n_test == 15 and set(cold.targets) == {new}
+    assert [dataset.catalog.item_ids[i] for i in cold.prompts[0]][-1] == "guitar"
+
+
+def test_cold_mode_needs_a_new_target(synthetic):
+    with pytest.raises(DataError, match="unseen in train"):
+        data.cold_item_split(synthetic.split)
+
+
+def test_llmseqsim_recommends_the_new_item_its_title_points_to(tmp_path):
+    dataset = cold_shop(tmp_path / "shop")
+    cold = data.cold_item_split(dataset.split)
+    model = create("llmseqsim").fit(dataset.split)
+    items, _ = model.recommend(cold.prompts, 1)
+    assert set(items[:, 0]) == {dataset.catalog.index_of["electric guitar"]}  # content-based: new items are fine
+    assert model.prepare_new_items(dataset.split)[0] is False  # nothing to change
+
+
+def test_llm2_models_map_new_items_from_their_titles_and_id_models_cannot(tmp_path):
+    dataset = cold_shop(tmp_path / "shop")
+    new = dataset.catalog.index_of["electric guitar"]
+    options = dict(embedding_dim=16, heads=1, max_epochs=2, batch_size=16, max_length=5)
+    plain = create("sasrec", **options).fit(dataset.split)
+    assert plain.prepare_new_items(dataset.split)[0] is False
+    llm = create("sasrec", item_init="llm", **options).fit(dataset.split)
+    before = llm.learned_item_vectors()[new].copy()
+    changed, how = llm.prepare_new_items(dataset.split)
+    assert changed and "ridge" in how
+    after = llm.learned_item_vectors()
+    assert not np.allclose(after[new], before) and np.isfinite(after).all()
+    seen = dataset.split.train_popularity > 0
+    guitar = dataset.catalog.index_of["guitar"]
+    # the new row lands nearer to the trained row of the item with the closest title than to a fruit's
+    assert np.linalg.norm(after[new] - after[guitar]) < np.linalg.norm(after[new] - after[seen][0])
+
+
+def test_a_train_subset_is_the_latest_sessions_scored_on_the_same_prompts(synthetic):
+    split = synthetic.split
+    half = data.train_subset(split, 0.5)
+    assert len(half.train) == round(len(split.train) / 2)
+    assert all(a is b for a, b in zip(half.train, split.train[-len(half.train):]))
+    assert half.prompts is split.prompts and half.targets is split.targets
+    with pytest.raises(DataError, match=r"\(0, 1\]"):
+        data.train_subset(split, 0)
+
+
+def test_item_text_fields_are_read_embedded_and_validated(tmp_path):
+    dataset = cold_shop(tmp_path / "shop")
+    catalog = dataset.catalog
+    assert catalog.text_fields == ["category", "maker"]
+    assert catalog.item_texts(["category", "maker"])[catalog.index_of["apple"]] == \
+        "apple. category: fruit. maker: orchard."
+    assert catalog.item_texts()[catalog.index_of["apple"]] == "apple"  # the title alone by default
+    with pytest.raises(DataError, match="no text field 'brand'; available: category, maker"):
+        catalog.item_texts(["brand"])
+    titles = item_embeddings(catalog, EmbeddingSpec())
+    richer = item_embeddings(catalog, EmbeddingSpec(fields="category"))
+    assert titles.shape == richer.shape and not np.allclose(titles, richer)  # another text, other vectors
+    model = create("llmseqsim", embedding_fields="category").fit(dataset.split)
+    assert np.allclose(model.item_vectors, richer)
+
+
+def test_a_study_is_saved_read_back_and_summarised(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(study, "PUBLISHED", tmp_path / "published")
+    assert study.load("shop", "data-size") is None
+    rows = [{"model": m, "seed": 0, "fraction": f, "split": "test", "NDCG@20": v}
+            for m, f, v in (("popularity", 0.5, 0.1), ("popularity", 1.0, 0.2), ("sasrec", 0.5, 0.05),
+                            ("sasrec", 1.0, 0.3))]
+    result = study.StudyResult("data-size", "shop", "python -m core study data-size --dataset shop", rows=rows)
+    study.save(result)
+    again = study.load("shop", "data-size")
+    assert again is not None and again.rows == rows and again.source == "cache"
+    table = study.summary(again).set_index("model")
+    assert table.loc["sasrec", "NDCG@20 at 100%"] == 0.3 and table.loc["popularity", "NDCG@20 at 50%"] == 0.1
+    (tmp_path / "cache" / "studies" / "shop" / "data-size.json").write_text("{not json")
+    assert study.load("shop", "data-size") is None  # damaged: missing, never an error
