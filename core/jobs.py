@@ -58,6 +58,7 @@ class JobRequest:
     projections: tuple[dict[str, Any], ...] = ()  # {"source": "embeddings"|<model folder>, "method", "embedding"}
     confirm_spending: bool = False  # the user accepted a paid backend's cost estimate (see spending_estimate)
     tune: dict[str, Any] | None = None  # {"model", "trials", "timeout"}: an Optuna search (core.tune), last
+    study: str | None = None  # an open-question study (core.study), after everything else
 
     def steps(self) -> list[str]:
         out = []
@@ -71,6 +72,8 @@ class JobRequest:
             out.append(f"{projection.get('method', 'umap').upper()} map of {what}")
         if self.tune is not None:  # last, as the worker runs it
             out.append(f"tune {self.tune['model']} ({self.tune['trials']} trials on the validation folds)")
+        if self.study is not None:
+            out.append(f"study {self.study}")
         return out
 
     def to_json(self, secrets: dict[str, str] | None = None) -> str:
@@ -340,6 +343,15 @@ class _Worker:
         if request.tune is not None:
             _emit(step=step, message=f"tuning {request.tune['model']}")
             _emit(result=self._tune(dataset, request.tune))
+            step += 1
+        if request.study is not None:
+            from core import study
+
+            _emit(step=step, message=f"study {request.study}")
+            command = f"python -m core study {request.study} --dataset {request.dataset}"
+            result = study.run(request.study, dataset, command, progress=self.progress)
+            _emit(result={"step": "study", "study": request.study, "path": str(study.save(result)),
+                          "measurements": len(result.rows)})
 
     def _fit(self, dataset: Any, model_step: ModelStep, request: JobRequest) -> dict[str, Any]:
         from core import evaluate, store

@@ -349,3 +349,32 @@ def test_tune_page_runs_a_search_shows_its_trials_and_applies_the_best(shop, def
     assert at.success and at.success[0].value.startswith("Applied:")
     assert set(tomllib.loads(defaults_copy.read_text())["shop"]["vsknn"]) == {"k", "sample_size", "sampling",
                                                                               "similarity", "idf_weighting", "decay"}
+
+
+# ------------------------------------------------------------------------------------------------ findings
+def test_findings_page_answers_from_a_saved_study_and_exports_it(shop):
+    from core import study
+
+    dataset = data.load(shop)
+    result = study.run("data-size", dataset, f"python -m core study data-size --dataset {shop}",
+                       models=["popularity", "llmseqsim"], fractions=[0.5, 1.0])
+    study.save(result)
+    table = study.summary(result).set_index("model")
+    at = app(shop, "pages/6_Findings.py")
+    answers = [s.value for s in at.success]
+    best = table["NDCG@20 at 50%"].idxmax()
+    assert any(a.startswith(f"With 50% of the train sessions the best model is {best} (NDCG@20 "
+                            f"{table.loc[best, 'NDCG@20 at 50%']:.4f})") for a in answers), answers
+    assert any(c.value == f"python -m core study data-size --dataset {shop}" for c in at.code)
+    assert any(c.value == f"python -m core study cold-items --dataset {shlex_quote(shop)}" for c in at.code)
+    next(b for b in at.button if b.label == "Build the HTML report of the findings").click().run()
+    assert not at.exception, at.exception
+    page = at.session_state["findings_html"]
+    assert page.startswith("<!DOCTYPE html>") and "How much interaction data do the models need?" in page
+    assert f"{table.loc[best, 'NDCG@20 at 50%']:.4f}" in page
+
+
+def shlex_quote(text):
+    import shlex
+
+    return shlex.quote(text)

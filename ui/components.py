@@ -24,7 +24,8 @@ PAGES = (("app.py", "Home", ":material/home:"),
          ("pages/2_Embedding_Space.py", "Embedding space", ":material/scatter_plot:"),
          ("pages/3_Metrics.py", "Metrics", ":material/leaderboard:"),
          ("pages/4_Train.py", "Train", ":material/model_training:"),
-         ("pages/5_Tune.py", "Tune", ":material/tune:"))
+         ("pages/5_Tune.py", "Tune", ":material/tune:"),
+         ("pages/6_Findings.py", "Findings", ":material/lightbulb:"))
 
 
 def page(title: str) -> None:

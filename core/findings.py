@@ -1,0 +1,195 @@
+"""The Findings: one section per open question, each with its chart, table, the command that regenerates it and a
+two-sentence answer **written from the saved numbers** (``core.study`` results), never hard-coded.
+
+The Findings page of the app and the self-contained HTML export (:func:`html_report`) share these builders. A
+section reads ``core.study.load``: this machine's run of the study, else the result the project measured and
+keeps in ``bench/results/studies/`` (labelled as such).
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from core.report import plotly_text
+from core.study import StudyResult, summary
+
+QUESTIONS = {
+    "embedding-size": "Would a bigger embedding model help?",
+    "cold-items": "What about new products (cold start)?",
+    "data-size": "How much interaction data do the models need?",
+    "item-text": "What text should be embedded: the title only, or more?",
+}
+DATASETS = ("beauty", "steam", "ml-100k")  # the bundled ones, Beauty (the paper's) first
+
+
+def _test(result: StudyResult) -> pd.DataFrame:
+    frame = pd.DataFrame(result.rows)
+    if frame.empty or "split" not in frame:
+        return pd.DataFrame()
+    return frame[frame["split"] == "test"]
+
+
+def _pct(new: float, old: float) -> str:
+    return f"{(new / old - 1) * 100:+.0f}%" if old else "n/a"
+
+
+def _layout(figure: go.Figure, title: str) -> go.Figure:
+    figure.update_layout(title=title, height=380, margin=dict(t=50, b=10, l=10, r=10), legend_title_text="")
+    return figure
+
+
+# ------------------------------------------------------------------------------------------------ figures
+def figure(result: StudyResult) -> go.Figure:
+    """The study's chart: embedding-size: test NDCG@20 against the model's parameter count (one line per model
+    and post-processing); cold-items: NDCG@20 per model on the usual test sessions and on new-item targets;
+    data-size: NDCG@20 against the share of train sessions; item-text: NDCG@20 per model and embedded text."""
+    test = _test(result)
+    if result.study == "cold-items":
+        frame = pd.DataFrame(result.rows).groupby(["model", "split"], sort=False, as_index=False)["NDCG@20"].mean()
+        chart = px.bar(frame.assign(model=frame["model"].map(plotly_text)), x="model", y="NDCG@20", color="split",
+                       barmode="group")
+        return _layout(chart, "NDCG@20: the usual test sessions vs sessions whose target is a new item")
+    if test.empty:
+        return _layout(go.Figure(), "no measurements")
+    if result.study == "embedding-size":
+        frame = test.assign(variant=[f"{m}" + (f" · {p}" if isinstance(p, str) and p else "")
+                                     for m, p in zip(test["model"], test.get("postprocessing", [""] * len(test)))])
+        frame = frame.groupby(["variant", "embedding", "parameters", "dimension"], as_index=False, dropna=False)[
+            "NDCG@20"].mean().sort_values("parameters")
+        frame["parameters (M)"] = frame["parameters"] / 1e6
+        chart = px.line(frame.assign(variant=frame["variant"].map(plotly_text)), x="parameters (M)", y="NDCG@20",
+                        color="variant", markers=True, hover_data=["embedding", "dimension"], log_x=True)
+        return _layout(chart, "test NDCG@20 against the embedding model's size")
+    if result.study == "data-size":
+        frame = test.groupby(["model", "fraction"], as_index=False, sort=False)["NDCG@20"].mean()
+        frame["share of train sessions (%)"] = frame["fraction"] * 100
+        chart = px.line(frame.assign(model=frame["model"].map(plotly_text)), x="share of train sessions (%)",
+                        y="NDCG@20", color="model", markers=True)
+        return _layout(chart, "test NDCG@20 against the amount of training data")
+    frame = test.groupby(["model", "text"], as_index=False, sort=False)["NDCG@20"].mean()
+    chart = px.bar(frame.assign(model=frame["model"].map(plotly_text)), x="model", y="NDCG@20", color="text",
+                   barmode="group")
+    return _layout(chart, "test NDCG@20 by the text embedded per item")
+
+
+# ------------------------------------------------------------------------------------------------ answers
+def answer(result: StudyResult) -> str:
+    """Two plain-language sentences from the study's numbers (test split): who won and by how much."""
+    test = _test(result)
+    if test.empty:
+        return "No measurement yet."
+    writer = {"embedding-size": _embedding_answer, "cold-items": _cold_answer, "data-size": _data_answer,
+              "item-text": _text_answer}[result.study]
+    return writer(result, test)
+
+
+def _embedding_answer(result: StudyResult, test: pd.DataFrame) -> str:
+    sentences = []
+    raw = test[test.get("postprocessing", pd.Series("", index=test.index)).fillna("").isin(["", "none"])]
+    for model, part in raw.groupby("model", sort=False):
+        by_size = part.groupby(["embedding", "parameters"], as_index=False)["NDCG@20"].mean().sort_values("parameters")
+        if len(by_size) < 2:
+            continue
+        small, big = by_size.iloc[0], by_size.iloc[-1]
+        verdict = "better" if big["NDCG@20"] > small["NDCG@20"] else "worse"
+        sentences.append(f"With {model}, the bigger {big['embedding']} ({big['parameters'] / 1e6:.0f}M parameters) "
+                         f"scores NDCG@20 {big['NDCG@20']:.4f} against {small['NDCG@20']:.4f} for {small['embedding']} "
+                         f"({small['parameters'] / 1e6:.0f}M): {_pct(big['NDCG@20'], small['NDCG@20'])}, {verdict}.")
+    if "postprocessing" in test:
+        sim = test[test["model"] == "llmseqsim"]
+        if not sim.empty:
+            best = sim.loc[sim["NDCG@20"].idxmax()]
+            base = sim[(sim["embedding"] == best["embedding"]) & (sim["postprocessing"] == "none")]["NDCG@20"]
+            if len(base) and best["postprocessing"] != "none":
+                sentences.append(f"What helps most is post-processing the vectors: {best['postprocessing']} gives "
+                                 f"LLMSeqSim with {best['embedding']} {best['NDCG@20']:.4f} "
+                                 f"({_pct(best['NDCG@20'], base.iloc[0])} over the raw vectors).")
+            else:
+                sentences.append(f"No post-processing of the vectors beats the raw ones; the best LLMSeqSim is "
+                                 f"{best['embedding']} with {best['NDCG@20']:.4f}.")
+    return " ".join(sentences[:2]) if sentences else "Only one embedding model was measured."
+
+
+def _cold_answer(result: StudyResult, test: pd.DataFrame) -> str:
+    frame = pd.DataFrame(result.rows)
+    cold = frame[frame["split"].str.startswith("new items")].groupby(["model", "split"], sort=False)[
+        "NDCG@20"].mean()
+    if cold.empty:
+        return "No new-item sessions were measured."
+    best_model, best_split = cold.idxmax()
+    n = int(frame.loc[frame["split"] == "new items", "n_sessions"].max())
+    zero = [m for (m, s), v in cold.items() if s == "new items" and v == 0]
+    first = (f"On the {n:,} test sessions whose target is a new item, {best_model} is best with NDCG@20 "
+             f"{cold.max():.4f}" + (" (new-item rows mapped from titles)" if best_split != "new items" else "")
+             + (f", while {', '.join(zero)} never recommend a new item (0.0000)." if zero else "."))
+    mapped = cold.xs("new items, mapped", level="split") if "new items, mapped" in cold.index.get_level_values(1) \
+        else pd.Series(dtype=float)
+    if len(mapped):
+        model = mapped.idxmax()
+        return first + (f" Mapping new items' rows from their title embeddings takes {model} from "
+                        f"{cold[(model, 'new items')]:.4f} to {mapped[model]:.4f}.")
+    return first
+
+
+def _data_answer(result: StudyResult, test: pd.DataFrame) -> str:
+    table = test.groupby(["model", "fraction"])["NDCG@20"].mean().unstack("fraction")
+    if table.shape[1] < 2:
+        return "Only one amount of training data was measured."
+    low, full = table.columns.min(), table.columns.max()
+    kept = (table[low] / table[full]).replace([float("inf")], float("nan")).dropna()
+    best_low, best_full = table[low].idxmax(), table[full].idxmax()
+    first = (f"With {low:.0%} of the train sessions the best model is {best_low} (NDCG@20 {table[low].max():.4f}); "
+             f"with all of them, {best_full} ({table[full].max():.4f}).")
+    if kept.empty:
+        return first
+    return first + (f" {kept.idxmax()} keeps the most of its full-data NDCG@20 at {low:.0%} ({kept.max():.0%}), "
+                    f"{kept.idxmin()} the least ({kept.min():.0%}).")
+
+
+def _text_answer(result: StudyResult, test: pd.DataFrame) -> str:
+    sentences = []
+    for model, part in test.groupby("model", sort=False):
+        scores = part.groupby("text", sort=False)["NDCG@20"].mean()
+        if "title" not in scores or len(scores) < 2:
+            continue
+        best = scores.drop("title").idxmax()
+        sentences.append(f"{model}: embedding {best} gives NDCG@20 {scores[best]:.4f} against {scores['title']:.4f} "
+                         f"for the title alone ({_pct(scores[best], scores['title'])}).")
+    return " ".join(sentences[:2]) if sentences else "Only the title was measured."
+
+
+# ------------------------------------------------------------------------------------------------ HTML
+def html_report(results: dict[tuple[str, str], StudyResult]) -> str:
+    """A single offline HTML file (plotly.js inlined once): per question and dataset, the answer, the chart, the
+    table and the command. ``results``: (study, dataset) -> result."""
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Findings: the paper's open questions</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:4px 8px;"
+             "text-align:right}th{background:#f4f4f4}.note{color:#666;font-size:13px}code{background:#f4f4f4}"
+             "</style></head><body>",
+             "<h1>Findings: the paper's open questions</h1>",
+             f"<p class='note'>Created {created}. Every answer is written from the measured numbers below "
+             "(test split; settings chosen on validation folds where the study says so).</p>"]
+    first = True
+    for study, question in QUESTIONS.items():
+        found = {d: r for (s, d), r in results.items() if s == study}
+        if not found:
+            continue
+        parts.append(f"<h2>{html.escape(question)}</h2>")
+        for dataset, result in found.items():
+            origin = "measured by the project" if result.source == "published" else "measured on this machine"
+            parts += [f"<h3>{html.escape(dataset)}</h3>", f"<p><b>{html.escape(answer(result))}</b></p>",
+                      figure(result).to_html(full_html=False, include_plotlyjs=first),
+                      summary(result).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="–"),
+                      f"<p class='note'>{origin} on {html.escape(result.created[:10])} in {result.seconds:,.0f} s; "
+                      f"regenerate: <code>{html.escape(result.command)}</code></p>"]
+            parts += [f"<p class='note'>{html.escape(note)}</p>" for note in result.notes]
+            first = False
+    parts.append("</body></html>")
+    return "\n".join(parts)
