@@ -186,14 +186,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     dataset = load_dataset(args.dataset)
     progress, close = tqdm_progress("evaluating")
     try:
-        report = run(dataset, models, EvaluationOptions(paper_popularity=args.paper_popularity),
+        report = run(dataset, models, EvaluationOptions(paper_popularity=args.paper_popularity,
+                                                        cold_items=args.cold_items),
                      progress=progress, retrain=args.retrain)
     finally:
         close()
     for result in report.results.values():
         notes(result.notes)
     text_notes(dataset, models)
-    print(f"{dataset.name}: {report.n_test_sessions:,} test sessions, "
+    print(f"{dataset.name}: {report.n_test_sessions:,} test sessions"
+          + (" whose target is a new item (--cold-items)" if args.cold_items else "") + ", "
           f"popularity for serendipity/novelty: {report.popularity_counts}")
     print(format_table(report))
     if args.output:
@@ -372,6 +374,9 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--output", help="write the results JSON here too")
             command.add_argument("--paper-popularity", action="store_true",
                                  help="serendipity/novelty from whole-dataset counts (the paper's, leaks test)")
+            command.add_argument("--cold-items", action="store_true",
+                                 help="score the test sessions whose target is a new item (never in train; the "
+                                      "paper's protocol drops them): what content-based models gain")
         command.set_defaults(run=fn)
     finetune = sub.add_parser("finetune", help="fine-tune LLMSeqPrompt's language model (local or OpenAI)")
     finetune.add_argument("--dataset", default="beauty")

@@ -27,7 +27,7 @@ import numpy as np
 from core import metrics, store
 from core.common import Progress
 from core.config import config_dict
-from core.data import Dataset, Split
+from core.data import Dataset, Split, cold_item_split
 from core.models.base import Recommender
 from core.results import EvaluationResult, Report
 
@@ -43,11 +43,19 @@ class EvaluationOptions:
     paper_popularity: bool = False  # whole-dataset counts for serendipity/novelty, as the authors (leaks test)
     bootstrap_resamples: int = 1000
     seed: int = 0
+    # score the test sessions whose target is a new item (core.data.cold_item_split), each model first making
+    # new items scorable where it can (Recommender.prepare_new_items); the paper's protocol leaves them out
+    cold_items: bool = False
+
+
+ADDED_LATER = {"cold_items": False}  # options added after results were saved: hashed only away from these values
 
 
 def options_tag(options: EvaluationOptions) -> str:
-    """A short hash of the evaluation options (part of a result's key)."""
-    return hashlib.sha256(json.dumps(asdict(options), sort_keys=True).encode()).hexdigest()[:6]
+    """A short hash of the evaluation options (part of a result's key); an option of :data:`ADDED_LATER` at its
+    old behaviour is left out, so results saved before it existed keep their tag."""
+    hashed = {k: v for k, v in asdict(options).items() if k not in ADDED_LATER or v != ADDED_LATER[k]}
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:6]
 
 
 def _length_label(low: int, high: int) -> str:
@@ -181,28 +189,33 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
 def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions = EvaluationOptions(),
         progress: Progress | None = None, retrain: bool = False, save: bool = True,
         confirm_spending: bool = False) -> Report:
-    """Fit (or load) and evaluate each model on the dataset's test split; keep each result in the store.
+    """Fit (or load) and evaluate each model on the dataset's test split (``options.cold_items``: on its
+    sessions whose target is a new item, :func:`core.data.cold_item_split`); keep each result in the store.
 
     ``report.results`` is keyed by each model's label (its name, plus its changed options); each result says
     whether the model was ``"fitted"`` now or ``"loaded"`` from the store, and ``notes`` what the store had to
     repair.
     """
     counts = "whole dataset (paper)" if options.paper_popularity else "train only"
-    report = Report(dataset.name, dataset.split.n_test, len(dataset.split.train), counts)
+    split = cold_item_split(dataset.split) if options.cold_items else dataset.split
+    report = Report(dataset.name, split.n_test, len(dataset.split.train), counts)
     vectors = catalog_vectors(dataset, models, progress)  # the same for every model of the run
     for model in models:
         fitted = store.fit_or_load(model, dataset, progress=progress, retrain=retrain,
                                    confirm_spending=confirm_spending)
-        scored = evaluate_model(fitted.model, dataset.split, options, progress=progress, item_vectors=vectors)
+        notes = list(fitted.notes)
+        if options.cold_items:
+            notes.append(f"new items: {fitted.model.prepare_new_items(dataset.split)[1]}")
+        scored = evaluate_model(fitted.model, split, options, progress=progress, item_vectors=vectors)
         config = config_dict(model.config)
         result = EvaluationResult(
             dataset=dataset.name, model=model.name, label=store.label(model.name, config, dataset.name), config=config,
-            n_test_sessions=dataset.split.n_test, metrics=scored["metrics"], intervals=scored["intervals"],
+            n_test_sessions=split.n_test, metrics=scored["metrics"], intervals=scored["intervals"],
             by_prompt_length=scored["by_prompt_length"], by_target_popularity=scored["by_target_popularity"],
             by_target_popularity_quantile=scored["by_target_popularity_quantile"],
             generation_per_session=scored.get("generation_per_session"), popularity_counts=counts,
             fit_seconds=fitted.fit_seconds, predict_seconds=scored["predict_seconds"], status=fitted.status,
-            notes=fitted.notes, key=store.model_key(dataset, model.name, model.config),
+            notes=notes, key=store.model_key(dataset, model.name, model.config),
             evaluation=options_tag(options), created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         report.results[result.label] = result
         if save:

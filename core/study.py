@@ -230,6 +230,7 @@ def embedding_size(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["emb
                  "dimension": embedding["dimension"]}
         options = _embedding_options(embedding)
         try:
+            result.notes.append(_anisotropy_note(dataset, embedding))
             for name in models:
                 if name == "llmseqsim":
                     _llmseqsim_chosen(dataset, options, label, result.rows, progress)
@@ -238,6 +239,31 @@ def embedding_size(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["emb
         except EmbeddingError as err:
             result.notes.append(f"{embedding['name']}: left out ({err})")
     return result
+
+
+def mean_pairwise_cosine(vectors: Any) -> float:
+    """The mean cosine similarity over all pairs of distinct rows of ``vectors`` (n, d), exactly, in O(n d):
+    ``(|sum u|^2 - n) / (n (n - 1))`` for the unit rows u. Near 0: directions spread out (isotropic); near 1:
+    every vector points the same way (anisotropic), which crowds every similarity."""
+    import numpy as np
+
+    from core.vectors import unit
+
+    units = unit(np.asarray(vectors, dtype=np.float64))
+    n = len(units)
+    if n < 2:
+        return 0.0
+    total = units.sum(axis=0)
+    return float((total @ total - (units * units).sum()) / (n * (n - 1)))
+
+
+def _anisotropy_note(dataset: Dataset, embedding: dict[str, Any]) -> str:
+    from core.embeddings import EmbeddingSpec, item_embeddings
+
+    vectors = item_embeddings(dataset.catalog, EmbeddingSpec(embedding["provider"], embedding["model"]))
+    centred = vectors - vectors.mean(axis=0)
+    return (f"{embedding['name']}: mean cosine between two catalog items {mean_pairwise_cosine(vectors):.3f} "
+            f"(after mean-centring {mean_pairwise_cosine(centred):.3f})")
 
 
 def cold_items(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["cold-items"],

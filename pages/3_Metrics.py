@@ -16,6 +16,11 @@ paper_counts = load_results(dataset, EvaluationOptions(paper_popularity=True))
 if paper_counts and st.toggle("Serendipity and novelty from whole-dataset popularity (the paper's; leaks test)",
                               value=not results):
     results = paper_counts
+cold = load_results(dataset, EvaluationOptions(cold_items=True))
+if cold and st.toggle("New-item targets (cold start: test sessions whose target never occurs in train)",
+                      value=False, help="Results of `python -m core evaluate --cold-items`; the paper's protocol "
+                                        "leaves these sessions out."):
+    results = cold
 if not results:
     st.info("No evaluation results for this dataset yet: “Prepare the defaults” on the home page, the Train "
             f"page, or `.venv/bin/python -m core evaluate --dataset {state.dataset_key()} --models popularity,vsknn`.")

@@ -121,3 +121,30 @@ def test_a_study_is_saved_read_back_and_summarised(tmp_path, monkeypatch):
     assert table.loc["sasrec", "NDCG@20 at 100%"] == 0.3 and table.loc["popularity", "NDCG@20 at 50%"] == 0.1
     (tmp_path / "cache" / "studies" / "shop" / "data-size.json").write_text("{not json")
     assert study.load("shop", "data-size") is None  # damaged: missing, never an error
+
+
+def test_mean_pairwise_cosine_has_known_values():
+    assert study.mean_pairwise_cosine(np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])) == pytest.approx(1.0)
+    assert study.mean_pairwise_cosine(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(0.0)
+    assert study.mean_pairwise_cosine(np.array([[1.0, 0.0], [-1.0, 0.0]])) == pytest.approx(-1.0)
+    # three unit vectors 120° apart: every pair -0.5
+    angles = np.deg2rad([0, 120, 240])
+    assert study.mean_pairwise_cosine(np.column_stack([np.cos(angles), np.sin(angles)])) == pytest.approx(-0.5)
+
+
+def test_evaluate_cold_items_scores_only_new_targets_and_keeps_its_own_results(tmp_path):
+    from core import evaluate
+    from core.evaluate import EvaluationOptions
+
+    dataset = cold_shop(tmp_path / "shop")
+    usual = evaluate.run(dataset, [create("llmseqsim"), create("popularity")])
+    cold = evaluate.run(dataset, [create("llmseqsim"), create("popularity")], EvaluationOptions(cold_items=True))
+    assert cold.n_test_sessions == 15 and usual.n_test_sessions == dataset.split.n_test
+    assert cold.results["llmseqsim"].metrics["HR@10"] == 1.0  # "electric guitar" after "guitar", by its title
+    assert cold.results["popularity"].metrics["HR@10"] == 0.0  # a count ranks a never-seen item last (13 items)
+    assert any(n.startswith("new items: content-based") for n in cold.results["llmseqsim"].notes)
+    saved = evaluate.load_results(dataset, EvaluationOptions(cold_items=True))
+    assert saved["llmseqsim"].n_test_sessions == 15
+    assert evaluate.load_results(dataset)["llmseqsim"].n_test_sessions == dataset.split.n_test  # not replaced
+    # results saved before the option existed keep their tag: the default options hash as they always did
+    assert evaluate.options_tag(EvaluationOptions()) == "04597e"
