@@ -311,6 +311,8 @@ def cmd_study(args: argparse.Namespace) -> None:
     unknown = [m for m in models or [] if m not in REGISTRY]
     if unknown:
         raise CLIError(f"unknown model(s) {unknown}; available: {', '.join(REGISTRY)}")
+    if args.fractions and args.name != "data-size":
+        raise CLIError("--fractions is an option of the data-size study")
     try:
         fractions = [float(f) / 100 for f in args.fractions.split(",")] if args.fractions else None
     except ValueError:
@@ -318,11 +320,17 @@ def cmd_study(args: argparse.Namespace) -> None:
     command = " ".join(["python -m core study", args.name, "--dataset", args.dataset]
                        + (["--models", args.models] if args.models else [])
                        + (["--seeds", args.seeds] if args.seeds != "0" else [])
-                       + (["--fractions", args.fractions] if args.fractions else []))
+                       + (["--fractions", args.fractions] if args.fractions else [])
+                       + (["--embeddings", args.embeddings] if args.embeddings else []))
     progress, close = tqdm_progress(f"study {args.name}")
     try:
+        extra = {"fractions": fractions} if args.name == "data-size" else {}
+        if args.embeddings:
+            if args.name != "embedding-size":
+                raise CLIError("--embeddings is an option of the embedding-size study")
+            extra["embeddings"] = [e.strip() for e in args.embeddings.split(",") if e.strip()]
         result = study.run(args.name, dataset, command, progress=progress, models=models,
-                           seeds=reproduce.parse_seeds(args.seeds), fractions=fractions)
+                           seeds=reproduce.parse_seeds(args.seeds), **extra)
     finally:
         close()
     path = study.save(result, Path(args.output) if args.output else None)
@@ -410,6 +418,8 @@ def parser() -> argparse.ArgumentParser:
     study.add_argument("--models", help="comma-separated (each study has its defaults: see core/study.py)")
     study.add_argument("--seeds", default="0", help="seeds of the models that train with randomness, e.g. 0,1,2")
     study.add_argument("--fractions", help="data-size: percentages of the train sessions (default 10,25,50,100)")
+    study.add_argument("--embeddings", help="embedding-size: the embedding models to compare, comma-separated "
+                                            "(default: every available one; see embed --list)")
     study.add_argument("--output", help="also write the result JSON here (e.g. bench/results/studies/...)")
     study.set_defaults(run=cmd_study)
 

@@ -57,14 +57,16 @@ def figure(result: StudyResult) -> go.Figure:
     if test.empty:
         return _layout(go.Figure(), "no measurements")
     if result.study == "embedding-size":
-        frame = test.assign(variant=[f"{m}" + (f" · {p}" if isinstance(p, str) and p else "")
-                                     for m, p in zip(test["model"], test.get("postprocessing", [""] * len(test)))])
-        frame = frame.groupby(["variant", "embedding", "parameters", "dimension"], as_index=False, dropna=False)[
-            "NDCG@20"].mean().sort_values("parameters")
-        frame["parameters (M)"] = frame["parameters"] / 1e6
-        chart = px.line(frame.assign(variant=frame["variant"].map(plotly_text)), x="parameters (M)", y="NDCG@20",
-                        color="variant", markers=True, hover_data=["embedding", "dimension"], log_x=True)
-        return _layout(chart, "test NDCG@20 against the embedding model's size")
+        post = test["postprocessing"] if "postprocessing" in test else pd.Series("", index=test.index)
+        frame = test.assign(variant=[m + (f" · {p}" if isinstance(p, str) and p else "")
+                                     for m, p in zip(test["model"], post)])
+        frame = frame.groupby(["variant", "embedding", "dimension"], as_index=False, sort=False)["NDCG@20"].mean()
+        frame["parameters"] = frame["embedding"].map(_parameters(test))
+        chart = px.line(frame.sort_values("dimension").assign(variant=frame["variant"].map(plotly_text)),
+                        x="dimension", y="NDCG@20", color="variant", markers=True, text="embedding",
+                        hover_data=["parameters"], log_x=True)
+        chart.update_traces(textposition="top center")
+        return _layout(chart, "test NDCG@20 against the embedding model's dimension (hover: its parameters)")
     if result.study == "data-size":
         frame = test.groupby(["model", "fraction"], as_index=False, sort=False)["NDCG@20"].mean()
         frame["share of train sessions (%)"] = frame["fraction"] * 100
@@ -88,31 +90,45 @@ def answer(result: StudyResult) -> str:
     return writer(result, test)
 
 
+def _parameters(test: pd.DataFrame) -> dict[str, str]:
+    """embedding -> its parameter count as text ("22.7M", or "unpublished")."""
+    return {name: (f"{p / 1e6:.1f}M" if p == p and p else "unpublished")
+            for name, p in test.groupby("embedding", sort=False)["parameters"].first().items()}
+
+
 def _embedding_answer(result: StudyResult, test: pd.DataFrame) -> str:
     sentences = []
-    raw = test[test.get("postprocessing", pd.Series("", index=test.index)).fillna("").isin(["", "none"])]
-    for model, part in raw.groupby("model", sort=False):
-        by_size = part.groupby(["embedding", "parameters"], as_index=False)["NDCG@20"].mean().sort_values("parameters")
-        if len(by_size) < 2:
-            continue
-        small, big = by_size.iloc[0], by_size.iloc[-1]
-        verdict = "better" if big["NDCG@20"] > small["NDCG@20"] else "worse"
-        sentences.append(f"With {model}, the bigger {big['embedding']} ({big['parameters'] / 1e6:.0f}M parameters) "
-                         f"scores NDCG@20 {big['NDCG@20']:.4f} against {small['NDCG@20']:.4f} for {small['embedding']} "
-                         f"({small['parameters'] / 1e6:.0f}M): {_pct(big['NDCG@20'], small['NDCG@20'])}, {verdict}.")
-    if "postprocessing" in test:
-        sim = test[test["model"] == "llmseqsim"]
-        if not sim.empty:
-            best = sim.loc[sim["NDCG@20"].idxmax()]
-            base = sim[(sim["embedding"] == best["embedding"]) & (sim["postprocessing"] == "none")]["NDCG@20"]
-            if len(base) and best["postprocessing"] != "none":
-                sentences.append(f"What helps most is post-processing the vectors: {best['postprocessing']} gives "
-                                 f"LLMSeqSim with {best['embedding']} {best['NDCG@20']:.4f} "
-                                 f"({_pct(best['NDCG@20'], base.iloc[0])} over the raw vectors).")
-            else:
-                sentences.append(f"No post-processing of the vectors beats the raw ones; the best LLMSeqSim is "
-                                 f"{best['embedding']} with {best['NDCG@20']:.4f}.")
-    return " ".join(sentences[:2]) if sentences else "Only one embedding model was measured."
+    sizes = _parameters(test)
+    post = test["postprocessing"].fillna("") if "postprocessing" in test else pd.Series("", index=test.index)
+    raw = test[post.isin(["", "none"])]
+    order = "parameters" if raw["parameters"].notna().all() else "dimension"  # else by dimension
+    sized = raw.groupby("embedding", sort=False).agg(parameters=("parameters", "first"),
+                                                     dimension=("dimension", "first")).sort_values(order)
+    if len(sized) >= 2:
+        small, big = sized.index[0], sized.index[-1]
+        scores = raw.groupby(["model", "embedding"], sort=False)["NDCG@20"].mean()
+        parts = [f"{model} {scores[(model, big)]:.4f} vs {scores[(model, small)]:.4f} "
+                 f"({_pct(scores[(model, big)], scores[(model, small)])})"
+                 for model in dict.fromkeys(raw["model"]) if (model, big) in scores and (model, small) in scores]
+        better = sum(scores[(m, big)] > scores[(m, small)] for m in dict.fromkeys(raw["model"])
+                     if (m, big) in scores and (m, small) in scores)
+        verdict = ("helps every model" if better == len(parts) else "helps no model" if better == 0
+                   else "helps some models only")
+        sentences.append(f"The bigger {big} ({sizes[big]} parameters, {sized.loc[big, 'dimension']}-d) against "
+                         f"{small} ({sizes[small]}, {sized.loc[small, 'dimension']}-d) {verdict}: test NDCG@20 "
+                         + ", ".join(parts) + ".")
+    sim = test[test["model"] == "llmseqsim"] if "postprocessing" in test else pd.DataFrame()
+    if not sim.empty:
+        best = sim.loc[sim["NDCG@20"].idxmax()]
+        base = sim[(sim["embedding"] == best["embedding"]) & (sim["postprocessing"] == "none")]["NDCG@20"]
+        if len(base) and best["postprocessing"] != "none":
+            sentences.append(f"What helps most is post-processing the vectors: {best['postprocessing']} gives "
+                             f"LLMSeqSim with {best['embedding']} {best['NDCG@20']:.4f} "
+                             f"({_pct(best['NDCG@20'], base.iloc[0])} over the raw vectors).")
+        else:
+            sentences.append(f"No post-processing of the vectors beats the raw ones; the best LLMSeqSim is "
+                             f"{best['embedding']} with {best['NDCG@20']:.4f}.")
+    return " ".join(sentences) if sentences else "Only one embedding model was measured."
 
 
 def _cold_answer(result: StudyResult, test: pd.DataFrame) -> str:
@@ -121,12 +137,17 @@ def _cold_answer(result: StudyResult, test: pd.DataFrame) -> str:
         "NDCG@20"].mean()
     if cold.empty:
         return "No new-item sessions were measured."
-    best_model, best_split = cold.idxmax()
     n = int(frame.loc[frame["split"] == "new items", "n_sessions"].max())
-    zero = [m for (m, s), v in cold.items() if s == "new items" and v == 0]
+    if cold.max() == 0:
+        return (f"On the {n:,} test sessions whose target is a new item, no model ranks that item in its top 20 "
+                "(NDCG@20 0 for every model).")
+    best_model, best_split = cold.idxmax()
+    zero = [m for (m, s), v in cold.items() if s == "new items" and v == 0
+            and not ((m, "new items, mapped") in cold.index and cold[(m, "new items, mapped")] > 0)]
     first = (f"On the {n:,} test sessions whose target is a new item, {best_model} is best with NDCG@20 "
              f"{cold.max():.4f}" + (" (new-item rows mapped from titles)" if best_split != "new items" else "")
-             + (f", while {', '.join(zero)} never recommend a new item (0.0000)." if zero else "."))
+             + (f", while {', '.join(zero)} never recommend{'s' if len(zero) == 1 else ''} a new item (0.0000)."
+                if zero else "."))
     mapped = cold.xs("new items, mapped", level="split") if "new items, mapped" in cold.index.get_level_values(1) \
         else pd.Series(dtype=float)
     if len(mapped):
@@ -147,8 +168,8 @@ def _data_answer(result: StudyResult, test: pd.DataFrame) -> str:
              f"with all of them, {best_full} ({table[full].max():.4f}).")
     if kept.empty:
         return first
-    return first + (f" {kept.idxmax()} keeps the most of its full-data NDCG@20 at {low:.0%} ({kept.max():.0%}), "
-                    f"{kept.idxmin()} the least ({kept.min():.0%}).")
+    return first + (f" At {low:.0%}, {kept.idxmax()} reaches {kept.max():.0%} of its full-data NDCG@20 and "
+                    f"{kept.idxmin()} {kept.min():.0%}.")
 
 
 def _text_answer(result: StudyResult, test: pd.DataFrame) -> str:

