@@ -217,3 +217,29 @@ def test_findings_answers_are_written_from_the_numbers():
                                      "0.0200 for the title alone (+50%).")
     for result in (size, cold, text):
         assert len(findings.figure(result).data) >= 1
+
+
+def test_embedding_size_compares_a_local_and_an_openai_compatible_model(tmp_path, monkeypatch):
+    from fake_openai import API_KEY, DIM, FakeOpenAI
+
+    dataset = cold_shop(tmp_path / "shop")
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        assert {e["name"] for e in study.available_embeddings()} >= {"all-MiniLM-L6-v2", "text-embedding-3-small"}
+        result = study.embedding_size(dataset, models=["llmseqsim"],
+                                      embeddings=["all-MiniLM-L6-v2", "text-embedding-3-small"])
+        with pytest.raises(study.StudyError, match=r"\['text-embedding-9'\] are not available"):
+            study.embedding_size(dataset, models=["llmseqsim"], embeddings=["text-embedding-9"])
+    test = pd.DataFrame(result.rows).query("split == 'test'")
+    assert set(test["embedding"]) == {"all-MiniLM-L6-v2", "text-embedding-3-small"}
+    assert set(test["dimension"]) == {384, DIM}  # the width of the vectors, as the server sent them
+    assert len(test) == 2 * len(study.POSTPROCESSING)  # per embedding, each post-processing once, on test
+    validation = pd.DataFrame(result.rows).query("split == 'validation'")
+    assert len(validation) == 2 * len(study.POSTPROCESSING) * len(study.AGGREGATIONS)
+    chosen = test.iloc[0]  # its aggregation is the one with the best fold mean
+    folds = validation[(validation["embedding"] == chosen["embedding"])
+                       & (validation["postprocessing"] == chosen["postprocessing"])]
+    assert chosen["aggregation"] == folds.loc[folds["NDCG@20"].idxmax(), "aggregation"]
+    assert any(n.startswith("text-embedding-3-small: mean cosine") for n in result.notes)
+    assert list(study.summary(result)["parameters"]).count("–") == len(study.POSTPROCESSING)  # unpublished
