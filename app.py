@@ -107,6 +107,10 @@ def embeddings_section(dataset: data.Dataset) -> EmbeddingSpec:
             if not st.session_state.get("openai_key"):
                 st.warning("Type a key (or set OPENAI_API_KEY) to embed with OpenAI.")
     spec = state.embedding_spec()
+    if dataset.catalog.text_fields:
+        st.caption(f"Text fields besides the title: {md(', '.join(dataset.catalog.text_fields))}. The models embed "
+                   "the title only unless their option `embedding_fields` names some (Train page); compare both "
+                   "with `python -m core study item-text` (Findings page).")
     if cached_vectors(dataset.catalog, spec) is not None:
         st.success(f"Catalog embedded with {md(spec.label)}.", icon=":material/check_circle:")
         for note in embedding_notes(dataset.catalog, spec):

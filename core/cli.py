@@ -1,4 +1,4 @@
-"""Command line: ``python -m core datasets|prepare|embed|train|evaluate|finetune``.
+"""Command line: ``python -m core datasets|prepare|embed|train|evaluate|finetune|reproduce|tune|study``.
 
 Bad input (a broken CSV, an unknown or out-of-range option: any ``core.common.UserError``) ends with one line
 on stderr and exit code 2, never a traceback. Anything else is a bug: one line and exit code 1, and with
