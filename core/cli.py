@@ -178,7 +178,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from core.evaluate import EvaluationOptions, format_table, run
+    from core.evaluate import EvaluationOptions, format_breakdown, format_table, run
 
     models = build_models(args.models, args.set, dataset_name(args.dataset), args.preset)
     if args.output and not Path(args.output).resolve().parent.is_dir():
@@ -198,6 +198,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
           + (" whose target is a new item (--cold-items)" if args.cold_items else "") + ", "
           f"popularity for serendipity/novelty: {report.popularity_counts}")
     print(format_table(report))
+    for breakdown in args.breakdown or []:
+        print()
+        print(format_breakdown(report, "by_" + breakdown.replace("-", "_")))
     if args.output:
         try:
             Path(args.output).write_text(json.dumps(report.to_json(), indent=2))
@@ -382,6 +385,10 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--output", help="write the results JSON here too")
             command.add_argument("--paper-popularity", action="store_true",
                                  help="serendipity/novelty from whole-dataset counts (the paper's, leaks test)")
+            command.add_argument("--breakdown", action="append", metavar="BY",
+                                 choices=["prompt-length", "target-popularity", "target-popularity-quantile"],
+                                 help="also print NDCG@20 per bucket: prompt-length, target-popularity (the "
+                                      "target's train interactions: 0, 1-4, 5-19, 20+), target-popularity-quantile")
             command.add_argument("--cold-items", action="store_true",
                                  help="score the test sessions whose target is a new item (never in train; the "
                                       "paper's protocol drops them): what content-based models gain")

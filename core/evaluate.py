@@ -229,6 +229,25 @@ def load_results(dataset: Dataset, options: EvaluationOptions = EvaluationOption
     return store.load_results(dataset, options_tag(options))
 
 
+def format_breakdown(report: Report, breakdown: str = "by_target_popularity", metric: str = "NDCG@20") -> str:
+    """The CLI's table of one breakdown (an :class:`EvaluationResult` field such as ``by_target_popularity``):
+    a row per model, ``metric`` per bucket, and the bucket's session count in the header."""
+    buckets: dict[str, int] = {}
+    for result in report.results.values():
+        for bucket, values in getattr(result, breakdown).items():
+            buckets.setdefault(bucket, int(values["n_sessions"]))
+    width = max([14] + [len(name) + 2 for name in report.results])
+    heads = [f"{bucket} ({n:,})" for bucket, n in buckets.items()]
+    cell = max([10] + [len(h) + 2 for h in heads])
+    lines = [f"{metric} by {breakdown[3:].replace('_', ' ')} (sessions)",
+             f"{'model':<{width}}" + "".join(f"{h:>{cell}}" for h in heads)]
+    for name, result in report.results.items():
+        values = getattr(result, breakdown)
+        lines.append(f"{name:<{width}}" + "".join(
+            f"{values[b][metric]:>{cell}.4f}" if metric in values.get(b, {}) else f"{'-':>{cell}}" for b in buckets))
+    return "\n".join(lines)
+
+
 def format_table(report: Report, ks: tuple[int, ...] = KS) -> str:
     """The CLI's table: a row per model, every registered metric, the fit time and whether it was fitted or
     loaded (a metric a model has no value for, e.g. Diversity without embeddings, shows "-")."""

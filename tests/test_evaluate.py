@@ -139,3 +139,13 @@ def test_breakdown_by_target_popularity_is_of_the_targets_train_counts(synthetic
     assert buckets["20+"]["n_sessions"] == int((counts >= 20).sum()) and buckets["20+"]["HR@20"] == 1.0
     quartiles = result["by_target_popularity_quantile"]
     assert sum(b["n_sessions"] for b in quartiles.values()) == split.n_test and len(quartiles) >= 2
+
+
+def test_the_breakdown_table_has_a_column_per_bucket_with_its_sessions(synthetic):
+    report = evaluate.run(synthetic, [create("popularity")], save=False)
+    result = report.results["popularity"]
+    text = evaluate.format_breakdown(report, "by_target_popularity").splitlines()
+    assert text[0] == "NDCG@20 by target popularity (sessions)"
+    buckets = result.by_target_popularity
+    assert text[1].split()[1:] == [w for b, v in buckets.items() for w in (b, f"({v['n_sessions']:,})")]
+    assert text[2].split() == ["popularity", *(f"{v['NDCG@20']:.4f}" for v in buckets.values())]
