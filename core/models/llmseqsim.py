@@ -17,9 +17,9 @@ and the plain mean 0.0168. The decay matters; with MiniLM the steeper the better
 vectors (no reduction) cosine, dot and euclidean rank identically (``-|e - v|^2 = 2 e.v - |e|^2 - 1``); they
 differ only after a reduction.
 
-Post-processing of the vectors (``center``, ``reduction="pca"`` with ``whiten``): text embeddings share a
-common direction and a few dominant ones (anisotropy), which crowd every similarity; centring removes the
-first, whitening evens out the others. ``python -m core study embedding-size`` measures both per model.
+Post-processing of the vectors (``center``; ``whiten``, with or without ``reduction="pca"``): text embeddings
+share a common direction and a few dominant ones (anisotropy), which crowd every similarity; centring removes
+the first, PCA whitening evens out the others. ``python -m core study embedding-size`` measures both per model.
 
 The paper reduced 1,536-d ada vectors to 512 with PCA; MiniLM vectors have only 384 dimensions, so
 "PCA to 512" would be a mere rotation that changes no similarity: reduction is off by default and remains
@@ -35,7 +35,7 @@ import numpy as np
 from scipy import sparse
 
 from core.common import ConfigError, Progress
-from core.config import Options, Space, one_of, option
+from core.config import Options, Space, between, one_of, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.embeddings import EmbeddingSpec, item_embeddings
@@ -61,11 +61,13 @@ class LLMSeqSimConfig(Options):
     normalize_reduced: bool = option(False, help="scale the reduced vectors to unit length")
     center: bool = option(False, help="subtract the catalog's mean vector first (removes the direction all "
                                       "titles share)", keyed=False)
-    whiten: bool = option(False, help="reduction=\"pca\": scale every component to unit variance", keyed=False)
+    whiten: bool = option(False, help="PCA-whiten: every principal component scaled to unit variance (to "
+                                      "reduced_dim with reduction=\"pca\", else all of them)", keyed=False)
     seed: int = option(0, low=0, help="for reduction=\"random\" (the projection)")
     search_space: ClassVar[dict[str, Space]] = {
         "combination": one_of("mean", "last"), "decay": one_of(*get_args(Decay)),
-        "similarity": one_of("cosine", "dot", "euclidean")}
+        "similarity": one_of("cosine", "dot", "euclidean"), "center": one_of(False, True),
+        "reduction": one_of("none", "pca"), "reduced_dim": between(32, 384, log=True), "whiten": one_of(False, True)}
 
 
 class LLMSeqSim(Recommender):
@@ -75,13 +77,15 @@ class LLMSeqSim(Recommender):
     def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "LLMSeqSim":
         cfg = self.config
         vectors = item_embeddings(split.catalog, self.text_embedding(cfg), progress=progress)
-        if cfg.whiten and cfg.reduction != "pca":
-            raise ConfigError(f"{self.name}: option whiten=true needs reduction=\"pca\" (got \"{cfg.reduction}\")")
+        if cfg.whiten and cfg.reduction not in ("pca", "none"):
+            raise ConfigError(f"{self.name}: option whiten=true is PCA whitening: use reduction=\"pca\" or "
+                              f"\"none\" (got \"{cfg.reduction}\")")
         if cfg.center:
             vectors = vectors - vectors.mean(axis=0)
-        if cfg.reduction != "none":
+        if cfg.reduction != "none" or cfg.whiten:
+            method, dim = (cfg.reduction, cfg.reduced_dim) if cfg.reduction != "none" else ("pca", vectors.shape[1])
             try:
-                vectors = reduce_dimensions(vectors, cfg.reduction, cfg.reduced_dim, classes=split.catalog.categories,
+                vectors = reduce_dimensions(vectors, method, dim, classes=split.catalog.categories,
                                             normalize=cfg.normalize_reduced, seed=cfg.seed, whiten=cfg.whiten)
             except ValueError as err:
                 raise ConfigError(f"{self.name}: options reduction={cfg.reduction}, reduced_dim={cfg.reduced_dim}: "
