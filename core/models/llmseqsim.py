@@ -67,7 +67,7 @@ class LLMSeqSimConfig(Options):
     search_space: ClassVar[dict[str, Space]] = {
         "combination": one_of("mean", "last"), "decay": one_of(*get_args(Decay)),
         "similarity": one_of("cosine", "dot", "euclidean"), "center": one_of(False, True),
-        "reduction": one_of("none", "pca"), "reduced_dim": between(32, 384, log=True), "whiten": one_of(False, True)}
+        "reduction": one_of("none", "pca"), "reduced_dim": between(32, 768, log=True), "whiten": one_of(False, True)}
 
 
 class LLMSeqSim(Recommender):
