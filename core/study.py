@@ -49,15 +49,16 @@ FAST = EvaluationOptions(bootstrap_resamples=200)  # intervals are not reported 
 
 # LLMSeqSim settings chosen per embedding model on the validation folds (module docstring)
 AGGREGATIONS: dict[str, dict[str, Any]] = {
-    "last item": {"combination": "last"},
+    "last item": {"combination": "last", "decay": "harmonic_squared"},
     "mean, harmonic² decay": {"combination": "mean", "decay": "harmonic_squared"},
     "mean, harmonic decay": {"combination": "mean", "decay": "harmonic"},
 }
+RAW = {"center": False, "reduction": "none", "whiten": False}  # spelled out: a dataset's defaults may differ
 POSTPROCESSING: dict[str, dict[str, Any]] = {
-    "none": {},
-    "mean-centred": {"center": True},
-    "PCA 128": {"reduction": "pca", "reduced_dim": 128},
-    "PCA 256, whitened": {"reduction": "pca", "reduced_dim": 256, "whiten": True},
+    "none": RAW,
+    "mean-centred": {**RAW, "center": True},
+    "PCA 128": {**RAW, "reduction": "pca", "reduced_dim": 128},
+    "PCA 256, whitened": {**RAW, "reduction": "pca", "reduced_dim": 256, "whiten": True},
 }
 DATA_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 DEFAULT_MODELS = {
@@ -347,7 +348,7 @@ def item_text(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["item-tex
                 folds = _folds(dataset)
                 best = None
                 for aggregation, agg in AGGREGATIONS.items():
-                    scores = [measure(_build(name, dataset.name, **options, **agg), dataset, fold,
+                    scores = [measure(_build(name, dataset.name, **options, **RAW, **agg), dataset, fold,
                                       progress=prefixed(progress, f"{name} {label}, {aggregation}, fold {i + 1}"))[1]
                               ["NDCG@20"] for i, fold in enumerate(folds)]
                     mean = sum(scores) / len(scores)
@@ -356,7 +357,7 @@ def item_text(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["item-tex
                     if best is None or mean > best[0]:
                         best = (mean, aggregation)
                 assert best is not None
-                _, record = measure(_build(name, dataset.name, **options, **AGGREGATIONS[best[1]]), dataset,
+                _, record = measure(_build(name, dataset.name, **options, **RAW, **AGGREGATIONS[best[1]]), dataset,
                                     dataset.split, progress=prefixed(progress, f"{name} {label}: test"))
                 result.rows.append({**row, "model": name, "aggregation": best[1], "split": "test",
                                     "validation NDCG@20": best[0], **record})
