@@ -307,8 +307,19 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
 
 def cmd_study(args: argparse.Namespace) -> None:
-    from core import reproduce, study
+    from core import findings, reproduce, study
 
+    if args.show:
+        name = dataset_name(args.dataset)
+        saved = study.load(name, args.name)
+        if saved is None:
+            raise CLIError(f"no saved {args.name} study for {name}: run `python -m core study {args.name} "
+                           f"--dataset {args.dataset}` first")
+        table = study.summary(saved)
+        print(study.markdown(table) if args.markdown else
+              table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"\n{findings.answer(saved)}\n({saved.source}, {saved.created[:10]}: {saved.command})")
+        return
     dataset = load_dataset(args.dataset)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     unknown = [m for m in models or [] if m not in REGISTRY]
@@ -428,6 +439,8 @@ def parser() -> argparse.ArgumentParser:
     study.add_argument("--embeddings", help="embedding-size: the embedding models to compare, comma-separated "
                                             "(default: every available one; see embed --list)")
     study.add_argument("--output", help="also write the result JSON here (e.g. bench/results/studies/...)")
+    study.add_argument("--show", action="store_true", help="print the saved result and its answer; run nothing")
+    study.add_argument("--markdown", action="store_true", help="with --show: the table as markdown")
     study.set_defaults(run=cmd_study)
 
     tune = sub.add_parser("tune", help="search a model's options with Optuna (TPE) on the validation folds; "

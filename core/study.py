@@ -420,3 +420,15 @@ def summary(result: StudyResult) -> Any:
     if "parameters" in table:
         table["parameters"] = table["parameters"].map(lambda p: f"{p / 1e6:.1f}M" if p == p and p else "–")
     return table
+
+
+def markdown(table: Any) -> str:
+    """A DataFrame as a markdown table, numbers with 4 decimals ("–" where missing)."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "–" if value != value else f"{value:.4f}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
