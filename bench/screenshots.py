@@ -7,6 +7,7 @@ model found, a click on a session item in the map (its neighbours), the metrics,
 
     .venv/bin/python bench/screenshots.py            # writes docs/*.png
     .venv/bin/python bench/screenshots.py --pca      # a quick preview without computing UMAP maps
+    .venv/bin/python bench/screenshots.py --only findings,metrics   # just these pictures
 """
 
 from __future__ import annotations
@@ -68,47 +69,65 @@ def open_page(page, title: str) -> None:
 def main() -> None:
     from playwright.sync_api import expect
 
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     DOCS.mkdir(exist_ok=True)
-    if "--pca" not in sys.argv:  # --pca: quick preview, the maps fall back to PCA
+    if "--pca" not in sys.argv and wanted("embedding_space"):  # --pca: quick preview, the maps fall back to PCA
         precompute_maps("beauty")
     with running_app({"LLMSEQ_DATASET": "beauty"}) as (url, process):
         wait_until_healthy(url, process)
         with chromium(WIDTH, 1000) as page:
             page.goto(url)
             expect(page.get_by_text("3 · Models")).to_be_visible(timeout=120_000)
-            shot(page, "home", 1150)
+            if wanted("home"):
+                shot(page, "home", 1150)
+            if wanted("session_builder"):
+                session_builder(page, url)
+            if wanted("embedding_space"):
+                embedding_space(page, expect)
+            if wanted("metrics"):
+                open_page(page, "Metrics")
+                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+                shot(page, "metrics", 1500)
+            if wanted("train"):
+                open_page(page, "Train")
+                page.get_by_role("button").filter(has_text="Start training").click()
+                expect(page.get_by_text("done in")).to_be_visible(timeout=120_000)
+                shot(page, "train", 1300)
+            if wanted("findings"):
+                open_page(page, "Findings")
+                expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+                shot(page, "findings", 1600)
 
-            page.goto(f"{url}/Session_Builder?models={','.join(SESSION_MODELS)}")  # one row of columns
-            random_button = page.get_by_role("button").filter(has_text="Random real test session")
-            for _ in range(60):  # a short real session whose true next item some model found
-                random_button.click()
-                page.wait_for_timeout(1200)
-                caption = page.get_by_text("model(s) ranked all").inner_text()
-                length = int(caption.split("session of ")[1].split(" ")[0])
-                if 3 <= length <= 5 and page.get_by_text("✓ true next").count():
-                    break
-            shot(page, "session_builder", 1500)
 
-            open_page(page, "Embedding space")
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-            page.wait_for_timeout(3000)
-            box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()  # drag a box selection
-            page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.45 * box["height"])
-            page.mouse.down()
-            page.mouse.move(box["x"] + 0.49 * box["width"], box["y"] + 0.49 * box["height"], steps=8)
-            page.mouse.up()
-            expect(page.get_by_role("heading").filter(has_text=re.compile(r"^\d+ selected item"))).to_be_visible(
-                timeout=60_000)
-            shot(page, "embedding_space", 1500)
+def session_builder(page, url: str) -> None:
+    page.goto(f"{url}/Session_Builder?models={','.join(SESSION_MODELS)}")  # one row of columns
+    random_button = page.get_by_role("button").filter(has_text="Random real test session")
+    for _ in range(60):  # a short real session whose true next item some model found
+        random_button.click()
+        page.wait_for_timeout(1200)
+        caption = page.get_by_text("model(s) ranked all").inner_text()
+        length = int(caption.split("session of ")[1].split(" ")[0])
+        if 3 <= length <= 5 and page.get_by_text("✓ true next").count():
+            break
+    shot(page, "session_builder", 1500)
 
-            open_page(page, "Metrics")
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-            shot(page, "metrics", 1500)
 
-            open_page(page, "Train")
-            page.get_by_role("button").filter(has_text="Start training").click()
-            expect(page.get_by_text("done in")).to_be_visible(timeout=120_000)
-            shot(page, "train", 1300)
+def embedding_space(page, expect) -> None:
+    open_page(page, "Embedding space")
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(3000)
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()  # drag a box selection
+    page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.45 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.49 * box["width"], box["y"] + 0.49 * box["height"], steps=8)
+    page.mouse.up()
+    expect(page.get_by_role("heading").filter(has_text=re.compile(r"^\d+ selected item"))).to_be_visible(
+        timeout=60_000)
+    shot(page, "embedding_space", 1500)
 
 
 if __name__ == "__main__":
