@@ -270,3 +270,14 @@ def test_known_local_models_are_listed_with_size_and_dimension():
     assert "all-mpnet-base-v2" in table and "109.5M" in table and " 768" in table
     # a named model and the default share one cache entry: both are the same vectors
     assert EmbeddingSpec(model="all-MiniLM-L6-v2").label == EmbeddingSpec().label
+
+
+def test_pca_whitening_gives_uncorrelated_unit_variance_components():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6)) + 3.0  # correlated, off-centre
+    white = reduce_dimensions(vectors, "pca", dim=6, whiten=True)
+    assert np.allclose(white.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(np.cov(white, rowvar=False), np.eye(6), atol=1e-3)
+    assert reduce_dimensions(vectors, "pca", dim=3, whiten=True).shape == (500, 3)
+    with pytest.raises(ValueError, match="whitening is a PCA option"):
+        reduce_dimensions(vectors, "random", dim=3, whiten=True)
