@@ -179,16 +179,17 @@ def _folds(dataset: Dataset) -> list[Split]:
 
 
 def _llmseqsim_chosen(dataset: Dataset, base: dict[str, Any], label: dict[str, Any], rows: list[dict[str, Any]],
-                      progress: Progress | None) -> None:
-    """LLMSeqSim with ``base`` options: each post-processing, its aggregation chosen on the folds, then tested."""
+                      progress: Progress | None, postprocessing: dict[str, dict[str, Any]] = POSTPROCESSING) -> None:
+    """LLMSeqSim with ``base`` options: each of ``postprocessing``, its aggregation chosen on the folds, then
+    tested; a row per (post-processing, aggregation) on the folds and per post-processing on the test split."""
     folds = _folds(dataset)
-    for post, post_options in POSTPROCESSING.items():
+    what = label.get("embedding") or label.get("text", "")
+    for post, post_options in postprocessing.items():
         best: tuple[float, str] | None = None
         for aggregation, options in AGGREGATIONS.items():
             scores = []
             for index, fold in enumerate(folds):
-                step = prefixed(progress, f"llmseqsim {label.get('embedding', '')} {post}, {aggregation}, "
-                                          f"fold {index + 1}")
+                step = prefixed(progress, f"llmseqsim {what} {post}, {aggregation}, fold {index + 1}")
                 _, record = measure(_build("llmseqsim", dataset.name, **base, **post_options, **options), dataset,
                                     fold, progress=step)
                 scores.append(record["NDCG@20"])
@@ -199,7 +200,7 @@ def _llmseqsim_chosen(dataset: Dataset, base: dict[str, Any], label: dict[str, A
                 best = (mean, aggregation)
         assert best is not None
         _, record = measure(_build("llmseqsim", dataset.name, **base, **post_options, **AGGREGATIONS[best[1]]),
-                            dataset, dataset.split, progress=prefixed(progress, f"llmseqsim {post}: test"))
+                            dataset, dataset.split, progress=prefixed(progress, f"llmseqsim {what} {post}: test"))
         rows.append({**label, "model": "llmseqsim", "postprocessing": post, "aggregation": best[1],
                      "split": "test", "validation NDCG@20": best[0], **record})
 
@@ -329,8 +330,8 @@ def data_size(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["data-siz
 
 def item_text(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["item-text"], seeds: Sequence[int] = (0,),
               progress: Progress | None = None) -> StudyResult:
-    """The item-text study (module docstring). Rows: model, fields, split, metrics (LLMSeqSim as in
-    ``embedding-size`` without post-processing; sequential models on the last fold and the test split)."""
+    """The item-text study (module docstring). Rows: model, text, split, metrics (LLMSeqSim as in
+    ``embedding-size``, raw vectors only; sequential models on the last fold and the test split)."""
     extra = dataset.catalog.text_fields
     if not extra:
         raise StudyError(f"{dataset.name}'s items have no text besides the title (no category nor other text "
@@ -344,23 +345,8 @@ def item_text(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["item-tex
         options = {"embedding_fields": fields}
         row = {"text": label}
         for name in models:
-            if name == "llmseqsim":
-                folds = _folds(dataset)
-                best = None
-                for aggregation, agg in AGGREGATIONS.items():
-                    scores = [measure(_build(name, dataset.name, **options, **RAW, **agg), dataset, fold,
-                                      progress=prefixed(progress, f"{name} {label}, {aggregation}, fold {i + 1}"))[1]
-                              ["NDCG@20"] for i, fold in enumerate(folds)]
-                    mean = sum(scores) / len(scores)
-                    result.rows.append({**row, "model": name, "aggregation": aggregation, "split": "validation",
-                                        "NDCG@20": mean, "folds": len(scores)})
-                    if best is None or mean > best[0]:
-                        best = (mean, aggregation)
-                assert best is not None
-                _, record = measure(_build(name, dataset.name, **options, **RAW, **AGGREGATIONS[best[1]]), dataset,
-                                    dataset.split, progress=prefixed(progress, f"{name} {label}: test"))
-                result.rows.append({**row, "model": name, "aggregation": best[1], "split": "test",
-                                    "validation NDCG@20": best[0], **record})
+            if name == "llmseqsim":  # raw vectors: the text is what changes
+                _llmseqsim_chosen(dataset, options, row, result.rows, progress, {"none": RAW})
             else:
                 _sequential(name, dataset, {**options, "item_init": "llm"}, row, result.rows, seeds, progress)
     return result

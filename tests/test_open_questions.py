@@ -243,3 +243,20 @@ def test_embedding_size_compares_a_local_and_an_openai_compatible_model(tmp_path
     assert chosen["aggregation"] == folds.loc[folds["NDCG@20"].idxmax(), "aggregation"]
     assert any(n.startswith("text-embedding-3-small: mean cosine") for n in result.notes)
     assert list(study.summary(result)["parameters"]).count("–") == len(study.POSTPROCESSING)  # unpublished
+
+
+def test_item_text_study_compares_the_title_with_more_text(tmp_path, synthetic):
+    dataset = cold_shop(tmp_path / "shop")
+    result = study.item_text(dataset, models=["llmseqsim"])
+    test = pd.DataFrame(result.rows).query("split == 'test'")
+    assert list(test["text"]) == ["title", "title + category", "title + category + maker"]
+    assert test["NDCG@20"].notna().all()
+    with pytest.raises(study.StudyError, match="no text besides the title"):
+        study.item_text(data.Dataset(name="bare", catalog=dataclasses_replace(synthetic.catalog), split=synthetic.split,
+                                     folds=synthetic.folds), models=["llmseqsim"])
+
+
+def dataclasses_replace(catalog):
+    import dataclasses
+
+    return dataclasses.replace(catalog, categories=[""] * catalog.n_items, attributes={})
