@@ -648,14 +648,13 @@ def cold_item_split(split: Split) -> Split:
     whose last item has no train interaction is kept whole: prompt = all but the last item (new items included),
     target = the last item. Raises :class:`DataError` when no held-out session ends in a new item."""
     seen = split.train_popularity > 0
-    prompts = [session[:-1] for session in split.held_out if len(session) >= 2 and not seen[session[-1]]]
-    if not prompts:
+    kept = [session for session in split.held_out if len(session) >= 2 and not seen[session[-1]]]
+    if not kept:
         raise DataError("no held-out session ends in an item unseen in train: there is nothing to evaluate in "
                         "cold-item mode")
-    targets = np.asarray([session[-1] for session in split.held_out if len(session) >= 2 and not seen[session[-1]]],
-                         dtype=np.int64)
-    return Split(catalog=split.catalog, train=split.train, train_times=split.train_times, prompts=prompts,
-                 targets=targets, held_out=split.held_out)
+    return Split(catalog=split.catalog, train=split.train, train_times=split.train_times,
+                 prompts=[session[:-1] for session in kept],
+                 targets=np.asarray([session[-1] for session in kept], dtype=np.int64), held_out=split.held_out)
 
 
 def train_subset(split: Split, fraction: float) -> Split:

