@@ -378,3 +378,16 @@ def shlex_quote(text):
     import shlex
 
     return shlex.quote(text)
+
+
+def test_home_offers_both_offline_embedding_models_with_their_size(shop):
+    at = app(shop)
+    model = next(s for s in at.selectbox if s.label == "Model")
+    assert model.options == ["all-MiniLM-L6-v2: 22.7M parameters, 384-d", "all-mpnet-base-v2: 109.5M parameters, 768-d",
+                             "Another folder…"]
+    assert at.session_state["local_model"] == "all-MiniLM-L6-v2"
+    model.select("all-mpnet-base-v2").run()
+    assert not at.exception, at.exception
+    assert plain(at.info[0].value).startswith("The catalog has no local:all-mpnet-base-v2 embeddings yet")
+    assert any("embeddings: **local:all-mpnet-base-v2**" in plain(c.value) for c in at.caption)  # the sidebar
+    assert any("Text fields besides the title: category" in plain(c.value) for c in at.caption)
