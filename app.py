@@ -86,8 +86,8 @@ def embeddings_section(dataset: data.Dataset) -> EmbeddingSpec:
                               format_func=lambda name: LOCAL_MODELS[name].summary if name in LOCAL_MODELS else name,
                               key=state.bind("local_model", DEFAULT_LOCAL_MODEL), on_change=state.keep,
                               args=("local_model",),
-                              help="Both run offline; all-mpnet-base-v2 is ~7x slower to embed on a CPU (Beauty: ~15 min). "
-                                   "Compare them: `python -m core study embedding-size`.")
+                              help="Both run offline; all-mpnet-base-v2 is ~7x slower to embed on a CPU (Beauty: "
+                                   "~15 min). Compare them: `python -m core study embedding-size`.")
         if choice == state.OTHER_FOLDER:
             st.text_input("Model folder", placeholder="/path/to/a/sentence-transformers/model",
                           help="Any local sentence-transformers folder, to compare embedding models.",
