@@ -320,17 +320,20 @@ def cmd_study(args: argparse.Namespace) -> None:
               table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(f"\n{findings.answer(saved)}\n({saved.source}, {saved.created[:10]}: {saved.command})")
         return
-    dataset = load_dataset(args.dataset)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     unknown = [m for m in models or [] if m not in REGISTRY]
     if unknown:
         raise CLIError(f"unknown model(s) {unknown}; available: {', '.join(REGISTRY)}")
     if args.fractions and args.name != "data-size":
         raise CLIError("--fractions is an option of the data-size study")
+    if args.embeddings and args.name != "embedding-size":
+        raise CLIError("--embeddings is an option of the embedding-size study")
     try:
         fractions = [float(f) / 100 for f in args.fractions.split(",")] if args.fractions else None
     except ValueError:
         raise CLIError(f"--fractions takes percentages such as 10,25,50,100; got '{args.fractions}'") from None
+    seeds = reproduce.parse_seeds(args.seeds)
+    dataset = load_dataset(args.dataset)
     command = " ".join(["python -m core study", args.name, "--dataset", args.dataset]
                        + (["--models", args.models] if args.models else [])
                        + (["--seeds", args.seeds] if args.seeds != "0" else [])
@@ -340,17 +343,15 @@ def cmd_study(args: argparse.Namespace) -> None:
     try:
         extra = {"fractions": fractions} if args.name == "data-size" else {}
         if args.embeddings:
-            if args.name != "embedding-size":
-                raise CLIError("--embeddings is an option of the embedding-size study")
             extra["embeddings"] = [e.strip() for e in args.embeddings.split(",") if e.strip()]
-        result = study.run(args.name, dataset, command, progress=progress, models=models,
-                           seeds=reproduce.parse_seeds(args.seeds), **extra)
+        result = study.run(args.name, dataset, command, progress=progress, models=models, seeds=seeds, **extra)
     finally:
         close()
     path = study.save(result, Path(args.output) if args.output else None)
     for note in result.notes:
         print(f"note: {note}")
     print(study.summary(result).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"\n{findings.answer(result)}\n")
     print(f"{args.name} on {dataset.name}: {len(result.rows)} measurements in {result.seconds:.0f} s -> {path}")
 
 

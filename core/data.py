@@ -497,6 +497,10 @@ def read_items(path: Path, limits: ReadLimits = ReadLimits()) -> tuple[pd.DataFr
         notes.append(f"{path}: {int(untitled.sum())} item(s) have no title (first at "
                      f"{file.example(file.first(untitled))}); they are kept, and text models give them the mean "
                      "vector of the titled items.")
+    ignored = [c for c in frame.columns if c in KNOWN_COLUMNS - {"item_id", "title", "category"}]
+    if ignored:
+        notes.append(f"{path}: column(s) {', '.join(map(str, ignored))} are interaction columns, ignored in an items "
+                     "file (rename them to keep them as text fields).")
     others = [c for c in frame.columns if c not in KNOWN_COLUMNS and str(c).strip()]
     if len(others) > MAX_TEXT_COLUMNS:
         notes.append(f"{path}: {len(others)} columns besides item_id, title and category; the first "

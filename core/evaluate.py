@@ -205,7 +205,7 @@ def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions 
                                    confirm_spending=confirm_spending)
         notes = list(fitted.notes)
         if options.cold_items:
-            notes.append(f"new items: {fitted.model.prepare_new_items(dataset.split)[1]}")
+            notes.append(f"{model.name}: new items: {fitted.model.prepare_new_items(dataset.split)[1]}")
         scored = evaluate_model(fitted.model, split, options, progress=progress, item_vectors=vectors)
         config = config_dict(model.config)
         result = EvaluationResult(

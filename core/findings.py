@@ -38,6 +38,11 @@ def _pct(new: float, old: float) -> str:
     return f"{(new / old - 1) * 100:+.0f}%" if old else "n/a"
 
 
+def duration(seconds: float) -> str:
+    """``"42 s"`` under a minute, else ``"27 min"``."""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"
+
+
 def _layout(figure: go.Figure, title: str) -> go.Figure:
     figure.update_layout(title=title, height=380, margin=dict(t=50, b=10, l=10, r=10), legend_title_text="")
     return figure
@@ -65,7 +70,7 @@ def figure(result: StudyResult) -> go.Figure:
         chart = px.line(frame.sort_values("dimension").assign(variant=frame["variant"].map(plotly_text)),
                         x="dimension", y="NDCG@20", color="variant", markers=True, text="embedding",
                         hover_data=["parameters"], log_x=True)
-        chart.update_traces(textposition="top center")
+        chart.update_traces(textposition="top center", cliponaxis=False)
         return _layout(chart, "test NDCG@20 against the embedding model's dimension (hover: its parameters)")
     if result.study == "data-size":
         frame = test.groupby(["model", "fraction"], as_index=False, sort=False)["NDCG@20"].mean()
@@ -146,8 +151,8 @@ def _cold_answer(result: StudyResult, test: pd.DataFrame) -> str:
             and not ((m, "new items, mapped") in cold.index and cold[(m, "new items, mapped")] > 0)]
     first = (f"On the {n:,} test sessions whose target is a new item, {best_model} is best with NDCG@20 "
              f"{cold.max():.4f}" + (" (new-item rows mapped from titles)" if best_split != "new items" else "")
-             + (f", while {', '.join(zero)} never recommend{'s' if len(zero) == 1 else ''} a new item (0.0000)."
-                if zero else "."))
+             + (f", while {', '.join(zero)} never rank{'s' if len(zero) == 1 else ''} the new target in the top 20 "
+                "(0.0000)." if zero else "."))
     mapped = cold.xs("new items, mapped", level="split") if "new items, mapped" in cold.index.get_level_values(1) \
         else pd.Series(dtype=float)
     if len(mapped):
@@ -208,7 +213,7 @@ def html_report(results: dict[tuple[str, str], StudyResult]) -> str:
             parts += [f"<h3>{html.escape(dataset)}</h3>", f"<p><b>{html.escape(answer(result))}</b></p>",
                       figure(result).to_html(full_html=False, include_plotlyjs=first),
                       summary(result).to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="–"),
-                      f"<p class='note'>{origin} on {html.escape(result.created[:10])} in {result.seconds:,.0f} s; "
+                      f"<p class='note'>{origin} on {html.escape(result.created[:10])} in {duration(result.seconds)}; "
                       f"regenerate: <code>{html.escape(result.command)}</code></p>"]
             parts += [f"<p class='note'>{html.escape(note)}</p>" for note in result.notes]
             first = False

@@ -47,6 +47,10 @@ for name, question in findings.QUESTIONS.items():
         with tab:
             command = f"python -m core study {name} --dataset {shlex.quote(key)}"
             result = measured.get(key)
+            if result is None and name == "item-text" and not state.load_dataset(key).catalog.text_fields:
+                st.info(f"{md(names[key])}'s items have no text besides the title (no category nor other text "
+                        "column): there is nothing to add to the embedded text.")
+                continue
             if result is None:
                 st.info(f"Not measured on {md(names[key])} yet.")
                 st.code(command, language="bash")
@@ -57,7 +61,11 @@ for name, question in findings.QUESTIONS.items():
             st.dataframe(study.summary(result), hide_index=True, width="stretch")
             origin = "measured by the project (bench/results/studies)" if result.source == "published" else \
                 "measured on this machine"
-            st.caption(f"{origin}, {md(result.created[:10])}, in {result.seconds / 60:,.0f} min. Regenerate:")
+            st.caption(f"{origin}, {md(result.created[:10])}, in {findings.duration(result.seconds)}. Regenerate:")
+            if result.source == "cache" and study.published_path(key, name).exists():
+                st.caption(f"The project's own run is in `{study.published_path(key, name).relative_to(study.ROOT)}`; "
+                           "this machine's run (above) replaces it here. Delete "
+                           f"`cache/studies/{md(key)}/{name}.json` to show the project's again.")
             st.code(result.command, language="bash")
             for note in result.notes:
                 st.caption(f":material/info: {md(note)}")

@@ -173,7 +173,7 @@ def test_metrics_table_cutoff_and_html_report(shop):
     assert "NDCG@20" in table.columns and "NDCG@10" not in table.columns
     at.radio[0].set_value(10).run()
     assert "NDCG@10" in at.dataframe[0].value.columns
-    assert len(at.get("plotly_chart")) == 3
+    assert len(at.get("plotly_chart")) == 4  # bars, trade-off, by prompt length, by target popularity
     next(b for b in at.button if b.label == "Build the HTML report").click().run()
     assert at.session_state["html_report"][1].startswith("<!DOCTYPE html>")
 

@@ -39,7 +39,7 @@ def cold_shop(folder):
 
 
 def test_the_paper_protocol_drops_new_targets_and_cold_mode_keeps_them(tmp_path):
-    dataset = cold_shop(tmp_path / "shop")
+    dataset = cold_shop(tmp_path / "coldshop")
     new = dataset.catalog.index_of["electric guitar"]
     assert dataset.split.train_popularity[new] == 0
     assert new not in dataset.split.targets  # the paper's protocol: the new item is removed from test sessions
@@ -54,7 +54,7 @@ def test_cold_mode_needs_a_new_target(synthetic):
 
 
 def test_llmseqsim_recommends_the_new_item_its_title_points_to(tmp_path):
-    dataset = cold_shop(tmp_path / "shop")
+    dataset = cold_shop(tmp_path / "coldshop")
     cold = data.cold_item_split(dataset.split)
     model = create("llmseqsim").fit(dataset.split)
     items, _ = model.recommend(cold.prompts, 1)
@@ -63,7 +63,7 @@ def test_llmseqsim_recommends_the_new_item_its_title_points_to(tmp_path):
 
 
 def test_llm2_models_map_new_items_from_their_titles_and_id_models_cannot(tmp_path):
-    dataset = cold_shop(tmp_path / "shop")
+    dataset = cold_shop(tmp_path / "coldshop")
     new = dataset.catalog.index_of["electric guitar"]
     options = dict(embedding_dim=16, heads=1, max_epochs=2, batch_size=16, max_length=5)
     plain = create("sasrec", **options).fit(dataset.split)
@@ -91,7 +91,7 @@ def test_a_train_subset_is_the_latest_sessions_scored_on_the_same_prompts(synthe
 
 
 def test_item_text_fields_are_read_embedded_and_validated(tmp_path):
-    dataset = cold_shop(tmp_path / "shop")
+    dataset = cold_shop(tmp_path / "coldshop")
     catalog = dataset.catalog
     assert catalog.text_fields == ["category", "maker"]
     assert catalog.item_texts(["category", "maker"])[catalog.index_of["apple"]] == \
@@ -136,13 +136,13 @@ def test_evaluate_cold_items_scores_only_new_targets_and_keeps_its_own_results(t
     from core import evaluate
     from core.evaluate import EvaluationOptions
 
-    dataset = cold_shop(tmp_path / "shop")
+    dataset = cold_shop(tmp_path / "coldshop")
     usual = evaluate.run(dataset, [create("llmseqsim"), create("popularity")])
     cold = evaluate.run(dataset, [create("llmseqsim"), create("popularity")], EvaluationOptions(cold_items=True))
     assert cold.n_test_sessions == 15 and usual.n_test_sessions == dataset.split.n_test
     assert cold.results["llmseqsim"].metrics["HR@10"] == 1.0  # "electric guitar" after "guitar", by its title
     assert cold.results["popularity"].metrics["HR@10"] == 0.0  # a count ranks a never-seen item last (13 items)
-    assert any(n.startswith("new items: content-based") for n in cold.results["llmseqsim"].notes)
+    assert any(n.startswith("llmseqsim: new items: content-based") for n in cold.results["llmseqsim"].notes)
     saved = evaluate.load_results(dataset, EvaluationOptions(cold_items=True))
     assert saved["llmseqsim"].n_test_sessions == 15
     assert evaluate.load_results(dataset)["llmseqsim"].n_test_sessions == dataset.split.n_test  # not replaced
@@ -163,7 +163,7 @@ def _cli(*args):
 def test_the_study_command_prints_its_table_and_saves_the_result(tmp_path):
     import json
 
-    folder = tmp_path / "shop"
+    folder = tmp_path / "coldshop"
     cold_shop(folder)
     output = tmp_path / "out.json"
     done = _cli("study", "cold-items", "--dataset", str(folder), "--models", "popularity,llmseqsim",
@@ -208,8 +208,8 @@ def test_findings_answers_are_written_from_the_numbers():
         {"model": "llm2sasrec", "split": "new items, mapped", "NDCG@20": 0.01, "n_sessions": 12}])
     assert findings.answer(cold) == (
         "On the 12 test sessions whose target is a new item, llmseqsim is best with NDCG@20 0.0200, while sasrec "
-        "never recommends a new item (0.0000). Mapping new items' rows from their title embeddings takes llm2sasrec "
-        "from 0.0000 to 0.0100.")
+        "never ranks the new target in the top 20 (0.0000). Mapping new items' rows from their title embeddings "
+        "takes llm2sasrec from 0.0000 to 0.0100.")
     text = _result("item-text", [
         {"model": "llmseqsim", "text": t, "split": "test", "NDCG@20": v}
         for t, v in (("title", 0.02), ("title + category", 0.025), ("title + category + tags", 0.03))])
@@ -222,7 +222,7 @@ def test_findings_answers_are_written_from_the_numbers():
 def test_embedding_size_compares_a_local_and_an_openai_compatible_model(tmp_path, monkeypatch):
     from fake_openai import API_KEY, DIM, FakeOpenAI
 
-    dataset = cold_shop(tmp_path / "shop")
+    dataset = cold_shop(tmp_path / "coldshop")
     with FakeOpenAI() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
@@ -246,7 +246,7 @@ def test_embedding_size_compares_a_local_and_an_openai_compatible_model(tmp_path
 
 
 def test_item_text_study_compares_the_title_with_more_text(tmp_path, synthetic):
-    dataset = cold_shop(tmp_path / "shop")
+    dataset = cold_shop(tmp_path / "coldshop")
     result = study.item_text(dataset, models=["llmseqsim"])
     test = pd.DataFrame(result.rows).query("split == 'test'")
     assert list(test["text"]) == ["title", "title + category", "title + category + maker"]
@@ -260,3 +260,14 @@ def dataclasses_replace(catalog):
     import dataclasses
 
     return dataclasses.replace(catalog, categories=[""] * catalog.n_items, attributes={})
+
+
+def test_an_interaction_column_in_the_items_file_is_named_not_dropped_silently(tmp_path):
+    folder = tmp_path / "ordered"
+    cold_shop(folder)
+    items = pd.read_csv(folder / "items.csv")
+    items["order"] = range(len(items))
+    items.to_csv(folder / "items.csv", index=False)
+    dataset = data.load(str(folder))
+    assert any("column(s) order are interaction columns, ignored in an items file" in w for w in dataset.warnings)
+    assert dataset.catalog.text_fields == ["category", "maker"]
