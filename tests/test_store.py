@@ -197,7 +197,7 @@ def test_a_bug_is_one_line_and_its_traceback_is_there_with_verbose(monkeypatch, 
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
-def test_an_option_added_later_keeps_saved_models_keys_at_its_default():
+def test_an_option_added_later_keeps_saved_models_keys_at_its_default() -> None:
     from dataclasses import dataclass
 
     from core.config import Options, option
