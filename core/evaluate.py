@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from core import metrics, store
 from core.common import Progress
-from core.config import config_dict
+from core.config import config_dict, keyed_dict, option
 from core.data import Dataset, Split, cold_item_split
 from core.models.base import Recommender
 from core.results import EvaluationResult, Report
@@ -45,17 +45,13 @@ class EvaluationOptions:
     seed: int = 0
     # score the test sessions whose target is a new item (core.data.cold_item_split), each model first making
     # new items scorable where it can (Recommender.prepare_new_items); the paper's protocol leaves them out
-    cold_items: bool = False
-
-
-ADDED_LATER = {"cold_items": False}  # options added after results were saved: hashed only away from these values
+    cold_items: bool = option(False, keyed=False)  # added later: at its default, saved results keep their tag
 
 
 def options_tag(options: EvaluationOptions) -> str:
-    """A short hash of the evaluation options (part of a result's key); an option of :data:`ADDED_LATER` at its
-    old behaviour is left out, so results saved before it existed keep their tag."""
-    hashed = {k: v for k, v in asdict(options).items() if k not in ADDED_LATER or v != ADDED_LATER[k]}
-    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:6]
+    """A short hash of the evaluation options (part of a result's key); an option added later (``keyed=False``,
+    ``core.config.keyed_dict``) counts only away from its default, so results saved before it keep their tag."""
+    return hashlib.sha256(json.dumps(keyed_dict(options), sort_keys=True).encode()).hexdigest()[:6]
 
 
 def _length_label(low: int, high: int) -> str:

@@ -15,8 +15,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.report import plotly_text
-from core.study import StudyResult, summary
+from core.report import escaped_models, plotly_text
+from core.study import StudyResult, parameters_text, summary
 
 QUESTIONS = {
     "embedding-size": "Would a bigger embedding model help?",
@@ -32,6 +32,11 @@ def _test(result: StudyResult) -> pd.DataFrame:
     if frame.empty or "split" not in frame:
         return pd.DataFrame()
     return frame[frame["split"] == "test"]
+
+
+def _post(test: pd.DataFrame) -> pd.Series:
+    """Each row's post-processing of the vectors ("" for a model without one, e.g. LLM2SASRec)."""
+    return test["postprocessing"].fillna("") if "postprocessing" in test else pd.Series("", index=test.index)
 
 
 def _pct(new: float, old: float) -> str:
@@ -56,15 +61,13 @@ def figure(result: StudyResult) -> go.Figure:
     test = _test(result)
     if result.study == "cold-items":
         frame = pd.DataFrame(result.rows).groupby(["model", "split"], sort=False, as_index=False)["NDCG@20"].mean()
-        chart = px.bar(frame.assign(model=frame["model"].map(plotly_text)), x="model", y="NDCG@20", color="split",
+        chart = px.bar(escaped_models(frame), x="model", y="NDCG@20", color="split",
                        barmode="group")
         return _layout(chart, "NDCG@20: the usual test sessions vs sessions whose target is a new item")
     if test.empty:
         return _layout(go.Figure(), "no measurements")
     if result.study == "embedding-size":
-        post = test["postprocessing"] if "postprocessing" in test else pd.Series("", index=test.index)
-        frame = test.assign(variant=[m + (f" · {p}" if isinstance(p, str) and p else "")
-                                     for m, p in zip(test["model"], post)])
+        frame = test.assign(variant=[m + (f" · {p}" if p else "") for m, p in zip(test["model"], _post(test))])
         frame = frame.groupby(["variant", "embedding", "dimension"], as_index=False, sort=False)["NDCG@20"].mean()
         frame["parameters"] = frame["embedding"].map(_parameters(test))
         chart = px.line(frame.sort_values("dimension").assign(variant=frame["variant"].map(plotly_text)),
@@ -75,11 +78,11 @@ def figure(result: StudyResult) -> go.Figure:
     if result.study == "data-size":
         frame = test.groupby(["model", "fraction"], as_index=False, sort=False)["NDCG@20"].mean()
         frame["share of train sessions (%)"] = frame["fraction"] * 100
-        chart = px.line(frame.assign(model=frame["model"].map(plotly_text)), x="share of train sessions (%)",
+        chart = px.line(escaped_models(frame), x="share of train sessions (%)",
                         y="NDCG@20", color="model", markers=True)
         return _layout(chart, "test NDCG@20 against the amount of training data")
     frame = test.groupby(["model", "text"], as_index=False, sort=False)["NDCG@20"].mean()
-    chart = px.bar(frame.assign(model=frame["model"].map(plotly_text)), x="model", y="NDCG@20", color="text",
+    chart = px.bar(escaped_models(frame), x="model", y="NDCG@20", color="text",
                    barmode="group")
     return _layout(chart, "test NDCG@20 by the text embedded per item")
 
@@ -97,15 +100,14 @@ def answer(result: StudyResult) -> str:
 
 def _parameters(test: pd.DataFrame) -> dict[str, str]:
     """embedding -> its parameter count as text ("22.7M", or "unpublished")."""
-    return {name: (f"{p / 1e6:.1f}M" if p == p and p else "unpublished")
-            for name, p in test.groupby("embedding", sort=False)["parameters"].first().items()}
+    first = test.groupby("embedding", sort=False)["parameters"].first()
+    return {name: parameters_text(p, "unpublished") for name, p in first.items()}
 
 
 def _embedding_answer(result: StudyResult, test: pd.DataFrame) -> str:
     sentences = []
     sizes = _parameters(test)
-    post = test["postprocessing"].fillna("") if "postprocessing" in test else pd.Series("", index=test.index)
-    raw = test[post.isin(["", "none"])]
+    raw = test[_post(test).isin(["", "none"])]
     order = "parameters" if raw["parameters"].notna().all() else "dimension"  # else by dimension
     sized = raw.groupby("embedding", sort=False).agg(parameters=("parameters", "first"),
                                                      dimension=("dimension", "first")).sort_values(order)

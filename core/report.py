@@ -40,7 +40,8 @@ def plotly_text(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _escaped_models(frame: pd.DataFrame) -> pd.DataFrame:
+def escaped_models(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``model`` column escaped for plotly (:func:`plotly_text`)."""
     return frame.assign(model=frame["model"].map(plotly_text))
 
 
@@ -268,7 +269,7 @@ def csv_export(results: dict[str, EvaluationResult], group_seeds: bool = False) 
 def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
     """One bar per row (and the paper's, hatched, where it reports the metric). Error bars: a single run's 95%
     bootstrap interval over test sessions; a seed group's (n >= 2 in ``frame["n"]``) ± its std over seeds."""
-    part = _escaped_models(frame[frame["metric"] == metric])
+    part = escaped_models(frame[frame["metric"] == metric])
     part["plus"] = (part["high"] - part["value"]).where(part["high"].notna())
     part["minus"] = (part["value"] - part["low"]).where(part["low"].notna())
     over_seeds = (part["n"].fillna(1) > 1) if "n" in part else pd.Series(False, index=part.index)
@@ -289,7 +290,7 @@ def bar_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
 
 def tradeoff_figure(results: dict[str, EvaluationResult], accuracy: str = "NDCG@20",
                     beyond: str = "Coverage@20", group_seeds: bool = False) -> go.Figure:
-    table = _escaped_models(wide_table(results, group_seeds).reset_index())
+    table = escaped_models(wide_table(results, group_seeds).reset_index())
     for column in (accuracy, beyond):
         if column not in table:  # no shown result has it: an empty axis, not an error
             table[column] = float("nan")
@@ -304,7 +305,7 @@ def breakdown_figure(results: dict[str, EvaluationResult], metric: str = "NDCG@2
     """``metric`` per bucket of ``breakdown`` (a key of :data:`BREAKDOWNS`), one line per row."""
     axis, title = BREAKDOWNS[breakdown]
     frame = breakdown_frame(results, breakdown, group_seeds)
-    part = _escaped_models(frame[frame["metric"] == metric])
+    part = escaped_models(frame[frame["metric"] == metric])
     order = list(dict.fromkeys(part["bucket"]))  # the evaluation's bins, smallest first
     figure = px.line(part, x="bucket", y="value", color="model", markers=True, hover_data=["sessions"],
                      category_orders={"bucket": order}, labels={"value": metric, "bucket": axis},

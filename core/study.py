@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from core import store
 from core.common import Progress, UserError, prefixed
@@ -137,6 +137,20 @@ def _build(name: str, dataset: str, **overrides: Any) -> Recommender:
     return model_class(name)(default_config(name, dataset), **overrides)
 
 
+def _seeded(name: str, dataset: str, seeds: Sequence[int]) -> Iterator[tuple[int, Recommender]]:
+    """(seed, model with ``dataset``'s defaults) per seed for a model that fits with randomness, else once."""
+    if not model_class(name).stochastic_fit:
+        yield seeds[0], _build(name, dataset)
+        return
+    for seed in seeds:
+        yield seed, _build(name, dataset, seed=seed)
+
+
+def _kept(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics a study keeps (:data:`KEPT_METRICS`) of those measured."""
+    return {key: metrics[key] for key in KEPT_METRICS if key in metrics}
+
+
 def measure(model: Recommender, dataset: Dataset, train: Split, evaluated: Split | None = None,
             progress: Progress | None = None) -> tuple[Recommender, dict[str, Any]]:
     """Fit ``model`` on ``train`` (or load it from the store when it was fitted on the same sessions with the same
@@ -145,8 +159,8 @@ def measure(model: Recommender, dataset: Dataset, train: Split, evaluated: Split
     view = Dataset(name=dataset.name, catalog=dataset.catalog, split=train, has_timestamps=dataset.has_timestamps)
     fitted = store.fit_or_load(model, view, progress=progress)
     scored = evaluate_model(fitted.model, evaluated or train, FAST, progress=progress)
-    record = {key: scored["metrics"][key] for key in KEPT_METRICS if key in scored["metrics"]}
-    record.update(n_sessions=(evaluated or train).n_test, fit_seconds=fitted.fit_seconds, status=fitted.status)
+    record: dict[str, Any] = {**_kept(scored["metrics"]), "n_sessions": (evaluated or train).n_test,
+                              "fit_seconds": fitted.fit_seconds, "status": fitted.status}
     return fitted.model, record
 
 
@@ -290,22 +304,20 @@ def cold_items(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["cold-it
         f"({new:,} of the catalog's {dataset.catalog.n_items:,} items have no train interaction); the paper's "
         f"protocol leaves them out."])
     for name in models:
-        for seed in (seeds if model_class(name).stochastic_fit else seeds[:1]):
-            model = _build(name, dataset.name, **({"seed": seed} if model_class(name).stochastic_fit else {}))
+        for seed, model in _seeded(name, dataset.name, seeds):
             step = prefixed(progress, f"{name} seed {seed}")
             fitted, record = measure(model, dataset, dataset.split, progress=step)
             base = {"model": name, "seed": seed}
             result.rows.append({**base, "split": "test", **record})
             scored = evaluate_model(fitted, cold, FAST, progress=step)["metrics"]
-            result.rows.append({**base, "split": "new items", "n_sessions": cold.n_test,
-                                **{k: scored[k] for k in KEPT_METRICS if k in scored}})
+            result.rows.append({**base, "split": "new items", "n_sessions": cold.n_test, **_kept(scored)})
             changed, what = fitted.prepare_new_items(dataset.split)
             result.rows[-1]["new_items"] = what
             if not changed:
                 continue
             scored = evaluate_model(fitted, cold, FAST, progress=step)["metrics"]
             result.rows.append({**base, "split": "new items, mapped", "n_sessions": cold.n_test, "new_items": what,
-                                **{k: scored[k] for k in KEPT_METRICS if k in scored}})
+                                **_kept(scored)})
     return result
 
 
@@ -319,8 +331,7 @@ def data_size(dataset: Dataset, models: Sequence[str] = DEFAULT_MODELS["data-siz
     for fraction in sorted(fractions):
         train = train_subset(dataset.split, fraction)
         for name in models:
-            for seed in (seeds if model_class(name).stochastic_fit else seeds[:1]):
-                model = _build(name, dataset.name, **({"seed": seed} if model_class(name).stochastic_fit else {}))
+            for seed, model in _seeded(name, dataset.name, seeds):
                 _, record = measure(model, dataset, train,
                                     progress=prefixed(progress, f"{name} on {fraction:.0%} of train, seed {seed}"))
                 result.rows.append({"model": name, "seed": seed, "fraction": fraction,
@@ -404,8 +415,13 @@ def summary(result: StudyResult) -> Any:
         else:
             table = table.rename(columns={"last fold NDCG@20": "validation NDCG@20"})
     if "parameters" in table:
-        table["parameters"] = table["parameters"].map(lambda p: f"{p / 1e6:.1f}M" if p == p and p else "–")
+        table["parameters"] = table["parameters"].map(parameters_text)
     return table
+
+
+def parameters_text(parameters: Any, missing: str = "–") -> str:
+    """A parameter count as "22.7M"; ``missing`` where it is unknown (None, NaN: an OpenAI model)."""
+    return f"{parameters / 1e6:.1f}M" if parameters == parameters and parameters else missing
 
 
 def markdown(table: Any) -> str:
