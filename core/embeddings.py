@@ -240,7 +240,7 @@ def model_state(model: LocalModel) -> str:
         package_parts(model.split_zip.packages)
     except EmbeddingError:
         return "missing: `make install` installs its five packages"
-    return "installed (its parts are joined on first use, ~10 s)"
+    return "installed (its parts are joined on first use: a few seconds)"
 
 
 def model_table() -> str:
