@@ -1,6 +1,8 @@
 """Shared fixtures. Every test run writes its artifacts to a temporary cache, never the user's cache/."""
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -30,3 +32,21 @@ def ml100k():
 @pytest.fixture(scope="session")
 def beauty():
     return data.load("beauty")
+
+
+# The app server the browser tests share (one per test run): MovieLens 100K with these models trained (and
+# evaluated) into a fresh cache; llmseqsim brings the catalog's MiniLM embeddings with it.
+SERVER_MODELS = ("popularity", "vsknn", "llmseqsim")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    from tools.serve import running_app, wait_until_healthy
+
+    cache = tmp_path_factory.mktemp("browser-cache")
+    env = {"LLMSEQ_CACHE": str(cache), "LLMSEQ_DATASET": "ml-100k"}
+    subprocess.run([sys.executable, "-m", "core", "train", "--dataset", "ml-100k", "--models",
+                    ",".join(SERVER_MODELS)], cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True)
+    with running_app(env) as (url, process):
+        wait_until_healthy(url, process)
+        yield url

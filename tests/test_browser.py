@@ -9,11 +9,9 @@ reads exactly as in the file, that nothing was injected into the page and that n
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, SERVER_MODELS
 
 from tools.serve import CHROMIUM, chromium, running_app, wait_for_idle, wait_until_healthy
 
@@ -23,21 +21,10 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason="Debian's chromium is not installed: run `make browser`")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("browser-cache")
-    env = {"LLMSEQ_CACHE": str(cache), "LLMSEQ_DATASET": "ml-100k"}
-    subprocess.run([sys.executable, "-m", "core", "train", "--dataset", "ml-100k", "--models", "popularity,vsknn"],
-                   cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True)
-    with running_app(env) as (url, process):
-        wait_until_healthy(url, process)
-        yield url
-
-
 def test_build_a_session_and_see_every_trained_model(server):
     from playwright.sync_api import expect
 
-    expected = ["popularity", "vsknn"]  # what the fixture trained into the server's (otherwise empty) cache
+    expected = list(SERVER_MODELS)  # what the fixture trained into the server's (otherwise empty) cache
     ARTIFACTS.mkdir(exist_ok=True)
     with chromium() as page:
         page.goto(f"{server}/Session_Builder")
