@@ -56,7 +56,7 @@ from typing import Any, Literal, Protocol, Sequence
 import numpy as np
 
 from core.common import Progress, UserError
-from core.data import Catalog, DataError
+from core.data import DATA_DIR, Catalog, DataError
 from core.storage import CACHE_DIR, atomic_save_npy, atomic_write_text, load_npy
 from core.vectors import unit
 
@@ -525,20 +525,51 @@ def cached_path(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> Path
     return _cache_dir() / f"{cache_key(catalog, spec)}.npy"
 
 
+# The bundled datasets' titles embedded with the default model, shipped as data (float16, ~0.77 KB an item) so
+# that a fresh clone does not spend minutes embedding them: named by cache_key (provider, model, every title),
+# so they are used only for exactly the texts they were computed from (any catalog with those titles: the
+# bundled one, or an upload of the same files). Written by data/build_embeddings.py; tests/test_embeddings.py
+# checks them against a fresh computation.
+SHIPPED_DIR = DATA_DIR / "embeddings"
+
+
+def shipped_path(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> Path:
+    return SHIPPED_DIR / f"{cache_key(catalog, spec)}.npy"
+
+
+def shipped_vectors(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> np.ndarray | None:
+    """The catalog's vectors for ``spec`` as shipped in data/embeddings: (n_items, d) float32, rows re-normalised
+    after the float16 round trip (cosine to the float32 original ≥ 0.9999); None when none ship for exactly
+    these texts and this model, or the file is damaged."""
+    vectors = load_npy(shipped_path(catalog, spec))
+    if vectors is None or vectors.ndim != 2 or vectors.shape[0] != catalog.n_items or vectors.shape[1] == 0:
+        return None
+    vectors = unit(vectors.astype(np.float32))
+    return vectors if np.isfinite(vectors).all() else None
+
+
 def cached_vectors(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> np.ndarray | None:
     """The catalog's cached vectors for ``spec``, or None when there are none or the file is damaged
-    (wrong shape, unreadable, non-finite values): such a file is computed again, never used."""
+    (wrong shape, unreadable, non-finite values): such a file is computed again, never used. Falls back to the
+    vectors shipped with a bundled dataset (:func:`shipped_vectors`)."""
     vectors = load_npy(cached_path(catalog, spec))
     if vectors is None or vectors.ndim != 2 or vectors.shape[0] != catalog.n_items or vectors.shape[1] == 0 \
             or not np.isfinite(vectors).all():
-        return None
+        return shipped_vectors(catalog, spec)
     return vectors
+
+
+def vectors_file(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> Path:
+    """Where the catalog's vectors for ``spec`` are read from: the cache's file, else the shipped one, else the
+    cache's (not there yet)."""
+    path = cached_path(catalog, spec)
+    return path if path.exists() or not shipped_path(catalog, spec).exists() else shipped_path(catalog, spec)
 
 
 def embedding_notes(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> list[str]:
     """What embedding the catalog with ``spec`` did to its titles (from the record kept beside the vectors)."""
     try:
-        record = json.loads(cached_path(catalog, spec).with_suffix(".json").read_text())
+        record = json.loads(vectors_file(catalog, spec).with_suffix(".json").read_text())
         too_long, window = int(record["too_long"]), int(record["window"])
     except (OSError, ValueError, KeyError, TypeError):
         return []

@@ -1,5 +1,7 @@
 """Embedding providers (local MiniLM and the OpenAI API against a local server), the cache, reduction, index."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from fake_openai import API_KEY, DIM, FAULTS, FakeOpenAI, fake_vector
@@ -281,3 +283,31 @@ def test_pca_whitening_gives_uncorrelated_unit_variance_components():
     assert reduce_dimensions(vectors, "pca", dim=3, whiten=True).shape == (500, 3)
     with pytest.raises(ValueError, match="whitening is a PCA option"):
         reduce_dimensions(vectors, "random", dim=3, whiten=True)
+
+
+# ------------------------------------------------------------------------------------------------ shipped vectors
+@pytest.mark.parametrize("name", ["beauty", "steam", "ml-100k"])
+def test_bundled_datasets_ship_their_minilm_vectors_and_they_match_a_fresh_computation(name, monkeypatch):
+    from core import data
+
+    catalog = data.load(name).catalog
+    shipped = embeddings.shipped_vectors(catalog)
+    assert shipped is not None and shipped.shape == (catalog.n_items, 384)
+    rows = np.random.default_rng(0).choice(catalog.n_items, 24, replace=False)
+    fresh = embeddings.encode_texts([catalog.titles[i] for i in rows])
+    assert np.min(np.sum(fresh * shipped[rows], axis=1)) > 0.999  # float16 on disk, float32 computed
+    # an empty cache reads them instead of embedding: the provider is never asked
+    counting = CountingProvider()
+    monkeypatch.setattr(embeddings, "provider", lambda spec: counting)
+    monkeypatch.setattr(embeddings, "CACHE_DIR", embeddings.CACHE_DIR / f"empty-{name}")
+    assert np.array_equal(item_embeddings(catalog), shipped) and counting.calls == []
+
+
+def test_shipped_vectors_are_only_for_exactly_their_texts_and_model(monkeypatch):
+    from core import data
+
+    catalog = data.load("ml-100k").catalog
+    changed = dataclasses.replace(catalog, titles=[*catalog.titles[:-1], "another title"])
+    assert embeddings.shipped_vectors(changed) is None  # one title differs: embedded as before
+    assert embeddings.shipped_vectors(catalog, EmbeddingSpec(model="all-mpnet-base-v2")) is None
+    assert embeddings.shipped_vectors(catalog, EmbeddingSpec(fields="genres")) is None

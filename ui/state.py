@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from core import data, jobs
-from core.embeddings import DEFAULT_LOCAL_MODEL, EmbeddingSpec, cached_path
+from core.embeddings import DEFAULT_LOCAL_MODEL, EmbeddingSpec, vectors_file
 from core.index import ItemIndex
 from core.models import load as load_saved
 from core.models.base import Recommender
@@ -127,7 +127,7 @@ def _load_vectors(path: str, modified: float) -> np.ndarray | None:
 def item_vectors(dataset: data.Dataset, spec: EmbeddingSpec | None = None) -> np.ndarray | None:
     """The catalog's cached embeddings for ``spec``, or None when they have not been computed or the file is
     damaged (never computes: embedding runs as a job, see the home page)."""
-    path = cached_path(dataset.catalog, spec or embedding_spec())
+    path = vectors_file(dataset.catalog, spec or embedding_spec())
     try:
         modified = path.stat().st_mtime
     except OSError:
@@ -168,7 +168,7 @@ def item_index(dataset: data.Dataset, vectors: np.ndarray) -> ItemIndex:
 
 
 def embeddings_key(dataset: data.Dataset, spec: EmbeddingSpec | None = None) -> str:
-    path = cached_path(dataset.catalog, spec or embedding_spec())
+    path = vectors_file(dataset.catalog, spec or embedding_spec())
     return f"{path}:{path.stat().st_mtime if path.exists() else 0}"
 
 
