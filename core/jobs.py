@@ -104,6 +104,17 @@ class Job:
     submitted: float = field(default_factory=time.time)
     finished: float | None = None
     cancel_requested: bool = False
+    phase_started: float = field(default_factory=time.time)  # when the current done/total count began
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        """The current phase's time left, extrapolated from its own pace so far (done/total in its unit: titles,
+        batches of the whole run, trials, sessions); None until there is a pace to go by (a few % done)."""
+        if not self.active or not self.total or self.done <= 0 or self.done >= self.total:
+            return None
+        elapsed = (now if now is not None else time.time()) - self.phase_started
+        if elapsed < 1.0 or self.done / self.total < 0.02:
+            return None
+        return elapsed * (self.total - self.done) / self.done
 
     @property
     def active(self) -> bool:
@@ -252,7 +263,10 @@ class JobManager:
     def _apply(self, job: Job, event: dict[str, Any]) -> None:
         with self._lock:
             if "progress" in event:
-                job.done, job.total, job.message = event["progress"]
+                done, total, job.message = event["progress"]
+                if total != job.total or done < job.done:  # a new phase (e.g. embedding, then training)
+                    job.phase_started = time.time()
+                job.done, job.total = done, total
             if "step" in event:
                 job.step, job.done, job.total = event["step"], 0, 0
                 job.message = event.get("message", "")

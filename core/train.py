@@ -227,14 +227,19 @@ def train(module: torch.nn.Module, *, epoch_batches: Callable[[np.random.Generat
             if schedule is not None:
                 schedule.step()
             total_loss += loss.item()
-            report(done, len(batches), f"{label} {epoch_name} {epoch + 1}/{max_epochs}: loss {total_loss / done:.3f}"
+            # the bar counts the whole run's batches (it never restarts at each epoch); early stopping may end it
+            # sooner, which the text says
+            report(epoch * len(batches) + done, max_epochs * len(batches),
+                   f"{label} {epoch_name} {epoch + 1} of {max_epochs} (at most; early stopping may end sooner): loss "
+                   f"{total_loss / done:.3f}"
                    + (f", best {validation_name} {sign * best_score:.4f}" if best_state is not None else ""))
         module.eval()
         score = validate() if validate is not None else math.nan
         history.loss.append(total_loss / max(len(batches), 1))
         history.validation.append(score)
         history.seconds.append(time.perf_counter() - start)
-        report(len(batches), len(batches), f"{label} {epoch_name} {epoch + 1}/{max_epochs}: " + (
+        report((epoch + 1) * len(batches), max_epochs * len(batches), f"{label} {epoch_name} {epoch + 1} of "
+               f"{max_epochs}: " + (
             f"{validation_name} {score:.4f}" if validate is not None else "no held-out sessions, no early stopping"),
             force=True)
         if validate is None:

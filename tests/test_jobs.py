@@ -10,11 +10,11 @@ import pytest
 from tiny_data import write_tiny_dataset
 
 from core import data, evaluate, store
-from core.jobs import Cancelled, JobManager, JobRequest, ModelStep, _Worker, worker_main
+from core.jobs import Cancelled, Job, JobManager, JobRequest, ModelStep, _Worker, worker_main
 from core.models import create
 from core.models import load as load_saved
 from core.trained import train_command, trained_models, untrained_names
-from ui.defaults import defaults_request
+from ui.defaults import defaults_requests
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +116,11 @@ def test_secrets_reach_only_the_worker(tiny_folder, monkeypatch, capsys):
 
 
 def test_defaults_request_and_train_command():
-    request = defaults_request("beauty", embed=None)
-    assert [m.name for m in request.models] == ["popularity", "sknn", "vsknn"]
-    assert request.steps()[0] == "train + evaluate popularity"
+    (_, fits), (_, evaluation) = defaults_requests("beauty", embed=None)
+    assert [m.name for m in fits.models] == ["popularity", "sknn", "vsknn"] and not fits.evaluate
+    assert fits.steps()[0] == "train popularity" and evaluation.steps()[0] == "train + evaluate popularity"
+    titles = [title for title, _ in defaults_requests("beauty", embed={"provider": "local", "model": None})]
+    assert titles == ["fit the baselines", "embed the titles and fit LLMSeqSim", "evaluate the defaults"]
     assert train_command("beauty", "sasrec") == ".venv/bin/python -m core train --dataset beauty --models sasrec"
 
 
@@ -161,3 +163,21 @@ def test_a_bug_in_a_job_keeps_its_traceback_in_the_log(tiny_folder, monkeypatch,
     events = [json.loads(line[6:]) for line in out.splitlines() if line.startswith("@@job ")]
     assert events[-1]["error"].startswith("unexpected ZeroDivisionError: division by zero inside a model")
     assert "Traceback (most recent call last)" in out  # the manager keeps these lines as the job's log
+
+
+def test_time_left_is_extrapolated_from_the_current_phase_only():
+    job = Job(id=1, title="t", request=JobRequest(dataset="beauty"), status="running")
+    manager = JobManager()
+    manager._apply(job, {"progress": [0, 12_101, "embedding titles"]})
+    job.phase_started -= 30.0  # 30 s into embedding the titles
+    manager._apply(job, {"progress": [3_025, 12_101, "embedding titles"]})
+    assert job.seconds_left(now=job.phase_started + 30.0) == pytest.approx(30.0 * 9_076 / 3_025)
+    manager._apply(job, {"progress": [20, 400, "sasrec epoch 1 of 200"]})  # a new count: a new pace
+    assert job.seconds_left(now=job.phase_started + 0.5) is None  # no pace to go by yet
+    assert job.seconds_left(now=job.phase_started + 10.0) == pytest.approx(10.0 * 380 / 20)
+
+
+def test_durations_read_as_a_person_says_them():
+    from ui.components import duration
+
+    assert [duration(s) for s in (0.4, 42, 185, 3725)] == ["0 s", "42 s", "3 min 5 s", "1 h 02 min"]

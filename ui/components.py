@@ -13,6 +13,7 @@ from core.jobs import Job
 from core.picks import ModelPicks
 from core.trained import train_command
 from ui import state
+from ui.defaults import defaults_requests
 from ui.text import md
 
 ICON = str(Path(__file__).resolve().parent / "assets" / "icon.png")  # bundled: nothing fetched from the internet
@@ -25,7 +26,8 @@ PAGES = (("app.py", "Home", ":material/home:"),
          ("pages/3_Metrics.py", "Metrics", ":material/leaderboard:"),
          ("pages/4_Train.py", "Train", ":material/model_training:"),
          ("pages/5_Tune.py", "Tune", ":material/tune:"),
-         ("pages/6_Findings.py", "Findings", ":material/lightbulb:"))
+         ("pages/6_Findings.py", "Findings", ":material/lightbulb:"),
+         ("pages/7_Demo.py", "Demo", ":material/slideshow:"))
 
 
 def page(title: str) -> None:
@@ -56,6 +58,9 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
     head, button = st.columns([6, 1])
     if job.active:
         text = f"**{md(job.title)}** — {job.status}: {md(step)}" + (f" · {md(job.message)}" if job.message else "")
+        if job.total > 1:  # done/total in the step's own unit (titles, batches, trials, sessions) and time left
+            left = job.seconds_left()
+            text += f" · {job.done:,}/{job.total:,}" + (f", ~{duration(left)} left" if left is not None else "")
         head.progress(job.fraction, text=text)
         if allow_cancel and not job.cancel_requested:
             button.button("Cancel", key=f"cancel-{job.id}", on_click=state.job_manager().cancel,
@@ -63,7 +68,7 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
         elif job.cancel_requested:
             button.caption("cancelling…")
     else:
-        took = f" in {job.finished - job.submitted:.0f} s" if job.finished else ""
+        took = f" in {duration(job.finished - job.submitted)}" if job.finished else ""
         icon = {"done": ":material/check_circle:", "failed": ":material/error:",
                 "cancelled": ":material/stop_circle:"}.get(job.status, "")
         head.markdown(f"{icon} **{md(job.title)}** — {job.status}{took}")
@@ -78,6 +83,16 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
             if result.get("step") == "train" and "NDCG@20" in result:
                 head.caption(f"{md(result['model'])}: NDCG@20 {result['NDCG@20']:.4f}, HR@20 {result['HR@20']:.4f}"
                              f" ({result.get('status', 'fitted')})")
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``3 min 5 s``, ``1 h 02 min``: a time left or taken, as a person reads it."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _others_busy() -> None:
@@ -117,6 +132,18 @@ def jobs_panel(allow_cancel: bool = True, limit: int = 6) -> None:
     for job in jobs:
         _job_row(job, allow_cancel)
     _others_busy()
+
+
+def prepare_defaults(embed: bool = True) -> list[Job]:
+    """Queue the fast defaults for this visitor on the chosen dataset (``ui.defaults``): the baselines, then
+    (with ``embed``) the catalog's embeddings and LLMSeqSim, then their evaluation. A second call while they
+    are queued or running returns the same jobs (a double click queues nothing twice)."""
+    spec = state.embedding_spec()
+    requests = defaults_requests(state.dataset_key(),
+                                 embed={"provider": spec.provider, "model": spec.model} if embed else None)
+    return [state.job_manager().submit(request, title=f"{title} on {state.dataset_label()}",
+                                       secrets=state.embedding_secrets(), owner=state.owner())
+            for title, request in requests]
 
 
 def how_to_train(names: list[str]) -> str:
