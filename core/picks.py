@@ -11,6 +11,7 @@ request only ever drops its own owner's stale requests, never another user's.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 import traceback
@@ -18,7 +19,7 @@ import weakref
 from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Hashable, Sequence
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class Pick:
     score: float
     shared: int  # how many of the other shown models also picked this item
     is_target: bool  # the session's true next item (when known)
+    consensus: bool = False  # at least half of the models that ranked (and at least two) picked it
     why: tuple[tuple[int, float], ...] = ()  # (1-based position in the session, cosine): the most similar items
     source: str = ""  # a hybrid's pick: the part it came from (Recommender.pick_sources)
 
@@ -102,8 +104,12 @@ def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
 
 def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Catalog,
              vectors: np.ndarray | None = None, target: int | None = None) -> list[ModelPicks]:
-    """Picks with titles, the number of other models sharing each, the true next item and the "why"."""
+    """Picks with titles, the number of other models sharing each, the true next item and the "why". A pick is
+    marked ``consensus`` when at least half of the models that ranked the session (and at least two) picked it:
+    with 5 kNN-like models most items are shared by some other, so "shared" alone means little."""
     counts = Counter(int(i) for r in rankings.values() for i in set(r.items.tolist()) if i != NO_ITEM)
+    ranked = sum(1 for r in rankings.values() if not r.error)
+    agreeing = max(2, math.ceil(ranked / 2))  # "picked by several models" keeps its meaning with many models
     position: dict[int, int] = {}  # item -> its first position in the session, 1-based (as the page numbers them)
     for index, item in enumerate(session):
         position.setdefault(int(item), index + 1)
@@ -121,11 +127,60 @@ def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Cata
         entry.picks = [
             Pick(rank=rank_ + 1, item=int(item), title=catalog.title(int(item)), score=float(score),
                  shared=counts[int(item)] - 1, is_target=target is not None and int(item) == int(target),
+                 consensus=counts[int(item)] >= agreeing,
                  why=tuple((position[j], sim) for j, sim in reasons), source=source)
             for rank_, (item, score, reasons, source) in enumerate(zip(items, scores, why, sources))
         ]
         out.append(entry)
     return out
+
+
+def export_rows(entries: Sequence[ModelPicks], catalog: Catalog) -> list[dict[str, Any]]:
+    """One row per (model, pick): ``model``, ``variant`` (the label), ``rank``, ``item_id`` (the file's id),
+    ``title``, ``score``, ``picked_by`` (how many models picked it) and ``true_next`` — the picks as a CSV
+    table."""
+    return [{"model": entry.name, "variant": entry.label, "rank": pick.rank,
+             "item_id": str(catalog.item_ids[pick.item]), "title": pick.title, "score": pick.score,
+             "picked_by": pick.shared + 1, "true_next": pick.is_target}
+            for entry in entries for pick in entry.picks]
+
+
+def export_session(dataset: str, session: Sequence[int], catalog: Catalog, entries: Sequence[ModelPicks], k: int,
+                   target: int | None = None, link: str = "") -> dict[str, Any]:
+    """A session with every model's picks as one JSON-ready dict: the dataset, the session's items in order
+    (id and title), the true next item when known, K, the link that reproduces the view, and per model (by
+    label) its picks or its error."""
+    def item(index: int) -> dict[str, str]:
+        return {"item_id": str(catalog.item_ids[index]), "title": catalog.title(index)}
+
+    return {"dataset": dataset, "session": [item(int(i)) for i in session],
+            "true_next": item(int(target)) if target is not None else None, "k": k, "link": link,
+            "models": {entry.label: {"model": entry.name, "error": entry.error or None,
+                                     "picks": [{"rank": p.rank, **item(p.item), "score": p.score,
+                                                "picked_by": p.shared + 1} for p in entry.picks]}
+                       for entry in entries}}
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """One model's picks for two sessions (the pinned one and the current one)."""
+
+    both: tuple[int, ...]  # picked for both, in the current ranking's order
+    only_current: tuple[int, ...]
+    only_pinned: tuple[int, ...]
+
+    @property
+    def jaccard(self) -> float:
+        union = len(self.both) + len(self.only_current) + len(self.only_pinned)
+        return len(self.both) / union if union else 1.0
+
+
+def overlap(pinned: ModelPicks, current: ModelPicks) -> Overlap:
+    """How a model's top-K moved between two sessions: what stayed, what came in, what left."""
+    before = [p.item for p in pinned.picks]
+    now = [p.item for p in current.picks]
+    return Overlap(both=tuple(i for i in now if i in before), only_current=tuple(i for i in now if i not in before),
+                   only_pinned=tuple(i for i in before if i not in now))
 
 
 def compare(models: dict[str, Recommender], session: Sequence[int], k: int, catalog: Catalog,

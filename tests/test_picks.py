@@ -112,3 +112,47 @@ def test_a_generative_models_log_becomes_a_note(shop):
 
     model.recommend = generating
     assert rank(model, [1, 2], 5).note.startswith("20 names sampled: 12 exact, 3 duplicated, 5 hallucinated")
+
+
+def ranking(name, items):
+    from core.picks import Ranking
+
+    return Ranking(name, np.array(items, dtype=np.int64), np.linspace(1.0, 0.5, len(items)).astype(np.float32), 0.01)
+
+
+def test_several_models_mark_means_at_least_half_of_them(shop):
+    from core.picks import assemble
+
+    four = {"a": ranking("a", [1, 2, 3]), "b": ranking("b", [1, 2, 4]), "c": ranking("c", [1, 5, 6]),
+            "d": ranking("d", [7, 8, 9])}
+    marked = {e.label: [p.item for p in e.picks if p.consensus] for e in assemble(four, [0], shop.catalog)}
+    assert marked == {"a": [1, 2], "b": [1, 2], "c": [1], "d": []}  # 2 of 4 is half
+    five = {**four, "e": ranking("e", [10, 11, 12])}
+    marked = {e.label: [p.item for p in e.picks if p.consensus] for e in assemble(five, [0], shop.catalog)}
+    assert marked["a"] == [1] and marked["b"] == [1]  # 2 of 5 is not
+    alone = assemble({"a": ranking("a", [1, 2])}, [0], shop.catalog)[0]
+    assert not any(p.consensus for p in alone.picks)  # one model agrees with nobody
+
+
+def test_a_session_and_its_picks_export_with_ids_titles_and_the_true_next_item(shop):
+    from core.picks import assemble, export_rows, export_session
+
+    entries = assemble({"x": ranking("popularity", [5, 6]), "y": ranking("vsknn", [5])}, [3, 4], shop.catalog,
+                       target=5)
+    rows = export_rows(entries, shop.catalog)
+    assert [(r["variant"], r["rank"], r["item_id"], r["picked_by"], r["true_next"]) for r in rows] == [
+        ("x", 1, str(shop.catalog.item_ids[5]), 2, True), ("x", 2, str(shop.catalog.item_ids[6]), 1, False),
+        ("y", 1, str(shop.catalog.item_ids[5]), 2, True)]
+    exported = export_session("shop", [3, 4], shop.catalog, entries, k=2, target=5, link="http://x/?item=a")
+    assert [i["item_id"] for i in exported["session"]] == [str(shop.catalog.item_ids[i]) for i in (3, 4)]
+    assert exported["true_next"]["title"] == shop.catalog.title(5) and exported["link"] == "http://x/?item=a"
+    assert [p["rank"] for p in exported["models"]["x"]["picks"]] == [1, 2] and exported["models"]["y"]["error"] is None
+
+
+def test_overlap_says_what_stayed_came_in_and_left(shop):
+    from core.picks import assemble, overlap
+
+    pinned, current = (assemble({"m": ranking("m", items)}, [0], shop.catalog)[0] for items in ([1, 2, 3], [3, 4, 1]))
+    moved = overlap(pinned, current)
+    assert (moved.both, moved.only_current, moved.only_pinned) == ((3, 1), (4,), (2,))
+    assert moved.jaccard == pytest.approx(2 / 4)
