@@ -4,6 +4,12 @@ Bad input (a broken CSV, an unknown or out-of-range option: any ``core.common.Us
 on stderr and exit code 2, never a traceback. Anything else is a bug: one line and exit code 1, and with
 ``--verbose`` its full traceback. What validation fixed or dropped, and what the model store repaired, is
 printed as ``note:`` lines on stderr.
+
+Every command that reads a data set takes it the same two ways (:func:`add_dataset_arguments`): ``--dataset
+NAME|FOLDER|ID`` (a bundled name, a folder holding interactions.csv[.gz] and items.csv[.gz], or the id
+``data-<12 hex>`` of files uploaded in the app) or ``--interactions FILE --items FILE``. The same two files are
+one data set whichever way they are given (``core.data``: named by their content), and every command prints
+that name.
 """
 
 from __future__ import annotations
@@ -11,12 +17,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import traceback
 from pathlib import Path
 from typing import Callable
 
-from core import data
+from core import data, uploads
 from core.common import Progress, UserError, describe_bug
 from core.models import REGISTRY, model_class
 from core.models.base import Recommender
@@ -94,14 +101,58 @@ def notes(lines: list[str]) -> None:
         print(f"note: {line}", file=sys.stderr)
 
 
-def dataset_name(argument: str) -> str:
-    """The name a dataset is stored under (a bundled name, or a folder's name), as ``data.load`` gives it."""
-    return argument if argument in data.BUNDLED else Path(argument).name
+DEFAULT_DATASET = "beauty"
 
 
-def load_dataset(name: str) -> data.Dataset:
-    """The dataset, its loading notes printed (what validation fixed or dropped, how the split was ordered)."""
-    dataset = data.load(name)
+def add_dataset_arguments(command: argparse.ArgumentParser) -> None:
+    """The data set's options, the same on every command: ``--dataset NAME|FOLDER|ID`` or ``--interactions FILE
+    --items FILE`` (read by :func:`dataset_name`, :func:`load_dataset` and :func:`dataset_arguments`)."""
+    group = command.add_argument_group("data set", "--dataset, or --interactions with --items (default: beauty)")
+    group.add_argument("--dataset", metavar="NAME|FOLDER|ID",
+                       help=f"a bundled name ({', '.join(data.BUNDLED)}), a folder with interactions.csv[.gz] and "
+                            "items.csv[.gz], or the id (data-…) of files uploaded in the app")
+    group.add_argument("--interactions", metavar="FILE", help="the interactions CSV file (with --items)")
+    group.add_argument("--items", metavar="FILE", help="the items CSV file (with --interactions)")
+
+
+def _dataset_files(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """The two files when the data set is given as files; None for --dataset. Raises CLIError for a mix."""
+    if args.interactions is None and args.items is None:
+        return None
+    if args.interactions is None or args.items is None:
+        raise CLIError("--interactions and --items go together: give both files (or --dataset NAME|FOLDER).")
+    if args.dataset is not None:
+        raise CLIError("give the data set once: --dataset, or --interactions with --items, not both.")
+    return Path(args.interactions), Path(args.items)
+
+
+def _dataset_key(args: argparse.Namespace) -> str:
+    """What ``data.load`` takes for ``--dataset``: an upload's id becomes its folder (or is refused in one line);
+    a name or a folder as given (``data.load`` opens or refuses it)."""
+    name = args.dataset or DEFAULT_DATASET
+    return uploads.resolve(name) if data.is_identity(name) else name
+
+
+def dataset_name(args: argparse.Namespace) -> str:
+    """The name the data set is stored under (``core.data``: a bundled name, else its files' content name
+    ``data-<12 hex>``), without loading it. Raises CLIError/DataError (one sentence)."""
+    files = _dataset_files(args)
+    return data.files_identity(*files) if files else data.dataset_name(_dataset_key(args))
+
+
+def dataset_arguments(args: argparse.Namespace) -> str:
+    """The data set's options as typed, for a command line recorded with a result (quoted for a shell)."""
+    files = _dataset_files(args)
+    if files:
+        return f"--interactions {shlex.quote(str(files[0]))} --items {shlex.quote(str(files[1]))}"
+    return f"--dataset {shlex.quote(args.dataset or DEFAULT_DATASET)}"
+
+
+def load_dataset(args: argparse.Namespace) -> data.Dataset:
+    """The data set the arguments name, its loading notes printed (what validation fixed or dropped, how the
+    split was ordered). Raises CLIError/DataError (one sentence)."""
+    files = _dataset_files(args)
+    dataset = data.load_files(*files) if files else data.load(_dataset_key(args))
     notes(dataset.warnings)
     return dataset
 
@@ -116,13 +167,7 @@ def text_notes(dataset: data.Dataset, models: list[Recommender]) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    if bool(args.interactions) != bool(args.items):
-        raise CLIError("--interactions and --items go together: give both files (or --dataset NAME|FOLDER).")
-    if args.interactions:
-        dataset = data.load_files(Path(args.interactions), Path(args.items), name=args.name or "custom")
-    else:
-        dataset = data.load(args.dataset)
-    notes(dataset.warnings)
+    dataset = load_dataset(args)
     split = dataset.split
     print(f"{dataset.name}: {dataset.catalog.n_items:,} items, {len(split.train):,} train sessions, "
           f"{split.n_test:,} test sessions; validation folds (train/validate): "
@@ -144,7 +189,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     if args.list:
         print(model_table())
         return
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args)
     spec = EmbeddingSpec(provider=args.provider, model=args.model, long_titles=args.long_titles)
     path = cached_path(dataset.catalog, spec)
     cached = cached_vectors(dataset.catalog, spec) is not None
@@ -163,8 +208,8 @@ def cmd_embed(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from core.store import fit_or_load
 
-    models = build_models(args.models, args.set, dataset_name(args.dataset), args.preset)
-    dataset = load_dataset(args.dataset)
+    models = build_models(args.models, args.set, dataset_name(args), args.preset)
+    dataset = load_dataset(args)
     for model in models:
         progress, close = tqdm_progress(f"training {model.name}")
         try:
@@ -174,16 +219,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         notes(fitted.notes)
         text_notes(dataset, [model])
         done = "already trained" if fitted.status == "loaded" else f"trained in {fitted.fit_seconds:.1f} s"
-        print(f"{model.name}: {done} -> {fitted.folder}")
+        print(f"{model.name} on {dataset.name}: {done} -> {fitted.folder}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from core.evaluate import EvaluationOptions, format_breakdown, format_table, run
 
-    models = build_models(args.models, args.set, dataset_name(args.dataset), args.preset)
+    models = build_models(args.models, args.set, dataset_name(args), args.preset)
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise CLIError(f"--output {args.output}: the folder {Path(args.output).resolve().parent} does not exist.")
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args)
     progress, close = tqdm_progress("evaluating")
     try:
         report = run(dataset, models, EvaluationOptions(paper_popularity=args.paper_popularity,
@@ -223,17 +268,17 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
                        f"as {output.with_suffix('.md').name})")
     if not output.resolve().parent.is_dir():
         raise CLIError(f"--output {args.output}: the folder {output.resolve().parent} does not exist.")
-    dataset = load_dataset(args.dataset)
-    command = "python -m core reproduce " + " ".join(
-        f"--{k} {v}" for k, v in (("dataset", args.dataset), ("seeds", args.seeds), ("models", args.models),
+    models = list(dict.fromkeys(row.model for row in rows))
+    overrides = parse_overrides(args.set, models)
+    reproduce.plan(rows, seeds, dataset_name(args), args.preset, overrides)  # bad options: before loading
+    dataset = load_dataset(args)
+    command = f"python -m core reproduce {dataset_arguments(args)} " + " ".join(
+        f"--{k} {v}" for k, v in (("seeds", args.seeds), ("models", args.models),
                                   ("preset", args.preset), ("set", " ".join(args.set)), ("output", args.output)) if v)
 
     def progress_for(row: str, runs: int) -> tuple[Progress, Callable[[], None]]:
         return tqdm_progress(f"{row} ({runs} run{'s' if runs > 1 else ''})")
 
-    models = list(dict.fromkeys(row.model for row in rows))
-    overrides = parse_overrides(args.set, models)
-    reproduce.plan(rows, seeds, dataset_name(args.dataset), args.preset, overrides)  # bad options: before loading
     summary = reproduce.reproduce(dataset, rows, seeds, args.preset, output, progress_for, command,
                                   PAPER_BEAUTY if dataset.name == "beauty" else None,
                                   overrides)
@@ -257,7 +302,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     (model,) = build_models("llmseqprompt", [f"backend={args.backend}", *args.set])
     assert isinstance(model, LLMSeqPrompt)
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args)
     cost = model.spending_estimate(dataset.split)
     if cost:
         print(f"estimate: {cost}")
@@ -271,7 +316,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         close()
     notes(fitted.notes)
     done = "already fine-tuned" if fitted.status == "loaded" else f"fine-tuned in {fitted.fit_seconds:.1f} s"
-    print(f"llmseqprompt ({model.label}): {done} -> {fitted.folder}")
+    print(f"llmseqprompt ({model.label}) on {dataset.name}: {done} -> {fitted.folder}")
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
@@ -282,7 +327,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
                        f"{', '.join(tune.tunable_models())}")
     tune.search_space(args.model)  # refuses a model without one before the data is loaded
     tune.check_numbers(args.trials, args.timeout, args.grace)
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args)
     print(f"{dataset.name}: {len(dataset.folds)} validation folds; study in {tune.storage_path(dataset.name)} "
           f"(run the same command again to continue it)", flush=True)
 
@@ -310,11 +355,11 @@ def cmd_study(args: argparse.Namespace) -> None:
     from core import findings, reproduce, study
 
     if args.show:
-        name = dataset_name(args.dataset)
+        name = dataset_name(args)
         saved = study.load(name, args.name)
         if saved is None:
             raise CLIError(f"no saved {args.name} study for {name}: run `python -m core study {args.name} "
-                           f"--dataset {args.dataset}` first")
+                           f"{dataset_arguments(args)}` first")
         table = study.summary(saved)
         print(study.markdown(table) if args.markdown else
               table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -333,8 +378,8 @@ def cmd_study(args: argparse.Namespace) -> None:
     except ValueError:
         raise CLIError(f"--fractions takes percentages such as 10,25,50,100; got '{args.fractions}'") from None
     seeds = reproduce.parse_seeds(args.seeds)
-    dataset = load_dataset(args.dataset)
-    command = " ".join(["python -m core study", args.name, "--dataset", args.dataset]
+    dataset = load_dataset(args)
+    command = " ".join(["python -m core study", args.name, dataset_arguments(args)]
                        + (["--models", args.models] if args.models else [])
                        + (["--seeds", args.seeds] if args.seeds != "0" else [])
                        + (["--fractions", args.fractions] if args.fractions else [])
@@ -364,14 +409,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list the bundled datasets").set_defaults(run=cmd_datasets)
 
     prepare = sub.add_parser("prepare", help="load, validate and split a dataset; print its statistics")
-    prepare.add_argument("--dataset", default="beauty", help="bundled name or a folder with the two CSVs")
-    prepare.add_argument("--interactions", help="a user's interactions CSV (with --items)")
-    prepare.add_argument("--items", help="a user's items CSV")
-    prepare.add_argument("--name", help="name for a user's dataset")
+    add_dataset_arguments(prepare)
     prepare.set_defaults(run=cmd_prepare)
 
     embed = sub.add_parser("embed", help="embed every item title (cached under cache/embeddings)")
-    embed.add_argument("--dataset", default="beauty")
+    add_dataset_arguments(embed)
     embed.add_argument("--provider", default="local", choices=["local", "openai"])
     embed.add_argument("--model", help="local: all-MiniLM-L6-v2 (default), all-mpnet-base-v2, or a "
                                        "sentence-transformers folder; openai: a model name")
@@ -384,7 +426,7 @@ def parser() -> argparse.ArgumentParser:
     for name, fn, text in (("train", cmd_train, "fit models and save them under cache/models"),
                            ("evaluate", cmd_evaluate, "fit (or load) and evaluate models on the test split")):
         command = sub.add_parser(name, help=text)
-        command.add_argument("--dataset", default="beauty")
+        add_dataset_arguments(command)
         command.add_argument("--models", default="popularity,vsknn",
                              help=f"comma-separated, from: {', '.join(REGISTRY)}")
         command.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
@@ -406,7 +448,7 @@ def parser() -> argparse.ArgumentParser:
                                       "paper's protocol drops them): what content-based models gain")
         command.set_defaults(run=fn)
     finetune = sub.add_parser("finetune", help="fine-tune LLMSeqPrompt's language model (local or OpenAI)")
-    finetune.add_argument("--dataset", default="beauty")
+    add_dataset_arguments(finetune)
     finetune.add_argument("--backend", default="local", choices=["local", "openai"],
                           help="local: offline (default: small GPT-2 trained from scratch, not a pretrained LLM; "
                                "--set model_folder=PATH for your own HF model, LoRA); openai: paid fine-tuning")
@@ -417,7 +459,7 @@ def parser() -> argparse.ArgumentParser:
     finetune.set_defaults(run=cmd_finetune)
     reproduce = sub.add_parser("reproduce", help="the paper's Beauty table: every model over seeds, mean ± std, "
                                                  "the paper's figure beside (resumable)")
-    reproduce.add_argument("--dataset", default="beauty")
+    add_dataset_arguments(reproduce)
     reproduce.add_argument("--seeds", default="0,1,2", help="comma-separated; models with a random fit run once "
                                                            "per seed, the others once")
     reproduce.add_argument("--models", help="rows, comma-separated (default: every row but llmseqprompt): "
@@ -433,7 +475,7 @@ def parser() -> argparse.ArgumentParser:
     study = sub.add_parser("study", help="the paper's open questions: embedding-size, cold-items, data-size, "
                                          "item-text (results under cache/studies; the app's Findings page)")
     study.add_argument("name", choices=["embedding-size", "cold-items", "data-size", "item-text"])
-    study.add_argument("--dataset", default="beauty")
+    add_dataset_arguments(study)
     study.add_argument("--models", help="comma-separated (each study has its defaults: see core/study.py)")
     study.add_argument("--seeds", default="0", help="seeds of the models that train with randomness, e.g. 0,1,2")
     study.add_argument("--fractions", help="data-size: percentages of the train sessions (default 10,25,50,100)")
@@ -446,7 +488,7 @@ def parser() -> argparse.ArgumentParser:
 
     tune = sub.add_parser("tune", help="search a model's options with Optuna (TPE) on the validation folds; "
                                        "resumable, --apply writes the best as the dataset's defaults")
-    tune.add_argument("--dataset", default="beauty")
+    add_dataset_arguments(tune)
     tune.add_argument("--model", required=True, help="a model with a search space (its Config.search_space)")
     tune.add_argument("--trials", type=int, default=50, help="finished trials the study should hold (those of "
                                                              "an earlier run count)")

@@ -33,6 +33,13 @@ b1→b2, b1-2→b3, b1-3→b4).
 
 Items are indexed in the order of their ids (sorted), not of the items file, so nothing — not even a tie
 between two equal scores — depends on the order of the file's rows.
+**One data set, one name** (``Dataset.name``, under which its models and results are stored). A bundled data
+set is named by its name (``beauty``, ``steam``, ``ml-100k``). Any other is named by the content of its two
+files: ``data-<12 hex>``, the start of the SHA-256 of the interactions file's bytes, a NUL byte and the items
+file's bytes, as stored (a gzip file's compressed bytes) — :func:`content_identity`. So the same two files
+uploaded in the app, given as a folder (``--dataset FOLDER``, ``LLMSEQ_DATASET``) or as ``--interactions F
+--items F`` are one data set whatever the files or the folder are called, and a model trained one way is found
+the others. Changing a byte of either file (a title, or compressing it again) makes another data set.
 """
 
 from __future__ import annotations
@@ -43,9 +50,10 @@ import hashlib
 import io
 import math
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Sequence
 
@@ -524,9 +532,10 @@ def _duplicate_title_note(catalog: Catalog, items_path: Path) -> str | None:
             "them apart; their ties are broken by item id.")
 
 
-def load_files(interactions_path: Path, items_path: Path, name: str = "custom", n_folds: int = 3,
+def load_files(interactions_path: Path, items_path: Path, name: str | None = None, n_folds: int = 3,
                limits: ReadLimits = ReadLimits()) -> Dataset:
-    """Load, validate and split a dataset given as two CSV files. Raises :class:`DataError` (one sentence)."""
+    """Load, validate and split a dataset given as two CSV files; named ``name``, else by the files' content
+    (:func:`files_identity`, module docstring). Raises :class:`DataError` (one sentence)."""
     interactions, notes, has_time = read_interactions(Path(interactions_path), limits)
     items, item_notes = read_items(Path(items_path), limits)
     notes += item_notes
@@ -566,6 +575,7 @@ def load_files(interactions_path: Path, items_path: Path, name: str = "custom", 
     if empty:
         notes.append(f"{interactions_path}: validation fold(s) {', '.join(empty)} of {len(folds)} have no session to "
                      "score (none keeps 2 items seen before it); tuning on the folds uses the others.")
+    name = name or files_identity(Path(interactions_path), Path(items_path))
     return Dataset(name=name, catalog=catalog, split=split, folds=folds, warnings=notes, has_timestamps=has_time)
 
 
@@ -578,14 +588,75 @@ def dataset_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def load(name: str, n_folds: int = 3, limits: ReadLimits = ReadLimits()) -> Dataset:
-    """Load a bundled dataset by name (see ``BUNDLED``) or a folder holding interactions.csv[.gz] + items.csv[.gz]."""
+IDENTITY = re.compile(r"data-[0-9a-f]{12}")
+FOLDER_FILES = "interactions.csv[.gz] and items.csv[.gz]"
+
+
+def is_identity(name: str) -> bool:
+    """Whether ``name`` has the form of a data set's content name, ``data-<12 hex>``."""
+    return IDENTITY.fullmatch(name) is not None
+
+
+def content_identity(interactions: bytes, items: bytes) -> str:
+    """``data-<12 hex>``: the name of the data set these two files hold (module docstring)."""
+    return "data-" + hashlib.sha256(interactions + b"\x00" + items).hexdigest()[:12]
+
+
+def files_identity(interactions_path: Path, items_path: Path) -> str:
+    """:func:`content_identity` of two files, read in 1 MB chunks (memory does not grow with the files) and
+    remembered while neither file changes (size, modification time). Raises :class:`DataError` when one cannot
+    be read."""
+    stats = []
+    for path, what in ((Path(interactions_path), "interactions"), (Path(items_path), "items")):
+        try:
+            stat = path.stat()
+        except OSError:
+            raise DataError(f"{path}: {what} file not found.") from None
+        stats.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return _files_identity(tuple(stats))
+
+
+@lru_cache(maxsize=64)
+def _files_identity(stats: tuple[tuple[str, int, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for i, (path, *_) in enumerate(stats):
+        if i:
+            digest.update(b"\x00")
+        try:
+            with open(path, "rb") as stream:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+        except OSError as err:
+            raise DataError(f"{path}: cannot be read ({err.strerror or type(err).__name__}).") from None
+    return "data-" + digest.hexdigest()[:12]
+
+
+def folder_files(name: str) -> tuple[Path, Path]:
+    """The interactions and items files of a bundled data set (by name) or of a folder holding
+    interactions.csv[.gz] and items.csv[.gz]. Raises :class:`DataError` (one sentence) for an unknown name or a
+    folder without them."""
     folder = DATA_DIR / name if name in BUNDLED else Path(name)
     if not folder.is_dir():
-        raise DataError(f"unknown dataset '{name}': use one of {sorted(BUNDLED)} or a folder with the two CSV files.")
+        raise DataError(f"unknown dataset '{name}': choose {', '.join(BUNDLED)} or a folder with {FOLDER_FILES}.")
     found = dataset_files(folder)
-    return load_files(found["interactions"], found["items"], name=folder.name if name not in BUNDLED else name,
-                      n_folds=n_folds, limits=limits)
+    missing = [stem for stem, path in found.items() if not path.exists()]
+    if missing:
+        raise DataError(f"{folder}: the folder has no {' and no '.join(f'{m}.csv[.gz]' for m in missing)}; a data "
+                        f"set folder holds {FOLDER_FILES}.")
+    return found["interactions"], found["items"]
+
+
+def dataset_name(name: str) -> str:
+    """The name a data set is stored under (module docstring), without loading it: a bundled name as it is, a
+    folder's the content name of its two files. Raises :class:`DataError` like :func:`load`."""
+    return name if name in BUNDLED else files_identity(*folder_files(name))
+
+
+def load(name: str, n_folds: int = 3, limits: ReadLimits = ReadLimits()) -> Dataset:
+    """Load a bundled dataset by name (see ``BUNDLED``) or a folder holding interactions.csv[.gz] + items.csv[.gz]
+    (named by their content: module docstring). Raises :class:`DataError` (one sentence)."""
+    interactions, items = folder_files(name)
+    return load_files(interactions, items, name=name if name in BUNDLED else None, n_folds=n_folds, limits=limits)
 
 
 def _catalog(items: pd.DataFrame, interactions: pd.DataFrame) -> Catalog:

@@ -9,14 +9,15 @@ the registered models that have none.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
 
-from core import store
-from core.data import BUNDLED, Dataset
+from core import store, uploads
+from core.data import BUNDLED, DataError, Dataset
 from core.models import REGISTRY, model_class
 from core.models.base import ArtifactError, Recommender
 
@@ -92,6 +93,14 @@ def untrained_names(dataset: Dataset, trained: list[TrainedModel] | None = None)
 
 
 def train_command(dataset_key: str, name: str) -> str:
-    """The CLI line that trains ``name`` on a dataset (bundled name or folder) and saves it for the app."""
-    where = dataset_key if dataset_key in BUNDLED else f"'{dataset_key}'"
+    """The CLI line that trains ``name`` on a data set (a key as the app holds it: a bundled name or a folder) and
+    saves it where the app finds it: an upload by its id (``--dataset data-<12 hex>``, ``core.uploads``), any
+    other folder by its path, quoted for a shell."""
+    where = dataset_key
+    if dataset_key not in BUNDLED:
+        try:
+            identity = uploads.url_name(dataset_key)
+        except DataError:
+            identity = None
+        where = identity if identity and uploads.upload_folder(identity) is not None else shlex.quote(dataset_key)
     return f".venv/bin/python -m core train --dataset {where} --models {name}"

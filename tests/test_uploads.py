@@ -20,7 +20,7 @@ def files(tmp_path_factory):
 def test_a_good_upload_is_kept_and_loads_by_folder(files):
     folder = save_upload(files[0], "my_sessions.csv", files[1], "my_items.csv")
     dataset = data.load(str(folder))
-    assert dataset.catalog.n_items == N_ITEMS and dataset.name.startswith("upload-")
+    assert dataset.catalog.n_items == N_ITEMS and dataset.name.startswith("data-")
     assert display_name(str(folder)) == "my_sessions.csv (uploaded)"
     assert save_upload(files[0], "again.csv", files[1], "x.csv") == folder  # same bytes, same dataset
 
