@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from core import data
+from core import data, uploads
 from core.embeddings import (
     DEFAULT_LOCAL_MODEL,
     LOCAL_MODELS,
@@ -32,6 +32,19 @@ OWN_FILES = "Your own CSV files"
 def choose_bundled() -> None:
     state.keep("bundled")
     st.session_state["dataset"] = st.session_state["bundled"]
+
+
+def in_use() -> None:
+    """Which of the user's data sets is open, and its id: the same two files uploaded, given as a folder
+    (LLMSEQ_DATASET, the command line) or as --interactions/--items are one data set, with one set of models."""
+    try:
+        identity = state.dataset_query()
+    except data.DataError:
+        return  # the files are gone: loading the data set says so
+    where = "" if uploads.upload_folder(identity) else f" (folder {md(state.dataset_key())})"
+    st.caption(f"Using **{md(state.dataset_label())}**{where}, data set `{identity}`: the same two files, uploaded "
+               "here or given to the command line (`--dataset FOLDER` or `--interactions FILE --items FILE`), are "
+               "this data set and share its trained models.")
 
 
 def dataset_section() -> data.Dataset:
@@ -63,6 +76,8 @@ def dataset_section() -> data.Dataset:
                 st.error(md(err))
         if state.dataset_key() in data.BUNDLED:
             st.info(f"Still using the bundled **{state.dataset_key()}** until your files load.")
+        else:
+            in_use()
     dataset = state.current_dataset()
     cols = st.columns(4)
     cols[0].metric("Items", f"{dataset.catalog.n_items:,}")

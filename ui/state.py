@@ -7,6 +7,7 @@ page switch live in plain session-state keys; widgets are bound to them with :fu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from core import data, jobs
+from core import data, jobs, uploads
 from core.embeddings import DEFAULT_LOCAL_MODEL, EmbeddingSpec, vectors_file
 from core.index import ItemIndex
 from core.models import load as load_saved
@@ -46,11 +47,76 @@ def keep(key: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ dataset
 def dataset_key() -> str:
-    """A bundled name or an upload folder; ``?dataset=ml-100k`` in the URL picks a bundled one."""
+    """The chosen data set as ``core.data.load`` takes it: a bundled name or a folder (an upload's, or the one
+    ``LLMSEQ_DATASET`` names).
+
+    A browser session starts on the URL's ``?dataset=``, else ``LLMSEQ_DATASET``, else beauty. What anyone can
+    type — the URL, on a shared server — may name only bundled data sets and data sets by their content id
+    (``data-<12 hex>``, :func:`dataset_query`): uploaded files, or the ``LLMSEQ_DATASET`` folder. A server path
+    is never opened from a URL (it would let any visitor read the server's folders); a folder opens only from
+    ``LLMSEQ_DATASET``, set by whoever starts the server, or from the command line. A name that does not open is
+    refused where it is asked for: ``st.error`` with one sentence and a button to open the default, then the
+    page stops — never silently replaced by beauty."""
     if "dataset" not in st.session_state:
-        wanted = st.query_params.get("dataset", os.environ.get("LLMSEQ_DATASET", DEFAULT_DATASET))
-        st.session_state["dataset"] = wanted if wanted in data.BUNDLED else DEFAULT_DATASET
+        env = os.environ.get("LLMSEQ_DATASET", "").strip()
+        try:
+            st.session_state["dataset"] = first_dataset(st.query_params.get("dataset"), env)
+        except data.DataError as err:
+            _refuse(str(err), env)
     return st.session_state["dataset"]
+
+
+def first_dataset(url_value: str | None, env: str) -> str:
+    """The key a new browser session opens (:func:`dataset_key`'s rules): from ``url_value`` (``?dataset=``) when
+    given, else from ``env`` (``LLMSEQ_DATASET``) when set, else beauty. Raises DataError (one sentence)."""
+    if url_value is not None:
+        if env and data.is_identity(url_value) and uploads.upload_folder(url_value) is None:
+            with contextlib.suppress(data.DataError):  # the server's own folder, by its id
+                folder = uploads.resolve(env)
+                if uploads.url_name(folder) == url_value:
+                    return folder
+        return uploads.resolve(url_value.strip(), folders=False)
+    if env:
+        try:
+            return uploads.resolve(env)
+        except data.DataError as err:
+            raise data.DataError(f"LLMSEQ_DATASET: {err}") from None
+    return DEFAULT_DATASET
+
+
+def _refuse(message: str, env: str) -> None:
+    """Show why the data set asked for does not open, offer the server's default instead, and stop the page."""
+    try:
+        fallback = uploads.resolve(env) if env else DEFAULT_DATASET
+    except data.DataError:
+        fallback = DEFAULT_DATASET
+    st.error(md(message), icon=":material/error:")
+
+    def open_fallback() -> None:
+        st.session_state["dataset"] = fallback
+        st.query_params.pop("dataset", None)
+
+    st.button(f"Open {display_name(fallback)} instead", on_click=open_fallback, key="_open_default_dataset")
+    st.stop()
+
+
+def dataset_query(key: str | None = None) -> str:
+    """The URL form of a data set (``?dataset=`` value; the current one when ``key`` is None): a bundled name, or
+    its content id ``data-<12 hex>`` — never a server path. :func:`dataset_key` reads it back to the same data
+    set (an upload, or the ``LLMSEQ_DATASET`` folder). Raises DataError when the folder's files cannot be read."""
+    return uploads.url_name(key if key is not None else dataset_key())
+
+
+def write_dataset_url() -> None:
+    """Put the chosen data set into the page's URL (``?dataset=...``, :func:`dataset_query`), so that a reload or
+    a shared link opens it again. Call it first on every page (before the sidebar): a refused ``?dataset=`` then
+    shows its error in the page. A data set whose files are gone leaves the URL as it is (the page says why)."""
+    try:
+        value = dataset_query()
+    except data.DataError:
+        return
+    if st.query_params.get("dataset") != value:
+        st.query_params["dataset"] = value
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=4)
