@@ -99,11 +99,18 @@ UNSELECTED = dict(marker=dict(opacity=0.3))  # a selection dims the other items,
 
 def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[str] | None = None,
                colour_name: str = "", session: list[int] | None = None, picks: list[int] | None = None,
-               title: str = "") -> "go.Figure":
+               title: str = "", highlight: int | None = None, max_categories: int = MAX_CATEGORIES) -> "go.Figure":
     """A scatter of every item (hover: its title; ``customdata``: its item index, for selection events), coloured
-    by a number per item or, when ``colour`` holds strings, by category; the session's items (numbered
-    stars) and recommended items (diamonds) drawn on top. Every trace is WebGL: an SVG trace would be drawn
-    under the WebGL points."""
+    by a number per item or, when ``colour`` holds strings, by category (the ``max_categories`` largest get a
+    legend entry, the rest are "other"); the session's items (numbered stars), recommended items (diamonds)
+    and a ``highlight``-ed item (a large ring and its title: a search hit) drawn on top. Every trace is WebGL:
+    an SVG trace would be drawn under the WebGL points.
+
+    Clicking a point selects it: the figure's drag mode is zoom, because Streamlit turns plotly's click
+    selection off (``clickmode="event"``) whenever the drag mode is box or lasso select, and with
+    ``dragmode="select"`` a click selected nothing. Box and lasso selection stay one click away in the toolbar.
+    """
+    import plotly.colors
     import plotly.graph_objects as go
 
     from core.report import plotly_text
@@ -117,9 +124,12 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
     if colour is not None and len(colour) and isinstance(colour[0], str):
         labels = np.array([plotly_text(c) if c else "(none)" for c in colour], dtype=object)
         values, counts = np.unique(labels, return_counts=True)
-        kept = set(values[np.argsort(-counts)][:MAX_CATEGORIES])
+        kept = set(values[np.argsort(-counts, kind="stable")][:max_categories])
         labels = np.array([c if c in kept else "other" for c in labels], dtype=object)
-        for category in sorted(set(labels), key=lambda c: (c == "other", c)):
+        categories = sorted(set(labels), key=lambda c: (c == "other", c))
+        if len(categories) > 10:  # plotly's default ten colours would repeat: a palette of 50
+            figure.update_layout(colorway=plotly.colors.qualitative.Alphabet + plotly.colors.qualitative.Dark24)
+        for category in categories:
             mask = labels == category
             figure.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=category,
                                           customdata=ids[mask], text=short[mask], hovertemplate=hover,
@@ -139,6 +149,18 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
                                       marker=dict(symbol="diamond", size=11, color="#e4572e",
                                                   line=dict(width=1, color="white")),
                                       unselected=dict(marker=dict(opacity=1.0))))
+    if highlight is not None:
+        figure.add_trace(go.Scattergl(x=coords[[highlight], 0], y=coords[[highlight], 1], mode="markers",
+                                      name="found", customdata=[highlight], text=short[[highlight]],
+                                      hovertemplate=hover, showlegend=False,
+                                      marker=dict(symbol="circle-open", size=26, color="#d6249f",
+                                                  line=dict(width=4, color="#d6249f")),
+                                      unselected=dict(marker=dict(opacity=1.0))))
+        found = titles[highlight] if len(titles[highlight]) <= 50 else titles[highlight][:49] + "…"
+        figure.add_annotation(x=float(coords[highlight, 0]), y=float(coords[highlight, 1]),
+                              text=f"<b>{plotly_text(found)}</b>", showarrow=True,
+                              arrowhead=2, arrowcolor="#d6249f", ax=0, ay=-45, font=dict(size=12, color="#111"),
+                              bgcolor="rgba(255,255,255,0.85)", bordercolor="#d6249f")
     if session:
         session = list(session)
         figure.add_trace(go.Scattergl(x=coords[session, 0], y=coords[session, 1], mode="markers+text",
@@ -151,7 +173,18 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
     figure.update_layout(title=dict(text=plotly_text(title), font=dict(size=15)), height=600,
                          margin=dict(t=40, b=10, l=10, r=10),
                          legend=dict(orientation="h", yanchor="bottom", y=-0.12, font=dict(size=11)),
-                         plot_bgcolor="white", dragmode="select")
+                         plot_bgcolor="white", dragmode="zoom")
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     figure.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
     return figure
+
+
+SUMMARY_THRESHOLD = 500  # a selection larger than this is summarised on the page, not listed item by item
+
+
+def most_popular(items: list[int] | np.ndarray, popularity: np.ndarray, n: int = 10) -> list[int]:
+    """The ``n`` items of ``items`` with the most interactions (``popularity``: (n_items,) counts), most first;
+    ties by item index."""
+    chosen = np.unique(np.asarray(items, dtype=np.int64))
+    order = np.lexsort((chosen, -np.asarray(popularity)[chosen]))
+    return [int(i) for i in chosen[order][:n]]

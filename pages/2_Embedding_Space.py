@@ -1,13 +1,19 @@
 """2-D maps of the LLM item embeddings and of a trained model's learned item vectors, coloured by popularity,
-category or a model's scores for the session; select points to see their nearest neighbours and add them."""
+category, topic (k-means over the embeddings) or a model's scores for the session. Click a point (or find an
+item by title) to see its nearest neighbours; a box or lasso lists the items, or summarises a large selection.
+"""
+
+import html
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.common import UserError
 from core.jobs import JobRequest
 from core.models.base import NO_ITEM, ArtifactError, Recommender
-from core.projection import Method, map_figure
+from core.projection import SUMMARY_THRESHOLD, Method, map_figure, most_popular
+from core.topics import DEFAULT_TOPICS, MAX_TOPICS, Topics, topics
 from core.trained import trained_models
 from ui import state
 from ui.components import jobs_panel, page
@@ -42,17 +48,54 @@ for label, saved in list(trained.items()):
     if own is not None and not (own.shape == vectors.shape and np.array_equal(own, vectors)):
         learned[label] = (saved, own)
 
+
+
+@st.cache_resource(show_spinner="Finding topics (k-means over the item embeddings)…", max_entries=8)
+def item_topics(vectors_key: str, k: int, _vectors: np.ndarray, _titles: tuple[str, ...]) -> Topics:
+    return topics(_vectors, list(_titles), k=k)
+
+
+def catalog_topics(space: np.ndarray) -> Topics | None:
+    """The topics of the catalog's LLM vectors ``space`` for the chosen k (cached per embeddings file and k), or
+    None with the reason shown."""
+    try:
+        return item_topics(state.embeddings_key(dataset), int(st.session_state["map_topics"]), space,
+                           tuple(catalog.titles))
+    except UserError as err:
+        st.error(md(err))
+        return None
+
+
 method_col, colour_col, picks_col = st.columns(3)
 method: Method = method_col.radio("Map", ["umap", "pca"], horizontal=True, format_func=str.upper,
                                   key=state.bind("map_method", "umap"), on_change=state.keep, args=("map_method",))
-colours = ["popularity"] + (["category"] if catalog.has_categories else []) + (["scores"] if items else [])
+colours = (["popularity"] + (["category"] if catalog.has_categories else []) + ["topic"]
+           + (["scores"] if items else []))
 COLOURS = {"popularity": "popularity (log interactions)", "category": "category",
-           "scores": "the chosen model's scores for the session"}
+           "topic": "topic (k-means over the embeddings)", "scores": "the chosen model's scores for the session"}
 colour_by: str = colour_col.selectbox("Colour by", colours, format_func=lambda c: COLOURS[c]) or "popularity"
+most_topics = max(2, min(MAX_TOPICS, catalog.n_items))
+state.bind("map_topics", min(DEFAULT_TOPICS, most_topics))
+if colour_by == "topic":
+    colour_col.number_input("Topics (k)", min_value=2, max_value=most_topics, step=1, key="_w_map_topics",
+                            on_change=state.keep, args=("map_topics",),
+                            help="k-means clusters of the item embeddings, each named by its most distinctive "
+                                 "title words (c-TF-IDF); computed once per k and cached.")
 # The paper's headline first: item vectors a model learned from an LLM initialisation (LLM2X), then the other
 # models that read the titles, then the rest (each group in registry order).
 preferred = sorted(trained, key=lambda label: (not trained[label].reads_titles, label not in learned))
 picks_label = picks_col.selectbox("Recommendations of", preferred or ["(no trained model)"], disabled=not trained)
+
+search_col, match_col = st.columns([1, 2])
+query = search_col.text_input("Find an item on the map (typos are fine)", key="map_search",
+                              placeholder=f"e.g. {catalog.title(int(np.argmax(catalog.popularity)))[:30]}")
+matches = state.title_search(state.dataset_key()).search(query, limit=8)
+found: int | None = None
+if query.strip() and not matches:
+    search_col.caption(f"No title matches “{md(query.strip())}”.")
+elif matches:  # options are shown as plain text, never Markdown
+    found = match_col.selectbox("Shown on the map", [m.item for m in matches], format_func=catalog.title,
+                                help="The best matches for the search, best first.")
 
 picks: list[int] = []
 scores: np.ndarray | None = None
@@ -68,7 +111,9 @@ if items and picks_label in trained:
         scores = np.full(catalog.n_items, np.nan)
         finite = np.isfinite(values[0]) & (ranked[0] != NO_ITEM)
         scores[ranked[0][finite]] = values[0][finite]
-colour = {"popularity": np.log1p(catalog.popularity), "category": catalog.categories, "scores": scores}[colour_by]
+topic_map = catalog_topics(vectors) if colour_by == "topic" else None
+colour = {"popularity": np.log1p(catalog.popularity), "category": catalog.categories, "scores": scores,
+          "topic": topic_map.item_names() if topic_map else None}[colour_by]
 
 
 def draw(column, key: str, source_key: str, source_vectors: np.ndarray, title: str, source: str) -> list[int]:
@@ -85,7 +130,8 @@ def draw(column, key: str, source_key: str, source_vectors: np.ndarray, title: s
             state.job_manager().submit(request, title=f"UMAP of {title}", secrets=state.embedding_secrets(),
                                        owner=state.owner())
     figure = map_figure(coords, catalog.titles, colour, colour_by, session=items, picks=picks,
-                        title=f"{title} · {shown}")
+                        title=f"{title} · {shown}", highlight=found,
+                        max_categories=topic_map.k if topic_map else 12)
     event = column.plotly_chart(figure, key=key, on_select="rerun", selection_mode=("points", "box", "lasso"),
                                 width="stretch")
     chosen = []
@@ -111,25 +157,72 @@ else:
                "vectors here and see what training did to the LLM space.")
 jobs_panel(limit=2)
 
+TABLE = "width:100%;border-collapse:collapse;font-size:0.88rem"
+
+
+def items_table(rows: list[int], first: str = "", values: list[str] | None = None, name: str = "map-items") -> str:
+    """Items as an HTML table for ``st.html``: an optional first column (e.g. the similarity), the title (escaped,
+    wrapping, so nothing needs a horizontal scroll) and the item's interactions."""
+    head = (f"<th style='text-align:right'>{html.escape(first)}</th>" if first else "") + \
+        "<th style='text-align:left'>title</th><th style='text-align:right'>interactions</th>"
+    body = "".join(
+        "<tr style='border-top:1px solid #eee'>"
+        + (f"<td style='text-align:right;padding-right:8px'>{values[n]}</td>" if first and values else "")
+        + f"<td class='title'>{html.escape(catalog.title(i))}</td>"
+        f"<td style='text-align:right'>{catalog.popularity[i]:,}</td></tr>" for n, i in enumerate(rows))
+    return f"<table class='{name}' style='{TABLE}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def neighbours_of(space: np.ndarray, query: np.ndarray, skip: set[int], where) -> None:
+    """The 10 items nearest to ``query`` (a vector) in the LLM space ``space`` (the catalog's vectors), with their
+    cosine similarity, and a button."""
+    untitled = {i for i, title in enumerate(catalog.titles) if not title}  # their vector is a stand-in
+    ids, sims = state.item_index(dataset, space).neighbours(query, k=10, exclude=skip | set(items) | untitled)
+    near = [int(i) for i in ids[0] if i >= 0]
+    where.markdown(f"**Nearest neighbours** in the LLM space ({md(spec.model_name)}, cosine)")
+    where.html(items_table(near, "cosine", [f"{s:.3f}" for s in sims[0][: len(near)]], name="map-items neighbours"))
+    where.button("Add the 3 nearest neighbours to the session", icon=":material/add:", on_click=state.add_items,
+                 args=(near[:3],), key="add-neighbours")
+
+
 selected = list(dict.fromkeys(selected))
-if not selected:
-    st.caption("Click a point, or drag a box (or a lasso, from the chart's toolbar) to list the items and their "
-               "nearest neighbours.")
-    st.stop()
-st.subheader(f"{len(selected)} selected item(s)")
-index = state.item_index(dataset, vectors)
-query = vectors[selected[:50]].mean(axis=0)  # the selection's centre in the LLM space
-untitled = {i for i, title in enumerate(catalog.titles) if not title}  # their vector is a stand-in: no neighbours
-ids, sims = index.neighbours(query, k=10, exclude=set(selected) | set(items) | untitled)
-show, near = st.columns(2)
-show.dataframe(pd.DataFrame({"title": [catalog.title(i) for i in selected[:50]],
-                             "interactions": catalog.popularity[selected[:50]]}), hide_index=True, width="stretch")
-show.button(f"Add the {min(len(selected), 20)} selected item(s) to the session", icon=":material/add:",
-            on_click=state.add_items, args=(selected[:20],))
-neighbours = [int(i) for i in ids[0] if i >= 0]
-near.dataframe(pd.DataFrame({"nearest neighbours (faiss, cosine)": [catalog.title(i) for i in neighbours],
-                             "similarity": sims[0][: len(neighbours)]}),
-               hide_index=True, width="stretch",
-               column_config={"similarity": st.column_config.NumberColumn(format="%.3f")})
-near.button("Add the 3 nearest neighbours to the session", icon=":material/add:", on_click=state.add_items,
-            args=(neighbours[:3],))
+focus = selected[0] if len(selected) == 1 else (found if not selected else None)
+if focus is not None:  # one item: clicked on a map, or found by the search
+    about, near_col = st.columns([2, 3])
+    about.subheader("Selected item" if selected else "Found item")
+    about.html(f"<div class='focus-title' style='font-size:1.05rem'><b>{html.escape(catalog.title(focus))}</b>"
+               f"</div><small style='color:#666'>{catalog.popularity[focus]:,} interactions</small>")
+    about.button("Add it to the session", icon=":material/add:", on_click=state.add_items, args=([focus],),
+                 disabled=focus in items, key="add-focus")
+    neighbours_of(vectors, vectors[focus], {focus}, near_col)
+elif len(selected) > SUMMARY_THRESHOLD:  # too many to read: who they are, in brief
+    st.subheader(f"{len(selected):,} selected items")
+    st.caption(f"More than {SUMMARY_THRESHOLD} items: their most popular and their topics. Drag a smaller box "
+               "(or zoom in first) to list the items themselves.")
+    popular_col, topics_col = st.columns([3, 2])
+    top = most_popular(selected, catalog.popularity, 10)
+    popular_col.markdown("**Most popular**")
+    popular_col.html(items_table(top))
+    popular_col.button("Add the 3 most popular to the session", icon=":material/add:", on_click=state.add_items,
+                       args=(top[:3],), key="add-popular")
+    summary_topics = topic_map or catalog_topics(vectors)
+    if summary_topics is not None:
+        counts = summary_topics.counts(selected)
+        topics_col.markdown(f"**Topics** (of {summary_topics.k})")
+        topics_col.html(f"<table class='map-topics' style='{TABLE}'><tbody>" + "".join(
+            f"<tr style='border-top:1px solid #eee'><td>{html.escape(summary_topics.name(t))}</td>"
+            f"<td style='text-align:right'>{n:,}</td><td style='text-align:right;color:#666'>"
+            f"{n / len(selected):.0%}</td></tr>" for t, n in counts[:8]) + "</tbody></table>")
+elif selected:
+    st.subheader(f"{len(selected)} selected items")
+    listed, near_col = st.columns(2)
+    listed.dataframe(pd.DataFrame({"title": [catalog.title(i) for i in selected],
+                                   "interactions": catalog.popularity[selected]}),
+                     hide_index=True, width="stretch", height=min(400, 38 + 35 * len(selected)))
+    listed.button(f"Add the {min(len(selected), 20)} selected item(s) to the session", icon=":material/add:",
+                  on_click=state.add_items, args=(selected[:20],), key="add-selected")
+    neighbours_of(vectors, vectors[selected].mean(axis=0), set(selected), near_col)  # around the selection's centre
+else:
+    st.caption("Click a point, or search an item above, to see its nearest neighbours. To list many items, pick "
+               "box or lasso select in the chart's toolbar and drag; drag (zoom) and double-click (reset) to "
+               "look closer.")
