@@ -51,6 +51,15 @@ def html_blocks(at):
     return "\n".join(element.proto.body for element in at.get("html"))
 
 
+def headers(at):
+    """The models whose column of picks the session builder drew, in order."""
+    return re.findall(r"<h4 title='[^']*'>([^<]+)</h4>", html_blocks(at))
+
+
+def picks_by_model(at):
+    return dict(zip(headers(at), html_blocks(at).split("<table class='picks'>")[1:]))
+
+
 def plain(text):
     """Markdown text as the browser shows it: the backslash escapes of user text (ui.text.md) removed."""
     return re.sub(r"\\(.)", r"\1", text)
@@ -119,14 +128,13 @@ def test_session_builder_search_add_and_every_trained_model_picks(shop):
     assert not at.exception
     session = at.session_state["session"]["items"]
     assert len(session) == 1
-    headers = [m.value for m in at.markdown if m.value.startswith("#### ")]
-    assert headers == ["#### popularity", "#### vsknn", "#### llm2sasrec", "#### llmseqsim"]  # one per model
+    assert headers(at) == ["popularity", "vsknn", "llm2sasrec", "llmseqsim"]  # one column per model
     # On the tiny data item i co-occurs most with i-1 and i+1: V-SKNN's top two for the session [i]
-    tables = {m.value[5:]: None for m in at.markdown if m.value.startswith("#### ")}
-    picks = dict(zip(tables, [b for b in html_blocks(at).split("<table class='picks'>")[1:]]))
-    rows = picks["vsknn"].split("</tr>")[:2]
+    picks = picks_by_model(at)
+    rows = picks["vsknn"].split("</tr>")[1:3]  # after the header row
     neighbours = {(session[0] - 1) % N_ITEMS, (session[0] + 1) % N_ITEMS}
     assert {int(re.search(r"no\. (\d+)<", row).group(1)) for row in rows} == neighbours
+    assert "cosine similarity" in picks["llmseqsim"] and "summed neighbour similarity" in picks["vsknn"]
     assert "near session item #1" in picks["llmseqsim"]  # LLM picks carry a "why"
 
 
@@ -146,9 +154,85 @@ def test_session_builder_reorder_remove_and_hide_a_model(shop):
     at.button(key="drop-2").click().run()
     assert at.session_state["session"]["items"] == [4, 3]
     at.multiselect[0].unselect("popularity").run()
-    assert "#### popularity" not in [m.value for m in at.markdown]
+    assert "popularity" not in headers(at)
     at.run()
-    assert "#### popularity" not in [m.value for m in at.markdown]
+    assert "popularity" not in headers(at) and "vsknn" in headers(at)
+
+
+def link_app(shop, **params):
+    """The session builder opened from a link with these query parameters (lists repeat the key)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["dataset"] = shop
+    at.run()
+    for name, value in params.items():
+        at.query_params[name] = value
+    at.switch_page("pages/1_Session_Builder.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_link_reproduces_the_session_the_models_and_k(shop):
+    catalog = data.load(shop).catalog
+    items = [catalog.index_of[i] for i in ("p07", "p08")]
+    at = link_app(shop, item=["p07", "p08"], model=["vsknn", "llmseqsim"], k="5")
+    assert at.session_state["session"]["items"] == items
+    assert headers(at) == ["vsknn", "llmseqsim"] and at.slider[0].value == 5
+    assert all(table.count("<tr>") + table.count("<tr class") == 6 for table in picks_by_model(at).values())
+    # what the page writes back is the same link (a reload of it draws the same picks)
+    assert at.query_params["item"] == ["p07", "p08"] and at.query_params["model"] == ["vsknn", "llmseqsim"]
+    again = link_app(shop, **{name: at.query_params[name] for name in ("item", "model", "k")})
+    assert picks_by_model(again) == picks_by_model(at)
+
+
+def test_a_link_to_a_test_session_marks_its_true_next_item_again(shop):
+    split = data.load(shop).split
+    at = link_app(shop, test="3")
+    assert at.session_state["session"]["items"] == [int(i) for i in split.prompts[3]]
+    assert "True next item:" in html_blocks(at)
+    assert at.query_params["test"] in ("3", ["3"]) and "item" not in at.query_params
+
+
+def test_a_link_naming_what_is_not_there_says_so_in_one_sentence(shop):
+    at = link_app(shop, item=["p07", "nope"], model=["xyz", "vsknn"], k="99")
+    warnings = [plain(w.value) for w in at.warning]
+    assert any("1 item id(s) of the link are not in" in w and "nope" in w for w in warnings)
+    assert any("not trained on" in w and "xyz" in w and "vsknn" in w for w in warnings)
+    assert any("K “99”" in w for w in warnings)
+    assert headers(at) == ["vsknn"] and at.slider[0].value == 10
+
+
+def test_pin_a_session_and_see_how_each_models_picks_move(shop):
+    at = app(shop, "pages/1_Session_Builder.py")
+    at.session_state["session"] = {"dataset": shop, "items": [3, 4], "origin": None}
+    at.run()
+    next(b for b in at.button if b.label == "Pin to compare").click().run()
+    at.button(key="drop-1").click().run()  # the session is now [3]
+    assert any(h.value == "Compared with the pinned session" for h in at.subheader)
+    moved = at.dataframe[0].value
+    assert list(moved["model"]) == ["popularity", "vsknn", "llm2sasrec", "llmseqsim"]
+    assert moved.set_index("model").loc["popularity", "kept"].endswith("/10")
+
+
+def test_the_session_builder_prepares_the_defaults_by_itself_when_nothing_is_trained(tmp_path):
+    folder = write_tiny_dataset(tmp_path / "fresh", title_suffix=" fresh")
+    before = max((job.id for job in manager().jobs()), default=0)
+    at = app(str(folder), "pages/1_Session_Builder.py")
+    assert any("the defaults are being prepared" in i.value for i in at.info)
+    started = [job for job in reversed(manager().jobs()) if job.id > before]
+    assert [job.title.split(" on ")[0] for job in started] == [
+        "fit the baselines", "embed the titles and fit LLMSeqSim", "evaluate the defaults"]
+    at.run()  # a rerun while they run queues nothing more
+    assert len([job for job in manager().jobs() if job.id > before]) == 3
+    assert all(manager().wait(job.id, timeout=300).status == "done" for job in started)
+    at.session_state["session"] = {"dataset": at.session_state["dataset"], "items": [3], "origin": None}
+    at.run()
+    assert headers(at) == ["popularity", "sknn", "vsknn", "llmseqsim"]
+
+
+def test_search_without_a_match_says_so(shop):
+    at = app(shop, "pages/1_Session_Builder.py")
+    at.text_input[0].input("zzzzqqqq").run()
+    assert any("matches “zzzzqqqq”" in i.value for i in at.info)
 
 
 # ------------------------------------------------------------------------------------------------ embedding space

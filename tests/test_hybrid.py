@@ -158,7 +158,7 @@ def test_the_session_builder_says_which_part_each_pick_came_from(shop):
     [entry] = compare({"ensemble": model}, [1], 3, shop.catalog)
     assert [(p.item, p.source) for p in entry.picks] == [(4, "first part (fixed)"), (9, "second part (fixed)"),
                                                          (8, "second part (fixed)")]
-    assert "from first part (fixed)" in picks_table(entry)
+    assert "from first part (fixed)" in picks_table(entry, shop.catalog, "1 − rank/K", n_models=1)
     [plain] = compare({"popularity": create("popularity").fit(shop)}, [1], 3, shop.catalog)
     assert all(p.source == "" for p in plain.picks)
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.data import BUNDLED
+from core.data import BUNDLED, Catalog
+from core.explain import card
 from core.jobs import Job
 from core.picks import ModelPicks
-from core.trained import train_command
+from core.trained import TrainedModel, train_command
 from ui import state
 from ui.defaults import defaults_requests
 from ui.text import md
@@ -155,18 +156,32 @@ def how_to_train(names: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ picks
-PICKS_CSS = """
+# Every model's picks in one row of columns that scrolls sideways when more models are shown than fit (never
+# wrapping mid-row); each column is at least MIN_COLUMN_PX wide, so titles stay readable at 800 px.
+MIN_COLUMN_PX = 250
+PICKS_CSS = f"""
 <style>
-.picks{width:100%;border-collapse:collapse;font-size:0.86rem}
-.picks td{padding:3px 4px;border-bottom:1px solid #eee;vertical-align:top}
-.picks td.rank{color:#888;width:1.6em;text-align:right}
-.picks td.score{color:#888;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
-.picks tr.shared td{background:#fff6d6}
-.picks tr.target td{background:#d9f5dd;font-weight:600}
-.picks .why{color:#777;font-size:0.78rem;font-weight:400}
-.picks .badge{font-size:0.7rem;color:#8a6d00;margin-left:4px}
-.legend{font-size:0.8rem;color:#666}
-.legend span{padding:1px 6px;border-radius:3px;margin-right:8px}
+.picks-row{{display:flex;gap:14px;overflow-x:auto;padding-bottom:6px;align-items:flex-start}}
+.picks-col{{flex:1 0 {MIN_COLUMN_PX}px;max-width:520px;min-width:{MIN_COLUMN_PX}px}}
+.picks-col h4{{margin:0;padding:0;font-size:1.05rem;cursor:help}}
+.picks-col .reads{{font-size:0.72rem;color:#6b7280;margin:0 0 4px 0}}
+.picks-col .variant{{font-size:0.75rem;color:#6b7280;margin:0 0 4px 0;overflow-wrap:anywhere}}
+.picks-col .status{{font-size:0.8rem;padding:6px 8px;border-radius:6px;background:rgba(128,128,128,0.12)}}
+.picks-col .status.error{{background:rgba(220,38,38,0.12);color:inherit}}
+.picks{{width:100%;border-collapse:collapse;font-size:0.86rem}}
+.picks th{{font-size:0.7rem;font-weight:500;color:#6b7280;text-align:left;padding:2px 4px;
+  border-bottom:1px solid rgba(128,128,128,0.35)}}
+.picks th.score,.picks td.score{{text-align:right}}
+.picks td{{padding:3px 4px;border-bottom:1px solid rgba(128,128,128,0.18);vertical-align:top}}
+.picks td.rank{{color:#888;width:1.6em;text-align:right}}
+.picks td.score{{color:#888;white-space:nowrap;font-variant-numeric:tabular-nums}}
+.picks tr.shared td{{background:rgba(250,204,21,0.22)}}
+.picks tr.target td{{background:rgba(34,197,94,0.25);font-weight:600}}
+.picks .why{{color:#777;font-size:0.78rem;font-weight:400}}
+.picks .id{{color:#888;font-size:0.72rem;font-weight:400}}
+.picks .badge{{font-size:0.7rem;color:#8a6d00;margin-left:4px;white-space:nowrap}}
+.legend{{font-size:0.8rem;color:#6b7280}}
+.legend span{{padding:1px 6px;border-radius:3px;margin-right:8px}}
 </style>
 """
 
@@ -175,17 +190,28 @@ def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def picks_table(entry: ModelPicks) -> str:
-    """The picks as an HTML table for ``st.html``; every title is escaped (shown exactly as in the file)."""
+def item_hover(catalog: Catalog, item: int) -> str:
+    """What a title's tooltip says: the full title, the file's id, the category and the interactions."""
+    parts = [catalog.title(item), f"id {catalog.item_ids[item]}", catalog.categories[item],
+             f"{int(catalog.popularity[item]):,} interactions"]
+    return " · ".join(p for p in parts if p)
+
+
+def picks_table(entry: ModelPicks, catalog: Catalog, score: str, n_models: int,
+                twins: frozenset[int] = frozenset()) -> str:
+    """The picks as an HTML table; every title is escaped (shown exactly as in the file). ``twins``: items whose
+    title another item shares, shown with their id so that the two can be told apart."""
     rows = []
     for pick in entry.picks:
-        title = pick.title
-        classes = " ".join(c for c, on in (("target", pick.is_target), ("shared", pick.shared > 0)) if on)
+        classes = " ".join(c for c, on in (("target", pick.is_target), ("shared", pick.consensus)) if on)
         badge = ""
         if pick.is_target:
             badge = "<span class='badge' style='color:#1a7f37'>✓ true next</span>"
-        elif pick.shared:
-            badge = f"<span class='badge'>+{pick.shared}</span>"
+        elif pick.consensus:
+            badge = f"<span class='badge' title='picked by {pick.shared + 1} of the {n_models} models shown'>" \
+                    f"{pick.shared + 1}/{n_models}</span>"
+        extra = f" <span class='id'>· id {html.escape(str(catalog.item_ids[pick.item]))}</span>" \
+            if pick.item in twins else ""
         why = ""
         if pick.why:
             near = ", ".join(f"#{position} ({sim:.2f})" for position, sim in pick.why)
@@ -194,11 +220,43 @@ def picks_table(entry: ModelPicks) -> str:
             why += f"<div class='why'>from {html.escape(pick.source)}</div>"
         rows.append(
             f"<tr class='{classes}'><td class='rank'>{pick.rank}</td>"
-            f"<td title='{html.escape(title)}'>{html.escape(_short(title))}{badge}{why}</td>"
-            f"<td class='score'>{pick.score:.3g}</td></tr>")
-    return f"<table class='picks'>{''.join(rows)}</table>"
+            f"<td title='{html.escape(item_hover(catalog, pick.item))}'>{html.escape(_short(pick.title))}{extra}"
+            f"{badge}{why}</td><td class='score'>{pick.score:.3g}</td></tr>")
+    head = f"<tr><th>#</th><th>item</th><th class='score' title='{html.escape(score)}'>{html.escape(score)}</th></tr>"
+    return f"<table class='picks'>{head}{''.join(rows)}</table>"
 
 
-LEGEND = ("<div class='legend'><span style='background:#fff6d6'>picked by several models (+n others)</span>"
-          "<span style='background:#d9f5dd'>✓ the session's true next item</span>"
-          "near session item #n: the session items closest to a pick in LLM embedding space (cosine)</div>")
+def picks_columns(columns: list[tuple[TrainedModel, ModelPicks | None]], catalog: Catalog, k: int,
+                  twins: frozenset[int] = frozenset()) -> str:
+    """One HTML row of columns, one per shown model: its name (hover: what it reads and how it picks), the
+    variant's changed options, its note, then its picks (None: still ranking)."""
+    n_models = sum(1 for _, entry in columns if entry is not None and not entry.error)
+    out = []
+    for model, entry in columns:
+        about = card(model.name)
+        body = ["<div class='picks-col'>",
+                f"<h4 title='{html.escape(about.how)} Reads: {html.escape(about.reads)}.'>{html.escape(model.name)}"
+                "</h4>", f"<div class='reads'>reads {html.escape(about.reads)}</div>"]
+        if model.changed:
+            body.append(f"<div class='variant'>{html.escape(model.label[len(model.name):].strip(' ()'))}</div>")
+        if entry is None:
+            body.append("<div class='status'>⏳ Still ranking: this model takes seconds on a CPU; its picks appear "
+                        "here when ready.</div>")
+        elif entry.error:
+            body.append(f"<div class='status error'>{html.escape(entry.error)}</div>")
+        else:
+            if entry.note:
+                body.append(f"<div class='variant'>{html.escape(entry.note)}</div>")
+            if len(entry.picks) < k:
+                body.append(f"<div class='variant'>{len(entry.picks)} pick(s): only these catalog items may be "
+                            "recommended here.</div>")
+            body.append(picks_table(entry, catalog, about.score, n_models, twins))
+        body.append("</div>")
+        out.append("".join(body))
+    return f"<div class='picks-row'>{''.join(out)}</div>"
+
+
+LEGEND = ("<div class='legend'><span style='background:rgba(250,204,21,0.22)'>n/N: picked by at least half of the "
+          "N models shown</span><span style='background:rgba(34,197,94,0.25)'>✓ the session's true next item</span>"
+          "near session item #n: the session items closest to a pick in LLM embedding space (cosine). Hover a "
+          "model's name for how it picks, a title for its id.</div>")

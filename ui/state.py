@@ -7,6 +7,7 @@ page switch live in plain session-state keys; widgets are bound to them with :fu
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import uuid
@@ -283,3 +284,12 @@ def job_manager() -> jobs.JobManager:
 
 def dataset_label() -> str:
     return display_name(dataset_key())
+
+
+@st.cache_resource(max_entries=4)
+def title_twins(key: str) -> frozenset[int]:
+    """Items whose title another item of the catalog shares (Beauty: 55): the pages show their ids beside the
+    title so that the two can be told apart."""
+    titles = load_dataset(key).catalog.titles
+    counts = collections.Counter(t for t in titles if t)
+    return frozenset(i for i, t in enumerate(titles) if t and counts[t] > 1)
