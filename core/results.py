@@ -8,6 +8,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+SD_SUFFIX = " sd"
+
+
+def sd_key(metric: str) -> str:
+    """Where a breakdown bucket keeps the sample standard deviation (ddof=1) of ``metric`` over its sessions:
+    ``"NDCG@20 sd"``."""
+    return metric + SD_SUFFIX
+
 
 @dataclass
 class EvaluationResult:
@@ -20,7 +28,9 @@ class EvaluationResult:
     n_test_sessions: int
     metrics: dict[str, float]  # "NDCG@20" -> mean over the test sessions; also rates such as hallucination_rate
     intervals: dict[str, list[float]] = field(default_factory=dict)  # accuracy metrics: 95% bootstrap interval
-    by_prompt_length: dict[str, dict[str, float]] = field(default_factory=dict)  # bin -> n_sessions, metrics
+    # bin -> {"n_sessions", "NDCG@20": mean, sd_key("NDCG@20"): sample std over the bin's sessions}; results
+    # saved before the std was kept have the means only (core.report.merged_buckets copes)
+    by_prompt_length: dict[str, dict[str, float]] = field(default_factory=dict)
     # the target's train interactions: fixed buckets ("0", "1-4", "5-19", "20+") and 4 equal-size quartiles
     by_target_popularity: dict[str, dict[str, float]] = field(default_factory=dict)
     by_target_popularity_quantile: dict[str, dict[str, float]] = field(default_factory=dict)

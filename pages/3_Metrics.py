@@ -48,7 +48,26 @@ st.caption(f"{', '.join(f'{n:,}' for n in n_test)} test sessions; every model ra
            "or the result predates the metric: evaluate the model again to measure it).")
 
 k = st.radio("Cut-off", [20, 10], horizontal=True, format_func=lambda v: f"@{v}")
-st.dataframe(report.formatted_table(results, ks=(k,), group_seeds=group), width="stretch")
+# Two tables that fit the page at 1280 px without a column scrolled away: the values (a seed group's means),
+# then the accuracy metrics' spread and how each row was trained.
+text = report.formatted_table(results, ks=(k,), group_seeds=group, with_sessions=False)
+values = report.wide_table(results, group_seeds=group)
+values = values[[c for c in report.metric_names((k,)) if c in values]].assign(**{"fit s": [
+    row.fit_seconds for row in report.seed_groups(results, group).values()]})
+st.dataframe(values, width="stretch", height=38 + 35 * len(values),
+             column_config={"model": st.column_config.TextColumn(width=230),
+                            **{c: st.column_config.NumberColumn(format="%.4f", width=72) for c in values.columns},
+                            "fit s": st.column_config.NumberColumn(format="%.1f", width=60)})
+spread = text[[c for c in (f"{m}@{k}" for m in report.ACCURACY) if c in text] + ["trained"]]
+st.dataframe(spread, width="stretch", height=38 + 35 * len(spread),
+             column_config={"model": st.column_config.TextColumn(width=230),
+                            **{c: st.column_config.TextColumn(width=140) for c in spread.columns},
+                            "trained": st.column_config.TextColumn(width=200)})
+st.caption("Second table: a single run's 95% bootstrap interval, a seed group's mean ± std over its seeds; "
+           "“trained”: the seed, and for models trained in epochs how many ran of the maximum and the one kept by "
+           "early stopping. A model's plain name is its default configuration on this dataset; every other run is "
+           "labelled by the options that differ from it.")
+colours = report.model_colours(list(report.seed_groups(results, group)))
 
 frame = report.long_frame(results, dataset.name, with_paper=True, group_seeds=group)
 is_beauty = dataset.name == "beauty"
@@ -56,37 +75,42 @@ left, right = st.columns(2)
 measured = [name for name in report.metric_names((k,)) if any(name in r.metrics for r in results.values())]
 with left:
     metric = st.selectbox("Bar chart", measured, index=0)
-    st.plotly_chart(report.bar_figure(frame, metric), width="stretch")
-    if grouped:
-        st.caption("Error bars: ± the standard deviation over seeds on “n seeds” bars, the 95% bootstrap "
-                   "interval over test sessions on a single run's.")
-    if is_beauty:
-        st.caption("Grey, hatched: the paper's published Beauty figures (their runs, OpenAI ada-002 embeddings), "
-                   "quoted for comparison, not reproduced here.")
 with right:
     # Only what some shown result has: a metric added since, or Diversity without embeddings, has no axis yet.
     beyond = st.selectbox("Accuracy against", [f"{m.name}@{k}" for m in metrics.METRICS
                                                 if not m.accuracy and f"{m.name}@{k}" in measured])
-    st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond, group_seeds=group), width="stretch")
+# Full width, one chart a row: every label and the legend's names fit whole (a half column cut them).
+st.plotly_chart(report.bar_figure(frame, metric, colours), width="stretch")
+if grouped:
+    st.caption("Error bars: ± the standard deviation over seeds on “n seeds” bars, the 95% bootstrap "
+               "interval over test sessions on a single run's.")
+if is_beauty:
+    st.caption("Grey, hatched: the paper's published Beauty figures (their runs, OpenAI ada-002 embeddings), "
+               "quoted for comparison, not reproduced here.")
+st.plotly_chart(report.tradeoff_figure(results, f"NDCG@{k}", beyond, group_seeds=group, colours=colours),
+                width="stretch")
 
 st.subheader("Breakdowns")
 breakdown_metric = st.selectbox("Metric by prompt length and by target popularity",
                                 [f"{m}@{k}" for m in report.ACCURACY])
-left, right = st.columns(2)
-left.plotly_chart(report.breakdown_figure(results, breakdown_metric, "by_prompt_length", group_seeds=group),
-                  width="stretch")
-with right:
-    quartiles = st.toggle("Equal-size buckets (quartiles of the test sessions)", value=False,
-                          help="Off: fixed buckets of the target item's train interactions (0, 1-4, 5-19, 20+).")
-    breakdown = "by_target_popularity_quantile" if quartiles else "by_target_popularity"
-    st.plotly_chart(report.breakdown_figure(results, breakdown_metric, breakdown, group_seeds=group),
-                    width="stretch")
+st.caption(f"Each bucket shows its n sessions and a 95% interval for its mean (normal approximation over the "
+           f"bucket's sessions, mean ± 1.96·sd/√n); buckets under {report.min_bucket_sessions(max(n_test)):,} "
+           "sessions (100, or 2% of the test sessions) are merged into a neighbour, as each chart notes.")
+st.plotly_chart(report.breakdown_figure(results, breakdown_metric, "by_prompt_length", group_seeds=group,
+                                        colours=colours), width="stretch")
+quartiles = st.toggle("Equal-size buckets (quartiles of the test sessions)", value=False,
+                      help="Off: fixed buckets of the target item's train interactions (0, 1-4, 5-19, 20+).")
+breakdown = "by_target_popularity_quantile" if quartiles else "by_target_popularity"
+st.plotly_chart(report.breakdown_figure(results, breakdown_metric, breakdown, group_seeds=group, colours=colours),
+                width="stretch")
 if any(not r.by_target_popularity for r in results.values()):
     st.caption("Some results predate the breakdown by target popularity: evaluate those models again to add it.")
 
 if is_beauty:
     st.subheader("Next to the paper (Beauty)")
-    st.dataframe(report.paper_comparison(results, group_seeds=group), hide_index=True, width="stretch",
+    paper = report.paper_comparison(results, group_seeds=group)
+    # tall enough for every row: the table never scrolls inside itself
+    st.dataframe(paper, hide_index=True, width="stretch", height=38 + 35 * len(paper),
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("ours", report.PAPER_LABEL, "ours / paper")})
 

@@ -12,6 +12,7 @@ from tiny_data import write_tiny_dataset
 from core import data, evaluate
 from core.evaluate import EvaluationOptions
 from core.models import create
+from core.results import sd_key
 
 KEYS = [f"{m}@{k}" for k in (10, 20) for m in ("NDCG", "HR", "MRR", "Coverage", "Serendipity", "Novelty")]
 
@@ -149,3 +150,30 @@ def test_the_breakdown_table_has_a_column_per_bucket_with_its_sessions(synthetic
     buckets = result.by_target_popularity
     assert text[1].split()[1:] == [w for b, v in buckets.items() for w in (b, f"({v['n_sessions']:,})")]
     assert text[2].split() == ["popularity", *(f"{v['NDCG@20']:.4f}" for v in buckets.values())]
+
+
+def test_breakdown_buckets_keep_each_metrics_std_over_their_sessions(synthetic):
+    split = synthetic.split
+    lists = np.column_stack([np.where(np.arange(split.n_test) % 3 == 0, split.targets, -1),
+                             np.full((split.n_test, 19), -1)])  # every third session a hit at rank 1
+    scored = evaluate.score_lists(lists, split, split.train_popularity)
+    lengths = np.array([len(p) for p in split.prompts])
+    hits = (np.arange(split.n_test) % 3 == 0).astype(float)
+    for label, mask in evaluate._binned(lengths, evaluate.LENGTH_BINS):
+        saved = scored["by_prompt_length"][label]
+        assert saved["HR@20"] == pytest.approx(hits[mask].mean())
+        expected = hits[mask].std(ddof=1) if mask.sum() > 1 else 0.0
+        assert saved[sd_key("HR@20")] == pytest.approx(expected)
+
+
+def test_labels_are_made_when_loading_so_a_variant_saved_under_the_plain_name_is_told_apart(synthetic):
+    from core import store
+
+    default, variant = evaluate.run(synthetic, [create("sknn"), create("sknn", k=7)]).results.values()
+    stale = store.result_path(synthetic.name, variant.key, variant.evaluation)
+    payload = json.loads(stale.read_text())
+    payload["label"] = "sknn"  # as when the defaults were other at evaluation time
+    stale.write_text(json.dumps(payload))
+    loaded = evaluate.load_results(synthetic)
+    assert loaded["sknn"].key == default.key  # the default config's run is the model's name...
+    assert loaded["sknn (k=7)"].key == variant.key  # ... and the other one a labelled variant, not dropped
