@@ -163,7 +163,7 @@ TABLE = "width:100%;border-collapse:collapse;font-size:0.88rem"
 def items_table(rows: list[int], first: str = "", values: list[str] | None = None, name: str = "map-items") -> str:
     """Items as an HTML table for ``st.html``: an optional first column (e.g. the similarity), the title (escaped,
     wrapping, so nothing needs a horizontal scroll) and the item's interactions."""
-    head = (f"<th style='text-align:right'>{html.escape(first)}</th>" if first else "") + \
+    head = (f"<th style='text-align:right;padding-right:8px'>{html.escape(first)}</th>" if first else "") + \
         "<th style='text-align:left'>title</th><th style='text-align:right'>interactions</th>"
     body = "".join(
         "<tr style='border-top:1px solid #eee'>"
