@@ -52,12 +52,6 @@ STORY_HEADLINE = {"text": "The LLM-based model finds the next item; the ID-based
                   "id": "The ID-based model finds the next item; the LLM-based models do not",
                   "both": "Both kinds of model find the next item"}
 # What an ID model's pick means, in plain words (a text model's "why" names the session item it resembles).
-WHY_BY_MODEL = {"popularity": "a best-seller",
-                "sknn": "bought in sessions like this one", "vsknn": "bought in sessions like this one",
-                "sasrec": "often follows these items in past sessions",
-                "gru4rec": "often follows these items in past sessions",
-                "bert4rec": "often comes with these items in past sessions"}
-DEFAULT_WHY = "learned from past sessions"
 
 
 class NoDemo(UserError):
@@ -338,7 +332,7 @@ def explain(session: DemoSession, contender: Contender, catalog: Catalog, vector
             n: int = SHOWN) -> list[ShownPick]:
     """The first ``n`` picks of a shown model with a plain-language reason: for a text model the session item
     its title embedding is closest to (cosine of ``vectors``, (n_items, d), the model's title embeddings;
-    without them a general phrase); for an ID model what its kind of model learns (:data:`WHY_BY_MODEL`)."""
+    without them a general phrase); for an ID model what its kind of model learns (``Recommender.card.why``)."""
     items = list(session.picks[contender.label][:n])
     if contender.kind == "text":
         if vectors is not None and len(items):
@@ -348,7 +342,7 @@ def explain(session: DemoSession, contender: Contender, catalog: Catalog, vector
         else:
             why = ["close to this session's items in text-embedding space"] * len(items)
     else:
-        why = [WHY_BY_MODEL.get(contender.name, DEFAULT_WHY)] * len(items)
+        why = [model_class(contender.name).card.why] * len(items)
     return [ShownPick(rank=i + 1, item=item, title=catalog.title(item), is_target=item == session.target,
                       why=reason) for i, (item, reason) in enumerate(zip(items, why))]
 

@@ -11,7 +11,7 @@ from core import data, store
 from core import demo as demo_core
 from core.embeddings import EmbeddingSpec, cached_vectors
 from core.evaluate import load_results
-from core.explain import card
+from core.models import model_class
 from core.models.base import ArtifactError
 from core.trained import trained_models
 from core.uploads import display_name
@@ -150,7 +150,7 @@ for label in session.shown:
     verdict = ("<div class='verdict found'>✓ Found it at rank " f"{rank}</div>" if 0 < rank <= demo_core.SHOWN else
                f"<div class='verdict found'>✓ Found it at rank {rank} (below the top {demo_core.SHOWN})</div>"
                if rank else f"<div class='verdict'>✗ Not in its top {demo_core.TOP}</div>")
-    columns.append(f"<div class='model'><h3 title='{html.escape(card(contender.name).how)}'>"
+    columns.append(f"<div class='model'><h3 title='{html.escape(model_class(contender.name).card.how)}'>"
                    f"{html.escape(contender.name)}</h3>"
                    f"<div class='kind'>{demo_core.KIND_LABEL[contender.kind]}</div><ol>{''.join(rows)}</ol>{verdict}"
                    "</div>")

@@ -282,10 +282,10 @@ def test_metrics_page_groups_seeds_with_their_spread_and_the_toggle_splits_them(
     evaluate.run(data.load(str(folder)), [create("popularity"), create("vsknn"), create("vsknn", seed=1),
                                           create("vsknn", seed=2), create("vsknn", k=100)])
     at = app(str(folder), "pages/3_Metrics.py")
-    table = at.dataframe[0].value
-    assert set(table.index) == {"popularity", "vsknn (3 seeds)", "vsknn (k=100)"}  # another option: its own row
+    assert set(at.dataframe[0].value.index) == {"popularity", "vsknn (3 seeds)", "vsknn (k=100)"}  # its own row
+    table = at.dataframe[1].value  # the intervals and what was trained
     assert "±" in table.loc["vsknn (3 seeds)", "NDCG@20"] and "[" in table.loc["vsknn (k=100)", "NDCG@20"]
-    assert table.loc["vsknn (3 seeds)", "runs"] == "3 (seeds 0, 1, 2)"
+    assert table.loc["vsknn (3 seeds)", "trained"] == "3 (seeds 0, 1, 2)"
     assert any("standard deviation over seeds" in c.value for c in at.caption)
     next(b for b in at.button if b.label == "Build the HTML report").click().run()
     assert not at.exception, at.exception

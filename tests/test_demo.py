@@ -12,7 +12,7 @@ from tiny_data import N_ITEMS, write_tiny_dataset
 from core import data, demo, evaluate
 from core.embeddings import EmbeddingSpec, item_embeddings
 from core.evaluate import load_results
-from core.models import create
+from core.models import create, model_class
 from core.models.base import Recommender
 from core.trained import trained_models
 
@@ -171,7 +171,7 @@ def test_build_and_save_with_trained_models_then_explain(trained_shop):
         if contender.kind == "text":  # the session item whose title embedding is nearest
             assert all(p.why.startswith("resembles “") for p in picks)
         else:
-            assert {p.why for p in picks} == {demo.WHY_BY_MODEL[contender.name]}
+            assert {p.why for p in picks} == {model_class(contender.name).card.why}
     figures = demo.headline(built, load_results(dataset), session.shown)
     results = {r.key: r for r in load_results(dataset).values()}
     assert figures == {label: {m: results[built.model(label).key].metrics[m] for m in ("NDCG@20", "HR@20")}

@@ -156,3 +156,14 @@ def test_overlap_says_what_stayed_came_in_and_left(shop):
     moved = overlap(pinned, current)
     assert (moved.both, moved.only_current, moved.only_pinned) == ((3, 1), (4,), (2,))
     assert moved.jaccard == pytest.approx(2 / 4)
+
+
+def test_every_registered_model_says_what_it_reads_and_what_its_score_means():
+    from core.models import REGISTRY, model_class
+
+    for name in REGISTRY:
+        card = model_class(name).card
+        assert card.how != "A registered recommender." and card.score != "score", name  # its own card
+        text = type(create(name)).text_embedding(create(name).config) is not None
+        hybrid = bool(model_class(name).part_configs(create(name).config))
+        assert ("titles" in card.reads) == (text or hybrid), name

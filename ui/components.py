@@ -9,8 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.data import BUNDLED, Catalog
-from core.explain import card
 from core.jobs import Job
+from core.models import model_class
 from core.picks import ModelPicks
 from core.trained import TrainedModel, train_command
 from ui import state
@@ -35,6 +35,7 @@ def page(title: str) -> None:
     """A page's frame, first thing on every page: its config (wide, its title), the shared styles, and the
     sidebar (the menu, the dataset and embeddings in use, this visitor's running jobs)."""
     st.set_page_config(page_title=f"{title} · LLM sequential recommendation", page_icon=ICON, layout="wide")
+    state.write_dataset_url()  # a reload or a shared link opens the same data set
     st.markdown("<style>div.block-container{padding-top:2.2rem}"
                 ".true-next{background:#dff3e4;color:#14532d;border-radius:0.5rem;padding:0.75rem 1rem}"
                 # the session builder's small icon buttons (add, earlier, later, remove) stay readable when narrow
@@ -233,7 +234,7 @@ def picks_columns(columns: list[tuple[TrainedModel, ModelPicks | None]], catalog
     n_models = sum(1 for _, entry in columns if entry is not None and not entry.error)
     out = []
     for model, entry in columns:
-        about = card(model.name)
+        about = model_class(model.name).card
         body = ["<div class='picks-col'>",
                 f"<h4 title='{html.escape(about.how)} Reads: {html.escape(about.reads)}.'>{html.escape(model.name)}"
                 "</h4>", f"<div class='reads'>reads {html.escape(about.reads)}</div>"]

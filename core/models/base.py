@@ -17,8 +17,9 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Sequence
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -39,8 +40,19 @@ class ArtifactError(UserError, RuntimeError):
     """A saved artifact cannot be read (truncated, damaged, written by another version); one sentence."""
 
 
+@dataclass(frozen=True)
+class Card:
+    """What a model reads and how it picks, for people comparing picks (the app's hover text, the demo's why)."""
+
+    reads: Literal["item IDs", "titles", "titles and item IDs"]
+    how: str  # one plain sentence
+    score: str  # the unit of its scores, short: they differ (a count, a cosine, a logit)
+    why: str = "learned from past sessions"  # a pick's reason in plain words, when no text similarity says more
+
+
 class Recommender:
     name: ClassVar[str] = "base"
+    card: ClassVar[Card] = Card("item IDs", "A registered recommender.", "score")
     Config: ClassVar[type] = object
     # The paper's MostPopular does not filter prompt items; evaluation asks each model what it does.
     exclude_seen_in_evaluation: bool = True

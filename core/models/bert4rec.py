@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from core.config import Space, between, one_of, option
+from core.models.base import Card
 from core.models.sequential import (
     SequentialNetwork,
     SequentialRecommender,
@@ -98,6 +99,8 @@ class BERT4RecNetwork(SequentialNetwork):
 
 class BERT4Rec(SequentialRecommender):
     name = "bert4rec"
+    card = Card("item IDs", "A bidirectional transformer trained to fill in masked item IDs.",
+                "logit (not a probability)", "often comes with these items in past sessions")
     Config = BERT4RecConfig
 
     module: BERT4RecNetwork
@@ -147,4 +150,6 @@ class BERT4Rec(SequentialRecommender):
 
 class LLM2BERT4Rec(BERT4Rec):
     name = "llm2bert4rec"
+    card = Card("titles and item IDs", "BERT4Rec whose item vectors start from the titles' LLM embeddings.",
+                "logit (not a probability)", "often comes with these items in past sessions")
     Config = LLM2BERT4RecConfig

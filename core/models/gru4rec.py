@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.config import Space, one_of, option
+from core.models.base import Card
 from core.models.sequential import (
     SequentialConfig,
     SequentialNetwork,
@@ -65,6 +66,8 @@ class GRU4RecNetwork(SequentialNetwork):
 
 class GRU4Rec(SequentialRecommender):
     name = "gru4rec"
+    card = Card("item IDs", "A recurrent network trained to predict the next item ID from the previous ones.",
+                "logit (not a probability)", "often follows these items in past sessions")
     Config = GRU4RecConfig
 
     def build(self, n_items: int) -> GRU4RecNetwork:
@@ -88,4 +91,6 @@ class GRU4Rec(SequentialRecommender):
 
 class LLM2GRU4Rec(GRU4Rec):
     name = "llm2gru4rec"
+    card = Card("titles and item IDs", "GRU4Rec whose item vectors start from the titles' LLM embeddings.",
+                "logit (not a probability)", "often follows these items in past sessions")
     Config = LLM2GRU4RecConfig

@@ -40,7 +40,7 @@ import numpy as np
 from core.common import ConfigError, Progress
 from core.config import Options, Space, apply_overrides, between, config_dict, one_of, option
 from core.data import Split
-from core.models.base import NO_ITEM, Recommender, SessionLike
+from core.models.base import NO_ITEM, Card, Recommender, SessionLike
 
 SPEC = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\((.*)\))?\s*$")
 
@@ -288,6 +288,8 @@ def _merge(lists: list[tuple[np.ndarray, str]], k: int) -> tuple[np.ndarray, np.
 
 class EmbeddingEnsemble(Hybrid):
     name = "embedding_ensemble"
+    card = Card("titles and item IDs", "A hybrid: one model's top picks, then another's.",
+                "1 − rank/K", "one of its two models picked it")
     Config = EmbeddingEnsembleConfig
 
     def combine(self, sessions: list[np.ndarray], k: int,
@@ -307,6 +309,8 @@ class EmbeddingEnsemble(Hybrid):
 
 class LLMSeqSimSequential(Hybrid):
     name = "llmseqsim_sequential"
+    card = Card("titles and item IDs", "A hybrid: a sequential model after a popular last item, else LLMSeqSim.",
+                "1 − rank/K", "one of its two models picked it")
     Config = LLMSeqSimSequentialConfig
 
     def routes(self, sessions: list[np.ndarray]) -> np.ndarray:
@@ -332,6 +336,8 @@ class LLMSeqSimSequential(Hybrid):
 
 class LLMSeqSimPopularity(Hybrid):
     name = "llmseqsim_popularity"
+    card = Card("titles and item IDs", "A hybrid: LLMSeqSim's candidates, unpopular ones dropped.",
+                "1 − rank/K", "its title reads like this session's, and it sells")
     Config = LLMSeqSimPopularityConfig
 
     def combine(self, sessions: list[np.ndarray], k: int,

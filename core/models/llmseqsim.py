@@ -39,7 +39,7 @@ from core.config import Options, Space, between, one_of, option
 from core.data import Split
 from core.decay import Decay, position_weights
 from core.embeddings import EmbeddingSpec, item_embeddings
-from core.models.base import Recommender
+from core.models.base import Card, Recommender
 from core.reduce import reduce_dimensions
 from core.vectors import unit
 
@@ -72,6 +72,8 @@ class LLMSeqSimConfig(Options):
 
 class LLMSeqSim(Recommender):
     name = "llmseqsim"
+    card = Card("titles", "Items whose title embedding is closest to the session's (a mean of its titles').",
+                "cosine similarity", "its title reads like this session's")
     Config = LLMSeqSimConfig
 
     def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "LLMSeqSim":

@@ -10,7 +10,7 @@ import numpy as np
 from core.common import Progress
 from core.config import Options, option
 from core.data import Split
-from core.models.base import Recommender
+from core.models.base import Card, Recommender
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class PopularityConfig(Options):
 
 class Popularity(Recommender):
     name = "popularity"
+    card = Card("item IDs", "The items bought most often in the training sessions, the same for everyone.",
+                "interactions in train", "a best-seller")
     Config = PopularityConfig
 
     @property

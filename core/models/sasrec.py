@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.config import Space, between, one_of
+from core.models.base import Card
 from core.models.sequential import (
     SequentialNetwork,
     SequentialRecommender,
@@ -78,6 +79,8 @@ class SASRecNetwork(SequentialNetwork):
 
 class SASRec(SequentialRecommender):
     name = "sasrec"
+    card = Card("item IDs", "A self-attention network trained to predict the next item ID from the previous ones.",
+                "logit (not a probability)", "often follows these items in past sessions")
     Config = SASRecConfig
 
     def build(self, n_items: int) -> SASRecNetwork:
@@ -101,4 +104,6 @@ class SASRec(SequentialRecommender):
 
 class LLM2SASRec(SASRec):
     name = "llm2sasrec"
+    card = Card("titles and item IDs", "SASRec whose item vectors start from the titles' LLM embeddings.",
+                "logit (not a probability)", "often follows these items in past sessions")
     Config = LLM2SASRecConfig

@@ -25,7 +25,7 @@ from core.common import ConfigError, Progress
 from core.config import Options, Space, between, one_of, option
 from core.data import Split
 from core.decay import Decay, position_weights
-from core.models.base import Recommender
+from core.models.base import Card, Recommender
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ class VSKNNConfig(SKNNConfig):
 
 class SKNN(Recommender):
     name = "sknn"
+    card = Card("item IDs", "Items from past sessions that share items with this one (session-based kNN).",
+                "summed neighbour similarity", "bought in sessions like this one")
     Config = SKNNConfig
 
     def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "SKNN":
@@ -147,4 +149,6 @@ class SKNN(Recommender):
 
 class VSKNN(SKNN):
     name = "vsknn"
+    card = Card("item IDs", "Like SKNN, but the session's recent items weigh more (V-SKNN).",
+                "summed neighbour similarity", "bought in sessions like this one")
     Config = VSKNNConfig

@@ -30,7 +30,7 @@ import numpy as np
 from core.common import ConfigError, Progress
 from core.config import Options, option
 from core.data import Split
-from core.models.base import NO_ITEM, Recommender, SessionLike
+from core.models.base import NO_ITEM, Card, Recommender, SessionLike
 from core.models.llmseqprompt.generator import Example, NameGenerator, array_text, options_for, text_array
 from core.models.llmseqprompt.mapping import MappedSession, NameMapper
 from core.models.llmseqprompt.prompts import session_examples, split_examples
@@ -83,6 +83,9 @@ class LLMSeqPromptConfig(Options):
 
 class LLMSeqPrompt(Recommender):
     name = "llmseqprompt"
+    card = Card("titles", "A language model fine-tuned on sessions writes the next item's name; each name is "
+                "mapped to a catalog item.",
+                "K − rank of its sampled name", "the language model named it")
     Config = LLMSeqPromptConfig
     stochastic_fit = True
 
