@@ -127,8 +127,8 @@ def map_figure(coords: np.ndarray, titles: list[str], colour: np.ndarray | list[
         kept = set(values[np.argsort(-counts, kind="stable")][:max_categories])
         labels = np.array([c if c in kept else "other" for c in labels], dtype=object)
         categories = sorted(set(labels), key=lambda c: (c == "other", c))
-        if len(categories) > 10:  # plotly's default ten colours would repeat: a palette of 50
-            figure.update_layout(colorway=plotly.colors.qualitative.Alphabet + plotly.colors.qualitative.Dark24)
+        if len(categories) > 10:  # plotly's default ten colours would repeat: 24 dark ones (readable on white)
+            figure.update_layout(colorway=plotly.colors.qualitative.Dark24 + plotly.colors.qualitative.Alphabet)
         for category in categories:
             mask = labels == category
             figure.add_trace(go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=category,

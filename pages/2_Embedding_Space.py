@@ -185,6 +185,10 @@ def neighbours_of(space: np.ndarray, query: np.ndarray, skip: set[int], where) -
                  args=(near[:3],), key="add-neighbours")
 
 
+def share(part: int, whole: int) -> str:
+    return "<1%" if part * 100 < whole else f"{part / whole:.0%}"
+
+
 selected = list(dict.fromkeys(selected))
 focus = selected[0] if len(selected) == 1 else (found if not selected else None)
 if focus is not None:  # one item: clicked on a map, or found by the search
@@ -212,7 +216,7 @@ elif len(selected) > SUMMARY_THRESHOLD:  # too many to read: who they are, in br
         topics_col.html(f"<table class='map-topics' style='{TABLE}'><tbody>" + "".join(
             f"<tr style='border-top:1px solid #eee'><td>{html.escape(summary_topics.name(t))}</td>"
             f"<td style='text-align:right'>{n:,}</td><td style='text-align:right;color:#666'>"
-            f"{n / len(selected):.0%}</td></tr>" for t, n in counts[:8]) + "</tbody></table>")
+            f"{html.escape(share(n, len(selected)))}</td></tr>" for t, n in counts[:8]) + "</tbody></table>")
 elif selected:
     st.subheader(f"{len(selected)} selected items")
     listed, near_col = st.columns(2)
