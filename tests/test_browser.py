@@ -36,13 +36,78 @@ def test_build_a_session_and_see_every_trained_model(server):
         for name in expected:  # one column of picks per trained model
             expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=30_000)
         expect(page.locator("table.picks")).to_have_count(len(expected))
-        expect(page.locator("table.picks").first.locator("tr")).to_have_count(10)
+        expect(page.locator("table.picks").first.locator("tr:has(td.rank)")).to_have_count(10)
         page.get_by_role("button").filter(has_text="Random real test session").click()
         expect(page.get_by_text("True next item:")).to_be_visible(timeout=30_000)
         page.mouse.move(0, 0)  # no tooltip in the picture
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / "session_builder.png"))
     assert (ARTIFACTS / "session_builder.png").stat().st_size > 10_000
+
+
+OUTSIDE = """() => {
+  // every session-row button and every picks column: is it inside the window, and are the columns on one row?
+  const width = document.documentElement.clientWidth;
+  const buttons = [...document.querySelectorAll("[class*='st-key-up-'] button, [class*='st-key-down-'] button,"
+                                               + "[class*='st-key-drop-'] button")]
+      .filter(b => b.getClientRects().length && b.getBoundingClientRect().height > 0);  // not the hidden twins
+  const clipped = buttons.filter(b => { const r = b.getBoundingClientRect();
+                                        return r.width < 20 || r.left < 0 || r.right > width + 0.5; }).length;
+  const columns = [...document.querySelectorAll('.picks-col')].map(c => c.getBoundingClientRect().top);
+  const row = document.querySelector('.picks-row');
+  return {buttons: buttons.length, clipped, tops: [...new Set(columns.map(Math.round))].length,
+          columns: columns.length, scrolls: row.scrollWidth > row.clientWidth + 1,
+          page_scrolls: document.documentElement.scrollWidth > width + 1};
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1400, 1000), (1280, 720), (800, 900)])
+def test_the_session_builder_is_usable_at_every_width(server, width, height):
+    from playwright.sync_api import expect
+
+    with chromium(width=width, height=height) as page:
+        page.goto(f"{server}/Session_Builder?test=7")  # a real test session, from a link
+        expect(page.get_by_text("True next item:")).to_be_visible(timeout=60_000)
+        expect(page.locator("table.picks")).to_have_count(len(SERVER_MODELS), timeout=60_000)
+        wait_for_idle(page)
+        layout = page.evaluate(OUTSIDE)
+        assert layout["buttons"] >= 3 and layout["clipped"] == 0, layout  # ↑ ↓ ✕ whole and inside the window
+        assert layout["columns"] == len(SERVER_MODELS) and layout["tops"] == 1, layout  # one row, never wrapped
+        assert not layout["page_scrolls"], layout  # only the picks row may scroll sideways
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(ARTIFACTS / f"session_builder_{width}.png"))
+        page.locator(".picks-row").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / f"session_builder_{width}_picks.png"))
+
+
+def test_a_link_reproduces_the_same_picks_after_a_reload(server):
+    from playwright.sync_api import expect
+
+    with chromium() as page:
+        page.goto(f"{server}/Session_Builder")
+        search = page.get_by_label("Search the catalog by title (typos are fine)")
+        for words in ("toy story", "star wars"):
+            search.fill(words)
+            search.press("Enter")
+            page.locator("[class*='st-key-add-'] button:not([disabled])").first.click()
+            wait_for_idle(page)
+        expect(page.get_by_text("Session · 2 items")).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Remove").first.wait_for()
+        expect(page.locator("table.picks")).to_have_count(len(SERVER_MODELS), timeout=60_000)
+        wait_for_idle(page)
+        picks = page.locator("table.picks").all_inner_texts()
+        link = page.url
+        assert "dataset=ml-100k" in link and link.count("item=") == 2 and "k=10" in link
+        page.reload()
+        expect(page.get_by_text("Session · 2 items")).to_be_visible(timeout=60_000)
+        expect(page.locator("table.picks")).to_have_count(len(SERVER_MODELS), timeout=60_000)
+        wait_for_idle(page)
+        assert page.locator("table.picks").all_inner_texts() == picks
+    with chromium() as other:  # another browser, the link pasted: the same view
+        other.goto(link)
+        expect(other.locator("table.picks")).to_have_count(len(SERVER_MODELS), timeout=60_000)
+        wait_for_idle(other)
+        assert other.locator("table.picks").all_inner_texts() == picks
 
 
 def test_tune_a_model_and_watch_its_trials_arrive(server):

@@ -37,7 +37,8 @@ def page(title: str) -> None:
     st.set_page_config(page_title=f"{title} · LLM sequential recommendation", page_icon=ICON, layout="wide")
     state.write_dataset_url()  # a reload or a shared link opens the same data set
     st.markdown("<style>div.block-container{padding-top:2.2rem}"
-                ".true-next{background:#dff3e4;color:#14532d;border-radius:0.5rem;padding:0.75rem 1rem}"
+                ".true-next{background:rgba(34,197,94,0.18);border-radius:0.5rem;padding:0.75rem 1rem}"
+                ".session-item,.hit-title{overflow-wrap:anywhere}"  # a long word never runs under the buttons
                 # the session builder's small icon buttons (add, earlier, later, remove) stay readable when narrow
                 "div[class*='st-key-add-'] button,div[class*='st-key-up-'] button,div[class*='st-key-down-'] button,"
                 "div[class*='st-key-drop-'] button{padding:0.2rem 0.35rem;min-height:2rem}</style>",
