@@ -71,8 +71,8 @@ def first_dataset(url_value: str | None, env: str) -> str:
     """The key a new browser session opens (:func:`dataset_key`'s rules): from ``url_value`` (``?dataset=``) when
     given, else from ``env`` (``LLMSEQ_DATASET``) when set, else beauty. Raises DataError (one sentence)."""
     if url_value is not None:
-        if env and data.is_identity(url_value) and uploads.upload_folder(url_value) is None:
-            with contextlib.suppress(data.DataError):  # the server's own folder, by its id
+        if env and data.is_identity(url_value):
+            with contextlib.suppress(data.DataError):  # the server's own folder by its id (before an upload of it)
                 folder = uploads.resolve(env)
                 if uploads.url_name(folder) == url_value:
                     return folder
