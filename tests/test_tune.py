@@ -11,7 +11,7 @@ import tomllib
 import optuna
 import pytest
 
-from core import tune
+from core import data, tune
 from core.models import model_class
 from core.models.defaults import default_config
 
@@ -94,13 +94,14 @@ def test_a_killed_search_continues_the_same_study(tmp_path):
     command = [sys.executable, "-m", "core", "tune", "--dataset", str(folder), "--model", "sasrec", "--trials", "2",
                "--grace", "2"]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    storage = f"sqlite:///{tmp_path / 'cache' / 'tune' / 'shop.sqlite3'}"
+    name = data.dataset_name(str(folder))  # the data set's content name (core.data), not the folder's
+    storage = f"sqlite:///{tmp_path / 'cache' / 'tune' / f'{name}.sqlite3'}"
     deadline = time.time() + 300
     running = None
     while time.time() < deadline and running is None:  # kill it once a trial has scored a fold, not the last
         time.sleep(0.5)
         try:
-            trials = optuna.load_study(study_name="shop:sasrec", storage=storage).trials
+            trials = optuna.load_study(study_name=f"{name}:sasrec", storage=storage).trials
         except Exception:  # noqa: BLE001 (the database or the study is not created yet)
             continue
         running = next((t for t in trials if t.state == optuna.trial.TrialState.RUNNING
@@ -111,7 +112,7 @@ def test_a_killed_search_continues_the_same_study(tmp_path):
     time.sleep(3)  # longer than --grace: the killed trial's heartbeat is stale
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    study = optuna.load_study(study_name="shop:sasrec", storage=storage)
+    study = optuna.load_study(study_name=f"{name}:sasrec", storage=storage)
     killed = study.trials[running.number]
     assert killed.state == optuna.trial.TrialState.FAIL
     assert len(tune.finished_trials(study)) == 2

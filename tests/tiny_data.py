@@ -29,10 +29,12 @@ def write_tiny_dataset(folder: Path, n_sessions: int = 300, seed: int = 0, title
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     lines = ["session_id,item_id,timestamp"]
+    # The folder's name in the session ids: a data set is named by its files' content (core.data), so each test's
+    # folder is its own data set with its own saved models, as a test's own folder name used to give it.
     for s in range(n_sessions):
         start, length = rng.integers(N_ITEMS), rng.integers(3, 7)
         for pos in range(length):
-            lines.append(f"s{s},p{(start + pos) % N_ITEMS:02d},{s * 10 + pos}")
+            lines.append(f"{folder.name}-s{s},p{(start + pos) % N_ITEMS:02d},{s * 10 + pos}")
     (folder / "interactions.csv").write_text("\n".join(lines) + "\n")
     items = ["item_id,title,category"]
     for i, title in enumerate(titles()):

@@ -111,9 +111,9 @@ def _live_jobs(allow_cancel: bool, watched: tuple[int, ...]) -> None:
     for job in manager.jobs(state.owner())[:6]:
         _job_row(job, allow_cancel)
     _others_busy()
-    if not any(job.active for job in (manager.get(i) for i in watched) if job is not None):
+    if any(job is None or not job.active for job in (manager.get(i) for i in watched)):
         time.sleep(0.2)
-        st.rerun()  # the whole page: newly trained models and results appear
+        st.rerun()  # the whole page, as soon as any of them ends: its newly trained models and results appear
 
 
 @st.fragment(run_every=0.5)
@@ -152,7 +152,7 @@ def prepare_defaults(embed: bool = True) -> list[Job]:
 def how_to_train(names: list[str]) -> str:
     key = state.dataset_key()
     lines = [f"- **{name}**: `{train_command(key, name)}`" for name in names]
-    where = "" if key in BUNDLED else " (your uploaded dataset)"
+    where = "" if key in BUNDLED else f" ({md(state.dataset_label())}, your own files)"
     return (f"Not trained on this dataset{where} yet — train them on the **Train** page, or from a terminal:\n\n"
             + "\n".join(lines))
 
