@@ -16,6 +16,7 @@ from core.embeddings import (
     EmbeddingSpec,
     cached_vectors,
     embedding_notes,
+    folder_problem,
     model_state,
 )
 from core.evaluate import load_results
@@ -103,9 +104,13 @@ def embeddings_section(dataset: data.Dataset) -> EmbeddingSpec:
                               help="Both run offline; all-mpnet-base-v2 is ~7x slower to embed on a CPU (Beauty: "
                                    "~15 min). Compare them: `python -m core study embedding-size`.")
         if choice == state.OTHER_FOLDER:
-            st.text_input("Model folder", placeholder="/path/to/a/sentence-transformers/model",
-                          help="Any local sentence-transformers folder, to compare embedding models.",
-                          key=state.bind("local_model_path", ""), on_change=state.keep, args=("local_model_path",))
+            path = st.text_input("Model folder", placeholder="/path/to/a/sentence-transformers/model",
+                                 help="Any local sentence-transformers folder, to compare embedding models.",
+                                 key=state.bind("local_model_path", ""), on_change=state.keep,
+                                 args=("local_model_path",))
+            problem = folder_problem(path.strip()) if path.strip() else None
+            if problem:
+                st.error(md(problem))
         else:
             st.caption(f"{md(LOCAL_MODELS[choice].summary)} · {md(model_state(LOCAL_MODELS[choice]))}")
     else:

@@ -269,16 +269,24 @@ def local_model_folder(name: str | None, progress: Progress | None = None) -> Pa
                       CACHE_DIR / "embedding-models" / known.name, progress)
 
 
+def folder_problem(folder: Path | str) -> str | None:
+    """Why ``folder`` cannot be used as a local embedding model (one sentence), or None when it can."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return f"{folder}: no such model folder; use a folder path or one of {sorted(LOCAL_MODELS)}"
+    if not (folder / "config.json").exists() and not (folder / "modules.json").exists():
+        return f"{folder}: not a sentence-transformers model folder (it has no config.json or modules.json)"
+    return None
+
+
 class LocalProvider:
     """A sentence-transformers model from a local folder, on the CPU, never touching the network."""
 
     def __init__(self, folder: Path | None = None, batch_size: int = 128) -> None:
         self.folder = Path(folder) if folder else bundled_model_folder()
-        if not self.folder.is_dir():
-            raise EmbeddingError(f"{self.folder}: no such model folder; use a folder path or one of "
-                                 f"{sorted(LOCAL_MODELS)}")
-        if not (self.folder / "config.json").exists() and not (self.folder / "modules.json").exists():
-            raise EmbeddingError(f"{self.folder}: not a sentence-transformers model folder")
+        problem = folder_problem(self.folder)
+        if problem:
+            raise EmbeddingError(problem)
         self.batch_size = batch_size
         self._model = None
 

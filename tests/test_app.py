@@ -475,3 +475,13 @@ def test_home_offers_both_offline_embedding_models_with_their_size(shop):
     assert plain(at.info[0].value).startswith("The catalog has no local:all-mpnet-base-v2 embeddings yet")
     assert any("embeddings: **local:all-mpnet-base-v2**" in plain(c.value) for c in at.caption)  # the sidebar
     assert any("Text fields besides the title: category" in plain(c.value) for c in at.caption)
+
+
+def test_a_model_folder_that_does_not_exist_is_said_where_it_is_typed(shop, tmp_path):
+    at = app(shop)
+    at.selectbox(key="_w_local_model").select("Another folder…").run()
+    at.text_input(key="_w_local_model_path").input(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert [plain(e.value) for e in at.error] == [
+        f"{tmp_path / 'nowhere'}: no such model folder; use a folder path or one of "
+        "['all-MiniLM-L6-v2', 'all-mpnet-base-v2']"]
