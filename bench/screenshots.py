@@ -3,7 +3,8 @@ whatever is trained in cache/ (run "Prepare the defaults" or `python -m core eva
 
 Before starting the app it computes the UMAP maps the embedding page shows (cached under cache/projections,
 so the app reads them); then it drives the app like a user: a real test session whose true next item some
-model found, a click on a session item in the map (its neighbours), the metrics, and a short training job.
+model found, the map coloured by topic with a searched item ringed and its neighbours, the metrics, a short
+training job, the demo and the findings.
 
     .venv/bin/python bench/screenshots.py            # writes docs/*.png
     .venv/bin/python bench/screenshots.py --pca      # a quick preview without computing UMAP maps
@@ -97,6 +98,11 @@ def main() -> None:
                 page.get_by_role("button").filter(has_text="Start training").click()
                 expect(page.get_by_text("done in")).to_be_visible(timeout=120_000)
                 shot(page, "train", 1300)
+            if wanted("demo"):
+                open_page(page, "Demo")
+                expect(page.get_by_text(re.compile(r"Session 1 of \d+"))).to_be_visible(timeout=120_000)
+                page.wait_for_timeout(1500)
+                shot(page, "demo", 1300)
             if wanted("findings"):
                 open_page(page, "Findings")
                 expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
@@ -104,7 +110,7 @@ def main() -> None:
 
 
 def session_builder(page, url: str) -> None:
-    page.goto(f"{url}/Session_Builder?models={','.join(SESSION_MODELS)}")  # one row of columns
+    page.goto(f"{url}/Session_Builder?" + "&".join(f"model={name}" for name in SESSION_MODELS))  # a link
     random_button = page.get_by_role("button").filter(has_text="Random real test session")
     for _ in range(60):  # a short real session whose true next item some model found
         random_button.click()
@@ -119,14 +125,15 @@ def session_builder(page, url: str) -> None:
 def embedding_space(page, expect) -> None:
     open_page(page, "Embedding space")
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-    page.wait_for_timeout(3000)
-    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()  # drag a box selection
-    page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.45 * box["height"])
-    page.mouse.down()
-    page.mouse.move(box["x"] + 0.49 * box["width"], box["y"] + 0.49 * box["height"], steps=8)
-    page.mouse.up()
-    expect(page.get_by_role("heading").filter(has_text=re.compile(r"^\d+ selected item"))).to_be_visible(
-        timeout=60_000)
+    page.get_by_label("Colour by").click()  # topics: Beauty has no categories
+    page.get_by_role("option", name="topic (k-means over the embeddings)").click()
+    wait_for_idle(page)
+    search = page.get_by_label("Find an item on the map (typos are fine)")  # an item ringed, its neighbours
+    search.fill("maybelline mascara")
+    search.press("Enter")
+    expect(page.get_by_role("heading", name="Found item")).to_be_visible(timeout=60_000)
+    wait_for_idle(page)
+    page.wait_for_timeout(2000)
     shot(page, "embedding_space", 1500)
 
 

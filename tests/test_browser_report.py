@@ -1,25 +1,29 @@
 """The exported HTML report in headless Chromium, offline: saved results of a few models (one a long-named
-variant) on the synthetic dataset, written to the test's temporary cache by ``core.evaluate.run``, loaded back
+variant) on a tiny dataset of its own, written to the test's temporary cache by ``core.evaluate.run``, loaded back
 and exported; the page is opened from ``file://`` with every other request blocked, and its SVG is measured."""
 
 from pathlib import Path
 
 import pytest
+from tiny_data import write_tiny_dataset
 
-from core import evaluate, report
+from core import data, evaluate, report
 from core.models import create
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 @pytest.fixture(scope="module")
-def report_file(synthetic, tmp_path_factory):
+def report_file(tmp_path_factory):
+    # its own data set (a data set is named by its files' content): the shared test cache's other tests never
+    # find these models already fitted
+    shop = data.load(str(write_tiny_dataset(tmp_path_factory.mktemp("report") / "reportshop")))
     models = [create("popularity"), create("sknn"),
               create("vsknn", k=25, sample_size=120, similarity="cosine", decay="log", idf_weighting=False)]
-    evaluate.run(synthetic, models)
-    results = evaluate.load_results(synthetic)
+    evaluate.run(shop, models)
+    results = evaluate.load_results(shop)
     path = tmp_path_factory.mktemp("report") / "report.html"
-    path.write_text(report.html_report(synthetic.name, results))
+    path.write_text(report.html_report(shop.name, results))
     return path, list(report.seed_groups(results))
 
 
