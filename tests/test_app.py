@@ -184,6 +184,12 @@ def test_a_link_reproduces_the_session_the_models_and_k(shop):
     assert picks_by_model(again) == picks_by_model(at)
 
 
+def test_an_earlier_versions_models_link_still_opens(shop):
+    at = link_app(shop, models="vsknn,llmseqsim")
+    assert headers(at) == [] and at.query_params["model"] == ["vsknn", "llmseqsim"]  # no session yet: no columns
+    assert "models" not in at.query_params and not at.warning
+
+
 def test_a_link_to_a_test_session_marks_its_true_next_item_again(shop):
     split = data.load(shop).split
     at = link_app(shop, test="3")

@@ -160,7 +160,7 @@ def how_to_train(names: list[str]) -> str:
 # ------------------------------------------------------------------------------------------------ picks
 # Every model's picks in one row of columns that scrolls sideways when more models are shown than fit (never
 # wrapping mid-row); each column is at least MIN_COLUMN_PX wide, so titles stay readable at 800 px.
-MIN_COLUMN_PX = 250
+MIN_COLUMN_PX = 230
 PICKS_CSS = f"""
 <style>
 .picks-row{{display:flex;gap:14px;overflow-x:auto;padding-bottom:6px;align-items:flex-start}}

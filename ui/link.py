@@ -51,9 +51,9 @@ def read(dataset: Dataset, trained: Sequence[TrainedModel], name: str) -> tuple[
         if unknown:
             problems.append(f"{len(unknown)} item id(s) of the link are not in {name}'s catalog and were "
                             f"left out: {', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''}.")
-    if "model" in params:
+    if "model" in params or "models" in params:  # ?models=a,b: the links of earlier versions
         tokens = {model_token(m): m.label for m in trained}
-        asked = params.get_all("model")
+        asked = params.get_all("model") + [t for v in params.get_all("models") for t in v.split(",") if t]
         wanted["models"] = [tokens[t] for t in asked if t in tokens]
         unknown = [t for t in asked if t not in tokens]
         if unknown:
@@ -82,6 +82,8 @@ def write(session: dict[str, Any], shown: Sequence[TrainedModel], k: int, datase
         wanted["model"] = [model_token(m) for m in shown]
     wanted["k"] = str(k)
     params = st.query_params
+    if "models" in params:
+        del params["models"]  # written as repeated ?model= from now on
     for key in ("test", "item", "model", "k"):
         value = wanted.get(key)
         current = params.get_all(key)
