@@ -285,7 +285,7 @@ def format_table(report: Report, ks: tuple[int, ...] = KS) -> str:
     loaded (a metric a model has no value for, e.g. Diversity without embeddings, shows "-")."""
     columns = metrics.metric_keys(ks)
     width = max([14] + [len(name) + 2 for name in report.results])
-    header = f"{'model':<{width}}" + "".join(f"{c:>15}" for c in columns) + f"{'fit s':>9}{'predict s':>11}  model"
+    header = f"{'model':<{width}}" + "".join(f"{c:>15}" for c in columns) + f"{'fit s':>9}{'predict s':>11}  status"
     lines = [header, "-" * len(header)]
     for name, result in report.results.items():
         cells = "".join(f"{result.metrics[c]:>15.4f}" if c in result.metrics else f"{'-':>15}" for c in columns)

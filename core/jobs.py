@@ -370,9 +370,12 @@ class _Worker:
     def _fit(self, dataset: Any, model_step: ModelStep, request: JobRequest) -> dict[str, Any]:
         from core import evaluate, store
         from core.config import config_dict
-        from core.models import create
+        from core.models import model_class
+        from core.models.defaults import default_config
 
-        model = create(model_step.name, **model_step.options)
+        # the dataset's tuned defaults first (as the CLI), then the step's options: "popularity" with no options
+        # is the same model whether the app or `python -m core train` fits it
+        model = model_class(model_step.name)(default_config(model_step.name, dataset.name), **model_step.options)
         folder = str(store.model_folder(dataset, model))
         if request.evaluate:
             report = evaluate.run(dataset, [model], progress=self.progress, retrain=request.retrain,

@@ -135,11 +135,12 @@ def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Cata
     return out
 
 
-def export_rows(entries: Sequence[ModelPicks], catalog: Catalog) -> list[dict[str, Any]]:
-    """One row per (model, pick): ``model``, ``variant`` (the label), ``rank``, ``item_id`` (the file's id),
-    ``title``, ``score``, ``picked_by`` (how many models picked it) and ``true_next`` — the picks as a CSV
-    table."""
-    return [{"model": entry.name, "variant": entry.label, "rank": pick.rank,
+def export_rows(entries: Sequence[ModelPicks], catalog: Catalog, session: Sequence[int]) -> list[dict[str, Any]]:
+    """One row per (model, pick): ``session`` (the session's item ids, oldest first, space-separated),
+    ``model``, ``variant`` (the label), ``rank``, ``item_id`` (the file's id), ``title``, ``score``,
+    ``picked_by`` (how many models picked it) and ``true_next`` — the picks as a CSV table."""
+    ids = " ".join(str(catalog.item_ids[int(i)]) for i in session)
+    return [{"session": ids, "model": entry.name, "variant": entry.label, "rank": pick.rank,
              "item_id": str(catalog.item_ids[pick.item]), "title": pick.title, "score": pick.score,
              "picked_by": pick.shared + 1, "true_next": pick.is_target}
             for entry in entries for pick in entry.picks]

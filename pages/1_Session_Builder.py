@@ -93,9 +93,10 @@ def title_html(item: int) -> str:
 
 find, built = st.columns(2, gap="large")
 with find:
+    st.html("<span class='search-panel'></span>")  # marks the column (ui.components.page: narrow pages stack)
     st.subheader("Find items")
-    query = st.text_input("Search the catalog by title (typos are fine)",
-                          placeholder=f"e.g. {catalog.title(int(np.argmax(catalog.popularity))).split(',')[0][:40]}")
+    example = " ".join(catalog.title(int(np.argmax(catalog.popularity))).split(",")[0].split()[:4])
+    query = st.text_input("Search the catalog by title (typos are fine)", placeholder=f"e.g. {example}")
     matches = state.title_search(key).search(query, limit=6)
     if query.strip() and not matches:
         st.info(f"No title in {md(state.dataset_label())} matches “{md(query.strip())}”: try fewer or other words.",
@@ -211,8 +212,8 @@ if items and shown:
     results = {entry.label: entry for entry in entries}
     st.html(PICKS_CSS + LEGEND)
     st.html(picks_columns([(model, results.get(model.label)) for model in shown], catalog, k, twins))
-    if len(shown) > 4:
-        st.caption(f"{len(shown)} models: scroll sideways for the rest.")
+    if len(shown) > 3:  # four fit at 1400 px; fewer on a narrower window
+        st.caption(f"{len(shown)} models: scroll the row sideways when they do not all fit the window.")
     total_ms = 1000 * sum(entry.seconds for entry in results.values())
     waiting = f"; waiting for {md(', '.join(pending))}" if pending else ""
     st.caption(f"{len(results)}/{len(shown)} model(s) ranked all {catalog.n_items:,} items for this session of "
@@ -222,10 +223,10 @@ if items and shown:
         [(name, value) for name in st.query_params for value in st.query_params.get_all(name)])
     with st.container(horizontal=True, vertical_alignment="center"):
         name = f"session-{state.dataset_label()}-{len(items)}-items"
-        st.download_button("Export CSV", pd.DataFrame(export_rows(entries, catalog)).to_csv(index=False),
+        st.download_button("Export CSV", pd.DataFrame(export_rows(entries, catalog, items)).to_csv(index=False),
                            file_name=f"{name}.csv", mime="text/csv", icon=":material/download:",
-                           help="One row per model and pick: rank, item id, title, score, how many models "
-                                "picked it, whether it is the true next item.")
+                           help="One row per model and pick: the session (item ids, oldest first), rank, item "
+                                "id, title, score, how many models picked it, whether it is the true next item.")
         st.download_button("Export JSON", json.dumps(export_session(state.dataset_label(), items, catalog, entries, k,
                                                                    target, link=share), indent=1,
                                                      ensure_ascii=False),

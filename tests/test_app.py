@@ -199,6 +199,8 @@ def test_a_link_to_a_test_session_marks_its_true_next_item_again(shop):
 
 
 def test_a_link_naming_what_is_not_there_says_so_in_one_sentence(shop):
+    superscript = link_app(shop, k="²", test="²")  # digits to str.isdigit, not to int()
+    assert not superscript.exception and len(superscript.warning) == 2
     at = link_app(shop, item=["p07", "nope"], model=["xyz", "vsknn"], k="99")
     warnings = [plain(w.value) for w in at.warning]
     assert any("1 item id(s) of the link are not in" in w and "nope" in w for w in warnings)

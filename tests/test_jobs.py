@@ -180,4 +180,16 @@ def test_time_left_is_extrapolated_from_the_current_phase_only():
 def test_durations_read_as_a_person_says_them():
     from ui.components import duration
 
-    assert [duration(s) for s in (0.4, 42, 185, 3725)] == ["0 s", "42 s", "3 min 5 s", "1 h 02 min"]
+    assert [duration(s) for s in (0.4, 42, 185, 3725)] == ["<1 s", "42 s", "3 min 5 s", "1 h 02 min"]
+
+
+def test_a_job_fits_a_model_with_the_datasets_tuned_defaults_like_the_cli(capsys, beauty):
+    from core.models.defaults import default_config
+
+    payload = JobRequest(dataset="beauty", models=(ModelStep("vsknn"),), evaluate=False).to_json()
+    assert worker_main(io.StringIO(payload)) == 0
+    events = [json.loads(line[6:]) for line in capsys.readouterr().out.splitlines() if line.startswith("@@job ")]
+    [fitted] = [e["result"] for e in events if "result" in e]
+    tuned = create("vsknn", **vars(default_config("vsknn", "beauty")))
+    assert fitted["model"] == "vsknn"  # Beauty's defaults (defaults.toml), not a variant with the class defaults
+    assert fitted["folder"] == str(store.model_folder(beauty, tuned))

@@ -139,7 +139,8 @@ def test_a_session_and_its_picks_export_with_ids_titles_and_the_true_next_item(s
 
     entries = assemble({"x": ranking("popularity", [5, 6]), "y": ranking("vsknn", [5])}, [3, 4], shop.catalog,
                        target=5)
-    rows = export_rows(entries, shop.catalog)
+    rows = export_rows(entries, shop.catalog, [3, 4])
+    assert {r["session"] for r in rows} == {f"{shop.catalog.item_ids[3]} {shop.catalog.item_ids[4]}"}
     assert [(r["variant"], r["rank"], r["item_id"], r["picked_by"], r["true_next"]) for r in rows] == [
         ("x", 1, str(shop.catalog.item_ids[5]), 2, True), ("x", 2, str(shop.catalog.item_ids[6]), 1, False),
         ("y", 1, str(shop.catalog.item_ids[5]), 2, True)]

@@ -41,7 +41,12 @@ def page(title: str) -> None:
                 ".session-item,.hit-title{overflow-wrap:anywhere}"  # a long word never runs under the buttons
                 # the session builder's small icon buttons (add, earlier, later, remove) stay readable when narrow
                 "div[class*='st-key-add-'] button,div[class*='st-key-up-'] button,div[class*='st-key-down-'] button,"
-                "div[class*='st-key-drop-'] button{padding:0.2rem 0.35rem;min-height:2rem}</style>",
+                "div[class*='st-key-drop-'] button{padding:0.2rem 0.35rem;min-height:2rem}"
+                # two columns side by side (the session builder's search and session) stack when the page is too
+                # narrow for both at 340 px, instead of squeezing titles to a word a line (800 px with the sidebar)
+                "div[data-testid='stHorizontalBlock']:has(.session-item){flex-wrap:wrap}"
+                "div[data-testid='stColumn']:has(.session-item),div[data-testid='stColumn']:has(.search-panel)"
+                "{min-width:340px}</style>",
                 unsafe_allow_html=True)
     with st.sidebar:
         for script, label, icon in PAGES:
@@ -90,7 +95,9 @@ def _job_row(job: Job, allow_cancel: bool) -> None:
 
 def duration(seconds: float) -> str:
     """``42 s``, ``3 min 5 s``, ``1 h 02 min``: a time left or taken, as a person reads it."""
-    seconds = max(0, round(seconds))
+    if seconds < 1:
+        return "<1 s"
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:

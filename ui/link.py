@@ -36,7 +36,7 @@ def read(dataset: Dataset, trained: Sequence[TrainedModel], name: str) -> tuple[
     split, catalog = dataset.split, dataset.catalog
     if "test" in params:
         row = params["test"]
-        if row.isdigit() and int(row) < split.n_test:
+        if row.isascii() and row.isdigit() and int(row) < split.n_test:
             prompt = [int(i) for i in split.prompts[int(row)]]
             wanted.update(items=prompt, origin={"prompt": prompt, "target": int(split.targets[int(row)]),
                                                 "row": int(row)})
@@ -45,7 +45,7 @@ def read(dataset: Dataset, trained: Sequence[TrainedModel], name: str) -> tuple[
                             f"of {name}.")
     elif "item" in params:
         index = catalog.index_of
-        ids = params.get_all("item")
+        ids = [i for i in params.get_all("item") if i]
         unknown = [i for i in ids if i not in index]
         wanted["items"] = list(dict.fromkeys(index[i] for i in ids if i in index))
         if unknown:
@@ -62,7 +62,7 @@ def read(dataset: Dataset, trained: Sequence[TrainedModel], name: str) -> tuple[
                             f"(trained here: {have}).")
     if "k" in params:
         k = params["k"]
-        if k.isdigit() and K_RANGE[0] <= int(k) <= K_RANGE[1]:
+        if k.isascii() and k.isdigit() and K_RANGE[0] <= int(k) <= K_RANGE[1]:
             wanted["k"] = int(k)
         else:
             problems.append(f"The link's K “{k}” is not a whole number from {K_RANGE[0]} to {K_RANGE[1]}; "
