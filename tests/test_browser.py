@@ -238,9 +238,14 @@ def test_titles_show_exactly_as_in_the_file_and_nothing_runs(tmp_path, case, wor
             page.on("request", lambda request: outside.append(request.url)
                     if not request.url.startswith(url) and not request.url.startswith("data:") else None)
             upload_and_prepare(page, url, case)
+            wait_for_idle(page)  # the jobs panel redraws the page when a job ends: a click during it can be lost
             page.get_by_role("link", name="Session builder", exact=True).click()  # the same browser session
             # the page switch loads the uploaded data set again: slow while the rest of the suite runs beside it
-            page.get_by_label("Search the catalog by title (typos are fine)").wait_for(timeout=90_000)
+            try:
+                page.get_by_label("Search the catalog by title (typos are fine)").wait_for(timeout=90_000)
+            except Exception:  # what the page showed instead, for whoever reads the failure
+                page.screenshot(path=str(ARTIFACTS / f"failed-{case}.png"))
+                raise AssertionError(f"no search box at {page.url}: {page.inner_text('body')[:1500]}") from None
             shown = search_and_add(page, words)
             expected = titles(case)
             assert set(shown) <= expected, set(shown) - expected

@@ -23,7 +23,11 @@ def test_demo_shows_a_session_with_picks_and_a_why_then_the_next(server):
     with chromium(width=1400, height=1600) as page:
         page.goto(f"{server}/Demo")
         # the first open chooses the sessions (every model ranks 400 test sessions), then draws the first one
-        expect(page.get_by_text("What they chose next")).to_be_visible(timeout=120_000)
+        try:
+            expect(page.get_by_text("What they chose next")).to_be_visible(timeout=120_000)
+        except AssertionError:  # what the page showed instead, for whoever reads the failure
+            page.screenshot(path=str(ARTIFACTS / "failed-demo.png"))
+            raise AssertionError(f"no demo session at {page.url}: {page.inner_text('body')[:1500]}") from None
         expect(page.get_by_text(re.compile(r"^Session 1 of [2-5]$"))).to_be_visible()
         models = page.locator(".demo .model")
         expect(models.first.locator("h3")).to_have_text("llmseqsim")  # the one LLM-based model comes first
