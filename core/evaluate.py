@@ -15,11 +15,9 @@ reads them anyway; without them the metric is left out, for every model of the r
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -30,10 +28,8 @@ from core import metrics, store
 from core.common import Progress
 from core.config import config_dict, keyed_dict, option
 from core.data import Dataset, Split, cold_item_split
-from core.models import REGISTRY, model_class
 from core.models.base import Recommender
 from core.results import EvaluationResult, Report, sd_key
-from core.storage import read_json
 
 KS = (10, 20)
 LENGTH_BINS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 9), (10, 10**9))  # prompt lengths, inclusive
@@ -230,35 +226,8 @@ def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions 
 
 def load_results(dataset: Dataset, options: EvaluationOptions = EvaluationOptions()) -> dict[str, EvaluationResult]:
     """The saved results of this dataset's current data with these evaluation options, by model label
-    (registry order, each model's default config first; which files count: ``core.store.load_results``).
-
-    Labels are made now, not read from the file: a label saved when the model's defaults were other (before a
-    tuning changed ``defaults.toml``) would call an old variant by the plain name. So ``sasrec`` is the result of
-    the dataset's default config and every other run is ``sasrec (max_epochs=1)``, ``sasrec (seed=2)`` etc.
-    (``core.store.label``). Two results that would still share a label (the same options on other data keys
-    cannot both count; options the label leaves out can) are told apart by their config hash and date,
-    ``sasrec [cf4e4783d2, 2026-11-30]``, the newest first: none is silently dropped.
-    """
-    found = []
-    for path in sorted(store.results_folder(dataset.name).glob("*.json")):
-        result = EvaluationResult.from_json(read_json(path))
-        if result is None or result.evaluation != options_tag(options) or result.model not in REGISTRY:
-            continue
-        try:
-            current = store.model_key(dataset, result.model, model_class(result.model).Config(**result.config))
-        except (TypeError, ValueError):
-            continue
-        if current == result.key:
-            found.append(dataclasses.replace(result, label=store.label(result.model, result.config, dataset.name)))
-    order = {name: i for i, name in enumerate(REGISTRY)}
-    found.sort(key=lambda r: (order[r.model], r.label != r.model, r.label, _newest_first(r.created)))
-    shared = Counter(r.label for r in found)
-    return {(f"{r.label} [{r.key.rsplit('-', 1)[-1]}, {r.created[:10] or 'undated'}]" if shared[r.label] > 1
-             else r.label): r for r in found}
-
-
-def _newest_first(created: str) -> tuple[int, ...]:
-    return tuple(-ord(c) for c in created)
+    (``core.store.load_results``: which files count and how they are labelled)."""
+    return store.load_results(dataset, options_tag(options))
 
 
 def format_breakdown(report: Report, breakdown: str = "by_target_popularity", metric: str = "NDCG@20") -> str:

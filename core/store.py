@@ -15,9 +15,11 @@ file; listing them checks each key against the data as it is now.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,7 +170,12 @@ def load_results(dataset: Dataset, evaluation: str) -> dict[str, EvaluationResul
 
     A result counts only when its key is what its model and config give on the data as it is now (same
     sessions, same titles and embeddings); damaged files and results of other data or an older version are
-    skipped, never fatal.
+    skipped, never fatal. Labels are made now, not read from the file: a label saved when the model's defaults
+    were other (before a tuning changed ``defaults.toml``) would call an old variant by the plain name. So
+    ``sasrec`` is the result of the dataset's default config and every other run is ``sasrec (max_epochs=1)``,
+    ``sasrec (seed=2)`` etc. (:func:`label`). Two results that would still share a label (options the label
+    leaves out) are told apart by their config hash and date, ``sasrec [cf4e4783d2, 2026-11-30]``, the newest
+    first: none is silently dropped.
     """
     found = []
     for path in sorted(results_folder(dataset.name).glob("*.json")):
@@ -180,7 +187,13 @@ def load_results(dataset: Dataset, evaluation: str) -> dict[str, EvaluationResul
         except (TypeError, ValueError):
             continue
         if current == result.key:
-            found.append(result)
+            found.append(dataclasses.replace(result, label=label(result.model, result.config, dataset.name)))
     order = {name: i for i, name in enumerate(REGISTRY)}
-    found.sort(key=lambda r: (order[r.model], r.label != r.model, r.label))
-    return {result.label: result for result in found}
+    found.sort(key=lambda r: (order[r.model], r.label != r.model, r.label, _newest_first(r.created)))
+    shared = Counter(r.label for r in found)
+    return {(f"{r.label} [{r.key.rsplit('-', 1)[-1]}, {r.created[:10] or 'undated'}]" if shared[r.label] > 1
+             else r.label): r for r in found}
+
+
+def _newest_first(created: str) -> tuple[int, ...]:
+    return tuple(-ord(c) for c in created)
