@@ -1,4 +1,4 @@
-"""Command line: ``python -m core datasets|prepare|embed|train|evaluate|finetune|reproduce|tune|study``.
+"""Command line: ``python -m core datasets|prepare|embed|train|evaluate|finetune|reproduce|tune|study|synth``.
 
 Bad input (a broken CSV, an unknown or out-of-range option: any ``core.common.UserError``) ends with one line
 on stderr and exit code 2, never a traceback. Anything else is a bug: one line and exit code 1, and with
@@ -400,6 +400,24 @@ def cmd_study(args: argparse.Namespace) -> None:
     print(f"{args.name} on {dataset.name}: {len(result.rows)} measurements in {result.seconds:.0f} s -> {path}")
 
 
+def cmd_synth(args: argparse.Namespace) -> None:
+    """A synthetic data set for benchmarks (``core.synth``), written where ``prepare --dataset`` reads it."""
+    from core import synth
+
+    options = {"popularity_exponent": args.exponent, "mean_length": args.mean_length, "compress": args.gzip}
+    if args.categories is not None:
+        options["n_categories"] = args.categories
+    progress, close = tqdm_progress(f"synthetic data: {args.items:,} items, {args.sessions:,} sessions")
+    try:
+        report = synth.generate(args.items, args.sessions, seed=args.seed,
+                                out=Path(args.out) if args.out else None, progress=progress, **options)
+    finally:
+        close()
+    for line in report.lines():
+        print(line)
+    print(f"load it: python -m core prepare --dataset {shlex.quote(str(report.interactions_path.parent))}")
+
+
 def parser() -> argparse.ArgumentParser:
     prog = "llmseq" if Path(sys.argv[0]).name == "llmseq" else "python -m core"
     root = argparse.ArgumentParser(prog=prog, description="LLM-enhanced sequential recommendation")
@@ -485,6 +503,19 @@ def parser() -> argparse.ArgumentParser:
     study.add_argument("--show", action="store_true", help="print the saved result and its answer; run nothing")
     study.add_argument("--markdown", action="store_true", help="with --show: the table as markdown")
     study.set_defaults(run=cmd_study)
+
+    synth = sub.add_parser("synth", help="write a synthetic data set (long-tail popularity, generated titles) "
+                                         "for benchmarks only")
+    synth.add_argument("--items", type=int, required=True, help="items in the catalog, e.g. 1000000")
+    synth.add_argument("--sessions", type=int, required=True, help="sessions, e.g. 2000000 (~9 items each)")
+    synth.add_argument("--out", metavar="DIR", help="the folder to write interactions.csv and items.csv into "
+                                                    "(default: cache/synth/<items>-items-<sessions>-sessions-seed<S>)")
+    synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same files")
+    synth.add_argument("--exponent", type=float, default=1.0, help="Zipf exponent of item popularity (default 1)")
+    synth.add_argument("--mean-length", type=float, default=9.0, help="mean items a session (default 9, as Beauty)")
+    synth.add_argument("--categories", type=int, help="item categories (default 2·√items)")
+    synth.add_argument("--gzip", action="store_true", help="write .csv.gz (~4× smaller, slower to write and load)")
+    synth.set_defaults(run=cmd_synth)
 
     tune = sub.add_parser("tune", help="search a model's options with Optuna (TPE) on the validation folds; "
                                        "resumable, --apply writes the best as the dataset's defaults")
