@@ -206,10 +206,29 @@ def cmd_embed(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    """Fit and save models; ``--processes N`` relaunches this command under torchrun (N data-parallel processes,
+    :func:`train_data_parallel`), and a command started by torchrun trains data-parallel."""
+    import os
+
     from core.store import fit_or_load
 
+    if args.processes < 1:
+        raise CLIError(f"--processes must be 1 or more, got {args.processes}")
     models = build_models(args.models, args.set, dataset_name(args), args.preset)
+    distributed = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    if args.processes > 1 or distributed:
+        serial = [m.name for m in models if not getattr(type(m), "data_parallel", False)]
+        if serial:
+            raise CLIError(f"{', '.join(serial)} cannot train data-parallel (--processes, torchrun): only the "
+                           "sequential models (gru4rec, sasrec, bert4rec and their llm2 twins) can")
+    if args.processes > 1 and not distributed:
+        load_dataset(args)  # a bad data set is one line here, not one traceback a process
+        launch_torchrun(args)
+        return
     dataset = load_dataset(args)
+    if distributed:
+        train_data_parallel(models, dataset, args.retrain)
+        return
     for model in models:
         progress, close = tqdm_progress(f"training {model.name}")
         try:
@@ -220,6 +239,68 @@ def cmd_train(args: argparse.Namespace) -> None:
         text_notes(dataset, [model])
         done = "already trained" if fitted.status == "loaded" else f"trained in {fitted.fit_seconds:.1f} s"
         print(f"{model.name} on {dataset.name}: {done} -> {fitted.folder}")
+
+
+def torchrun_command(args: argparse.Namespace) -> list[str]:
+    """The torchrun command line (``python -m torch.distributed.run``) of ``train`` with ``--processes N``: N
+    processes on this machine (``--standalone``: a free port on localhost), each running the same ``train``
+    command without ``--processes``."""
+    train = ["train", *shlex.split(dataset_arguments(args)), "--models", args.models, "--preset", args.preset]
+    train += (["--set", *args.set] if args.set else []) + (["--retrain"] if args.retrain else [])
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.processes),
+            "-m", "core", *(["--verbose"] if args.verbose else []), *train]
+
+
+def launch_torchrun(args: argparse.Namespace) -> None:
+    """Run :func:`torchrun_command` and exit with its status (each process prints its own errors)."""
+    import os
+    import subprocess
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    env = {"OMP_NUM_THREADS": str(max(1, cores // args.processes)), **os.environ}  # torchrun's default warns
+    print(f"training data-parallel in {args.processes} processes (torchrun)", flush=True)
+    status = subprocess.run(torchrun_command(args), env=env).returncode
+    if status:
+        raise SystemExit(status)
+
+
+def train_data_parallel(models: list[Recommender], dataset: data.Dataset, retrain: bool) -> None:
+    """One process of torchrun's: fit each model together with the other processes (``core.train``); rank 0
+    decides whether a saved model is loaded instead (and tells the others), reports progress, and saves."""
+    import torch.distributed as dist
+
+    from core.models import load as load_saved
+    from core.models.base import ArtifactError
+    from core.store import fit_or_load, model_folder
+    from core.train import init_distributed
+
+    rank, size = init_distributed()
+    try:
+        for model in models:
+            folder = model_folder(dataset, model)
+            saved = [False]
+            if rank == 0 and not retrain and (folder / "state.safetensors").exists():
+                try:
+                    load_saved(folder)
+                    saved = [True]
+                except ArtifactError:
+                    pass  # fit_or_load below reports it and fits again, with every process
+            dist.broadcast_object_list(saved, src=0)
+            if rank != 0:
+                if not saved[0]:
+                    model.fit(dataset.split)
+                continue
+            progress, close = tqdm_progress(f"training {model.name} ({size} processes)")
+            try:
+                fitted = fit_or_load(model, dataset, progress=progress, retrain=not saved[0])
+            finally:
+                close()
+            notes(fitted.notes)
+            text_notes(dataset, [model])
+            done = "already trained" if saved[0] else f"trained in {fitted.fit_seconds:.1f} s on {size} processes"
+            print(f"{model.name} on {dataset.name}: {done} -> {fitted.folder}", flush=True)
+    finally:
+        dist.destroy_process_group()
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -453,6 +534,12 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--preset", default="tuned", choices=["tuned", "paper"],
                              help="tuned: the dataset's defaults chosen on its validation folds "
                                   "(core/models/defaults.toml); paper: the paper's Beauty values")
+        if name == "train":
+            command.add_argument("--processes", type=int, default=1, metavar="N",
+                                 help="train data-parallel in N processes on this machine (torch DDP through "
+                                      "torchrun: gloo on CPU, nccl on GPUs; the global batch stays batch_size); "
+                                      "the sequential models only. Several machines: torchrun --nnodes ... -m "
+                                      "core train ...")
         if name == "evaluate":
             command.add_argument("--output", help="write the results JSON here too")
             command.add_argument("--paper-popularity", action="store_true",

@@ -138,7 +138,10 @@ class BERT4Rec(SequentialRecommender):
         inputs, targets = (t.to(self.module.device, non_blocking=True) for t in batch[:2])
         masked = targets != IGNORE
         hidden = self.module(inputs)[masked]
-        return self.module.output.loss(hidden, self.module.item_table, targets[masked]) * batch[2]
+        return self.output_loss(hidden, targets[masked]) * batch[2]
+
+    def targets_per_row(self, batch: tuple[torch.Tensor, torch.Tensor, float]) -> np.ndarray:
+        return (batch[1] != IGNORE).sum(1).numpy()
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         # The last max_length - 1 items and a mask token in the last slot, whose item the model fills in.

@@ -81,7 +81,10 @@ class GRU4Rec(SequentialRecommender):
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = targets != self.pad  # right padding: a real target always follows a real input
         hidden = self.module(inputs)[:, 1:][real]
-        return self.module.output.loss(hidden, self.module.item_table, targets[real]) * weight
+        return self.output_loss(hidden, targets[real]) * weight
+
+    def targets_per_row(self, batch: tuple[torch.Tensor, float]) -> np.ndarray:
+        return (batch[0][:, 1:] != self.pad).sum(1).numpy()
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         tokens, lengths = pad_batch(sessions, self.config.max_length, self.pad, left=False)

@@ -2,8 +2,9 @@
 
 Pre-LN transformer blocks (as SASRec.pytorch and the authors' ``NFDR`` layout), learned positions counted
 from the session's end, embedding dropout, a final LayerNorm, and full-softmax cross-entropy at every real
-position with the output tied to the item table. ``llm2sasrec`` is the same model with the item table
-initialised from the titles' LLM embeddings (LLM2SASRec, Boz et al. 2024).
+position with the output tied to the item table (or sampled softmax, ``loss="sampled"``: see
+``core.models.sequential``). ``llm2sasrec`` is the same model with the item table initialised from the titles'
+LLM embeddings (LLM2SASRec, Boz et al. 2024).
 """
 
 from __future__ import annotations
@@ -95,7 +96,10 @@ class SASRec(SequentialRecommender):
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
         real = inputs != self.pad  # left padding: a real input always has a real next item
         hidden = self.module(inputs)[real]
-        return self.module.output.loss(hidden, self.module.item_table, targets[real]) * weight
+        return self.output_loss(hidden, targets[real]) * weight
+
+    def targets_per_row(self, batch: tuple[torch.Tensor, float]) -> np.ndarray:
+        return (batch[0][:, :-1] != self.pad).sum(1).numpy()
 
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         tokens, _ = pad_batch(sessions, self.config.max_length, self.pad)

@@ -11,6 +11,13 @@ LLM2X (the paper's LLM2Sequential): with ``item_init="llm"`` the catalog rows ar
 training, with the item title embeddings reduced to the model's width (``core.reduce``: PCA by default);
 they stay trainable. ``shuffle_llm_vectors`` gives each item another item's vector: the authors' ablation,
 which keeps the vectors' distribution but breaks their link to the items.
+
+Catalog scale (issue 16): ``loss="sampled"`` trains with sampled softmax (``TiedOutput.sampled_loss``,
+``NegativeSampler``): a step scores each target against ``negatives`` items drawn once per batch, so neither its
+time nor its memory grows with the catalog (only the item table, its gradient and AdamW's moments do). Ranking
+(validation, evaluation) still scores every item. When torch.distributed is initialised (``torchrun``,
+``python -m core train --processes N``) every model trains data-parallel: ``shard_batch`` gives each process its
+rows of every batch, ``core.train`` wraps the network in DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -64,6 +71,19 @@ class SequentialConfig(Options):
     init_std: float = option(0.02, low=0.0, low_open=True,
                              help="item table init (Keras' uniform(-0.05, 0.05) has std 0.029)")
     seed: int = option(0, low=0, help="weights init, dropout and batch order")
+    # Catalog scale (issue 16): the training loss. Ranking (validation, evaluation) always scores the full catalog.
+    loss: Literal["full", "sampled"] = option(
+        "full", keyed=False, help="training loss: full = softmax cross-entropy over the whole catalog (the paper); "
+                                  "sampled = over the target and `negatives` items drawn per batch, so a step's "
+                                  "time and memory no longer grow with the catalog (for catalogs of 100k+ items)")
+    # 1024: on Beauty (12,101 items) a sampled step then costs about as much as SASRec's network and ~12x less than
+    # the full softmax; more negatives only approach the full loss (negatives >= n_items is the full loss).
+    negatives: int = option(1024, low=1, keyed=False,
+                            help="loss=sampled: items drawn per batch, shared by its targets (>= the catalog: "
+                                 "every item once, the full softmax)")
+    negative_sampling: Literal["popularity", "uniform"] = option(
+        "popularity", keyed=False, help="loss=sampled: draw negatives in proportion to train interactions + 1, "
+                                        "with the logQ correction (Yi et al. 2019), or uniformly")
     # LLM2X: initialise the item table from text embeddings of the titles.
     item_init: Literal["random", "llm"] = option("random", help="\"llm\" = LLM2X: item table from title embeddings")
     embedding_provider: Literal["local", "openai"] = option("local", help="for item_init=\"llm\" (local: offline)")
@@ -189,6 +209,69 @@ class TiedOutput(nn.Module):
                                           targets)
 
 
+    def sampled_loss(self, hidden: torch.Tensor, item_table: nn.Embedding, targets: torch.Tensor,
+                     negatives: torch.Tensor, log_q: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean sampled-softmax cross-entropy of ``targets`` (n,) int64 given ``hidden`` (n, hidden_dim): each row's
+        logits are its target's and those of ``negatives`` (m,) int64 (one set shared by the batch), through the
+        same tied output as ``forward``; the target is column 0. A negative equal to the row's target (an
+        accidental hit) is masked out of that row. ``log_q`` (n_items,) float: log of each item's sampling
+        probability, subtracted from every logit, target's included — the correction of sampled softmax
+        (Bengio & Senécal 2008, "Adaptive importance sampling to accelerate training of a neural probabilistic
+        language model"; Jean et al. 2015; as ``tf.nn.sampled_softmax_loss``), which Yi et al. 2019
+        ("Sampling-bias-corrected neural modeling for large corpus item recommendations", RecSys) apply to
+        recommendation. None = no correction (uniform sampling: a constant shift, which cancels).
+
+        Holds (n, m + 1) logits, never (n, n_items): what is of catalog size is the gradient of the item table
+        and of the bias (dense, as the parameters). With ``negatives`` = every item and no correction it is the
+        full softmax cross-entropy (a test holds it)."""
+        features = F.gelu(self.dense(hidden)).float()
+        with torch.autocast(features.device.type, enabled=False):
+            table, bias = item_table.weight, self.bias.float()
+            target_logits = (features * table[targets].float()).sum(1) + bias[targets]
+            negative_logits = torch.addmm(bias[negatives], features, table[negatives].float().T)
+            if log_q is not None:
+                target_logits = target_logits - log_q[targets]
+                negative_logits = negative_logits - log_q[negatives]
+            negative_logits = negative_logits.masked_fill(negatives[None, :] == targets[:, None], -math.inf)
+            logits = torch.cat([target_logits[:, None], negative_logits], dim=1)
+            return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+class NegativeSampler:
+    """The negatives of sampled softmax: ``negatives`` item indices per draw, one draw a batch, from a generator
+    of its own (seeded: every data-parallel rank draws the same sets as one process would; dropout does not
+    move it). ``uniform``: with replacement; ``popularity``: with replacement, item i with probability
+    q_i = (c_i + 1) / sum_j (c_j + 1), c = train interactions (add-one, so every item can be drawn and log q is
+    finite), by inverse CDF (O(m log n_items) a draw). ``negatives >= n_items``: every item once, no correction —
+    the full softmax."""
+
+    def __init__(self, n_items: int, negatives: int, counts: np.ndarray | None, seed: int,
+                 device: torch.device) -> None:
+        self.n_items, self.negatives, self.device = n_items, negatives, device
+        self.every_item = negatives >= n_items
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+        self.cdf: torch.Tensor | None = None
+        self.log_q: torch.Tensor | None = None
+        if counts is not None and not self.every_item:
+            if len(counts) != n_items:
+                raise ValueError(f"counts has {len(counts)} entries for {n_items} items")
+            weights = np.asarray(counts, dtype=np.float64) + 1.0
+            q = weights / weights.sum()
+            self.cdf = torch.from_numpy(np.cumsum(q)).to(device)
+            self.log_q = torch.from_numpy(np.log(q).astype(np.float32)).to(device)
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(negatives,) int64 item indices on the device, and log q (n_items,) or None (no correction)."""
+        if self.every_item:
+            return torch.arange(self.n_items, device=self.device), None
+        if self.cdf is None:
+            return torch.randint(self.n_items, (self.negatives,), generator=self.generator, device=self.device), None
+        u = torch.rand(self.negatives, generator=self.generator, dtype=torch.float64, device=self.device)
+        drawn = torch.searchsorted(self.cdf, u * self.cdf[-1], right=True).clamp_(max=self.n_items - 1)
+        return drawn, self.log_q
+
+
 class _SoftmaxCrossEntropy(torch.autograd.Function):
     """loss = mean_i(logsumexp_j(z_ij) - z_i,t_i), z = f E^T + b (full-softmax cross-entropy, as the paper's
     models are trained). The scores are computed a block of rows at a time, and each block's gradient
@@ -292,6 +375,9 @@ class SequentialRecommender(Recommender):
     Config = SequentialConfig
     module: SequentialNetwork
     stochastic_fit = True
+    # Trains data-parallel (torch DDP) when torch.distributed is initialised: see ``shard_batch`` and core.train.
+    data_parallel: ClassVar[bool] = True
+    sampler: NegativeSampler | None = None  # loss="sampled": set by fit
 
     # ---------------------------------------------------------------------------------- per model
     def build(self, n_items: int) -> SequentialNetwork:
@@ -306,12 +392,43 @@ class SequentialRecommender(Recommender):
     def session_hidden(self, sessions: Sequence[np.ndarray]) -> torch.Tensor:
         raise NotImplementedError
 
+    def targets_per_row(self, batch: Any) -> np.ndarray:
+        """(rows,) how many targets each row of a batch of ``epoch_batches`` holds."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------------------------- shared
     @property
     def pad(self) -> int:
         return self.n_items
 
     epoch_name = "epoch"  # what one call of ``epoch_batches`` is (BERT4Rec: one pass of masked copies)
+
+    def output_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of ``targets`` (n,) given ``hidden`` (n, hidden_dim), by ``config.loss``: the full
+        softmax cross-entropy (``TiedOutput.loss``) or sampled softmax with one draw of ``self.sampler``."""
+        output, table = self.module.output, self.module.item_table
+        if self.config.loss == "full":
+            return output.loss(hidden, table, targets)
+        if self.sampler is None:
+            raise RuntimeError(f"{self.name}: loss='sampled' needs the negative sampler that fit() sets")
+        negatives, log_q = self.sampler.draw()
+        return output.sampled_loss(hidden, table, targets, negatives, log_q)
+
+    def shard_batch(self, batch: tuple[Any, ...], rank: int, world: int) -> tuple[Any, ...]:
+        """This rank's part of a global batch for data-parallel training: rows ``rank, rank + world, ...`` (every
+        row on one rank), and the batch's weight (its last element) times ``world * n_rank / n_batch`` (n: targets).
+        The loss of a batch is its targets' mean times its weight, so a rank's loss is then
+        ``world * weight * sum over its targets / n_batch``: DDP averages the ranks' gradients, which gives the
+        gradient of the one-process loss of the whole batch. A rank left without rows (a batch of fewer rows
+        than ranks) takes the first row with weight 0, so it still joins the gradient exchange."""
+        *tensors, weight = batch
+        per_row = self.targets_per_row(batch)
+        rows = np.arange(rank, len(per_row), world)
+        share = float(per_row[rows].sum() / max(per_row.sum(), 1))
+        if not len(rows):
+            rows, share = np.zeros(1, dtype=np.int64), 0.0
+        index = torch.from_numpy(rows)
+        return (*(t[index] for t in tensors), weight * share * world)
 
     def fit(self, split: Split, progress: Progress | None = None,
             confirm_spending: bool = False) -> "SequentialRecommender":
@@ -331,7 +448,14 @@ class SequentialRecommender(Recommender):
         rng = np.random.default_rng(config.seed)
         train_sessions, held_out = loop.hold_out(sessions, config.validation_fraction, config.max_validation_sessions,
                                                  rng, latest=config.early_stopping_set == "latest")
-        validate = (lambda: loop.validation_ndcg(lambda p, k: self.recommend(p, k)[0], held_out)) \
+        self.sampler = None
+        if config.loss == "sampled":
+            counts = np.bincount(np.concatenate(train_sessions), minlength=self.n_items) \
+                if config.negative_sampling == "popularity" else None
+            self.sampler = NegativeSampler(self.n_items, config.negatives, counts, config.seed, device)
+        # validation ranks the full catalog: at most ~64M scores (256 MB) at a time, however large the catalog
+        rows = int(np.clip(64_000_000 // max(self.n_items, 1), 16, 512))
+        validate = (lambda: loop.validation_ndcg(lambda p, k: self.recommend(p, k, batch_size=rows)[0], held_out)) \
             if held_out else None
         try:
             self.history = loop.train(
@@ -339,10 +463,11 @@ class SequentialRecommender(Recommender):
                 batch_loss=self.batch_loss, validate=validate, learning_rate=config.learning_rate,
                 weight_decay=config.weight_decay, clip_norm=config.clip_norm, max_epochs=config.max_epochs,
                 patience=config.patience, seed=config.seed, progress=progress, label=self.name,
-                autocast=autocast, epoch_name=self.epoch_name,
+                autocast=autocast, epoch_name=self.epoch_name, shard=self.shard_batch,
                 scheduler=loop.linear_warmup(config.warmup_steps) if config.warmup_steps else None)
         finally:
             self.module.cpu()  # saved, scored and shown on the CPU
+            self.sampler = None
         return self
 
     @classmethod
