@@ -221,11 +221,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         if serial:
             raise CLIError(f"{', '.join(serial)} cannot train data-parallel (--processes, torchrun): only the "
                            "sequential models (gru4rec, sasrec, bert4rec and their llm2 twins) can")
+    dataset = load_dataset(args)  # with --processes: a bad data set is one line here, not a traceback a process
     if args.processes > 1 and not distributed:
-        load_dataset(args)  # a bad data set is one line here, not one traceback a process
-        launch_torchrun(args)
-        return
-    dataset = load_dataset(args)
+        from core.store import model_folder
+
+        if args.retrain or not all((model_folder(dataset, m) / "state.safetensors").exists() for m in models):
+            launch_torchrun(args)
+            return
+        # every model is saved already: loaded below, as without --processes
     if distributed:
         train_data_parallel(models, dataset, args.retrain)
         return

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from torch.utils._pytree import tree_flatten
 from core import data, train
 from core.config import keyed_dict
 from core.models import create, model_class
-from core.models.sequential import NegativeSampler, TiedOutput
+from core.models.sequential import NegativeSampler, SequentialRecommender, TiedOutput
 from core.store import label
 
 TINY = {  # as tests/test_recommender_contract.py's: small enough to learn the synthetic walk in seconds
@@ -195,11 +196,17 @@ def free_port() -> int:
 
 
 # One model of each kind, dropout 0 (the ranks' dropout masks would differ from one process's), a loss each.
-DATA_PARALLEL = [
+DATA_PARALLEL: list[tuple[str, dict[str, Any]]] = [
     ("sasrec", {**TINY["sasrec"], "dropout": 0.0, "max_epochs": 4, "patience": 2, "batch_size": 50}),
     ("gru4rec", {**TINY["gru4rec"], "dropout": 0.0, "max_epochs": 4, "loss": "sampled", "negatives": 8}),
     ("bert4rec", {**TINY["bert4rec"], "dropout": 0.0, "max_epochs": 4, "loss": "sampled", "negatives": 8}),
 ]
+
+
+def fitted_history(name: str, options: dict[str, Any], split: data.Split) -> train.History:
+    model = create(name, **options)
+    assert isinstance(model, SequentialRecommender)
+    return model.fit(split).history
 
 
 def _data_parallel_process(rank: int, world: int, port: int, folder: str) -> None:
@@ -209,9 +216,8 @@ def _data_parallel_process(rank: int, world: int, port: int, folder: str) -> Non
     split = data.synthetic().split
     histories = {}
     for name, options in DATA_PARALLEL:
-        model = create(name, **options).fit(split)
-        histories[name] = {"loss": model.history.loss, "validation": model.history.validation,
-                           "best_epoch": model.history.best_epoch}
+        history = fitted_history(name, options, split)
+        histories[name] = {"loss": history.loss, "validation": history.validation, "best_epoch": history.best_epoch}
     (Path(folder) / f"rank{rank}.json").write_text(json.dumps(histories))
     torch.distributed.destroy_process_group()
 
@@ -220,7 +226,7 @@ def test_two_processes_train_the_loss_curve_of_one_with_the_same_global_batch(sy
     torch.multiprocessing.spawn(_data_parallel_process, args=(2, free_port(), str(tmp_path)), nprocs=2)
     ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     for name, options in DATA_PARALLEL:
-        one = create(name, **options).fit(synthetic.split).history
+        one = fitted_history(name, options, synthetic.split)
         for got in ranks:
             assert len(got[name]["loss"]) == len(one.loss) == options["max_epochs"]
             np.testing.assert_allclose(got[name]["loss"], one.loss, rtol=1e-6)  # measured: ~5e-8
@@ -229,7 +235,7 @@ def test_two_processes_train_the_loss_curve_of_one_with_the_same_global_batch(sy
         assert one.loss[-1] < one.loss[0]  # it did learn: the curves compared are not flat
 
 
-def test_train_processes_2_runs_torchrun_and_only_rank_0_saves(tmp_path):
+def test_train_processes_2_runs_torchrun_only_rank_0_saves_and_plain_torchrun_loads_it(tmp_path):
     folder = write_tiny_dataset(tmp_path / "shop")
     env = {**os.environ, "LLMSEQ_CACHE": str(tmp_path / "cache"), "LLMSEQ_TORCH_THREADS": "1"}
     command = [sys.executable, "-m", "core", "train", "--dataset", str(folder), "--models", "sasrec",
@@ -244,8 +250,13 @@ def test_train_processes_2_runs_torchrun_and_only_rank_0_saves(tmp_path):
 
     model = load(saved[0].parent)
     assert len(model.history.loss) == 2
-    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "already trained" in again.stdout, again.stderr[-3000:]
+    # plain torchrun works too; rank 0 finds the saved model and tells the other process not to train
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+                *command[2:command.index("--processes")], *command[command.index("--processes") + 2:]]
+    again = subprocess.run(torchrun, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [line for line in again.stdout.splitlines() if line.startswith("sasrec on ")] == [
+        lines[0].split(": trained in")[0] + f": already trained -> {saved[0].parent}"]
 
 
 def test_processes_refuses_a_model_that_cannot_train_data_parallel(capsys):
