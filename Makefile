@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test lint install browser clean-cache
+.PHONY: run test lint install browser clean-cache scale test-scale
 
 $(STAMP): requirements.txt requirements-models.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ lint: $(STAMP)
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q tests
+
+# The optional `scale` extra (Ray, for `embed --engine ray` and `evaluate --engine ray`), and its tests alone
+# (`make test` runs them too when Ray is installed, and skips them with a reason when it is not).
+SCALE_STAMP := $(VENV)/.installed-scale
+$(SCALE_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install --quiet -e '.[scale]'  # the pin lives in pyproject.toml
+	touch $(SCALE_STAMP)
+
+scale: $(SCALE_STAMP)
+
+test-scale: $(SCALE_STAMP)
+	$(BIN)/python -m pytest -q -m scale tests
 
 clean-cache:
 	rm -rf cache/embeddings cache/models cache/results cache/projections cache/bench

@@ -189,6 +189,14 @@ def cmd_embed(args: argparse.Namespace) -> None:
     if args.list:
         print(model_table())
         return
+    if args.engine == "local" and (args.address is not None or args.actors is not None):
+        raise CLIError("--address and --actors go with --engine ray")
+    if args.actors is not None and args.actors < 1:
+        raise CLIError(f"--actors must be 1 or more, got {args.actors}")
+    if args.engine == "ray":
+        from core.distributed import import_ray
+
+        import_ray()  # without Ray: one line saying how to install it, before the data set is loaded
     dataset = load_dataset(args)
     spec = EmbeddingSpec(provider=args.provider, model=args.model, long_titles=args.long_titles)
     path = cached_path(dataset.catalog, spec)
@@ -196,13 +204,20 @@ def cmd_embed(args: argparse.Namespace) -> None:
     progress, close = tqdm_progress(f"embedding {dataset.catalog.n_items:,} titles")
     start = time.perf_counter()
     try:
-        vectors = item_embeddings(dataset.catalog, spec, progress=progress)
+        if args.engine == "ray":
+            from core.distributed import ray_item_embeddings
+
+            vectors = ray_item_embeddings(dataset.catalog, spec, actors=args.actors or 2, address=args.address,
+                                          progress=progress)
+        else:
+            vectors = item_embeddings(dataset.catalog, spec, progress=progress)
     finally:
         close()
     seconds = time.perf_counter() - start
     notes(embedding_notes(dataset.catalog, spec))
+    on = f" on Ray ({args.actors or 2} actors)" if args.engine == "ray" else ""
     print(f"{dataset.name}: {vectors.shape[0]:,} items x {vectors.shape[1]} dims ({spec.label}) "
-          f"{'from cache' if cached else f'embedded in {seconds:.1f} s'} -> {path}")
+          f"{'from cache' if cached else f'embedded in {seconds:.1f} s{on}'} -> {path}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -310,6 +325,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from core.evaluate import EvaluationOptions, format_breakdown, format_table, run
 
     models = build_models(args.models, args.set, dataset_name(args), args.preset)
+    if args.workers < 1:
+        raise CLIError(f"--workers must be 1 or more, got {args.workers}")
+    if args.address is not None and (args.engine != "ray" or args.workers < 2):
+        raise CLIError("--address goes with --engine ray and --workers 2 or more")
+    if args.engine == "ray" and args.workers > 1:
+        from core.distributed import import_ray
+
+        import_ray()  # without Ray: one line saying how to install it, before anything is fitted
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise CLIError(f"--output {args.output}: the folder {Path(args.output).resolve().parent} does not exist.")
     dataset = load_dataset(args)
@@ -317,7 +340,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     try:
         report = run(dataset, models, EvaluationOptions(paper_popularity=args.paper_popularity,
                                                         cold_items=args.cold_items),
-                     progress=progress, retrain=args.retrain)
+                     progress=progress, retrain=args.retrain, workers=args.workers, engine=args.engine,
+                     address=args.address)
     finally:
         close()
     for result in report.results.values():
@@ -523,6 +547,15 @@ def parser() -> argparse.ArgumentParser:
     embed.add_argument("--long-titles", default="cut", choices=["cut", "head_tail"],
                        help="titles longer than the model's window: cut their end (the model's way) or keep "
                             "their beginning and end")
+    embed.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="local: this process (default); ray: Ray Data with an actor pool, one model per "
+                            "actor, shards under cache/embeddings/<key>.shards (a killed run resumes); needs the "
+                            "scale extra (make scale)")
+    embed.add_argument("--address", metavar="auto|ray://HOST:PORT",
+                       help="with --engine ray: the Ray cluster to run on (default: a local Ray started for the "
+                            "command, as many CPUs as this machine has)")
+    embed.add_argument("--actors", type=int, metavar="N", help="with --engine ray: actors, each holding one "
+                                                              "embedding model (default 2)")
     embed.set_defaults(run=cmd_embed)
 
     for name, fn, text in (("train", cmd_train, "fit models and save them under cache/models"),
@@ -554,6 +587,13 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--cold-items", action="store_true",
                                  help="score the test sessions whose target is a new item (never in train; the "
                                       "paper's protocol drops them): what content-based models gain")
+            command.add_argument("--workers", type=int, default=1, metavar="N",
+                                 help="rank the test prompts in N parallel shards (same lists as one process)")
+            command.add_argument("--engine", default="process", choices=["process", "ray"],
+                                 help="with --workers: a process pool on this machine (default), or Ray actors "
+                                      "(needs the scale extra: make scale)")
+            command.add_argument("--address", metavar="auto|ray://HOST:PORT",
+                                 help="with --engine ray: the Ray cluster (default: a local Ray for the command)")
         command.set_defaults(run=fn)
     finetune = sub.add_parser("finetune", help="fine-tune LLMSeqPrompt's language model (local or OpenAI)")
     add_dataset_arguments(finetune)

@@ -161,24 +161,38 @@ def generation_rates(counts: list[dict[str, int]]) -> dict[str, float]:
 
 def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions = EvaluationOptions(),
                    progress: Progress | None = None, batch_size: int = 256,
-                   item_vectors: np.ndarray | None = None) -> dict[str, Any]:
+                   item_vectors: np.ndarray | None = None, workers: int = 1, engine: str = "process",
+                   address: str | None = None) -> dict[str, Any]:
     """Rank the full catalog for every prompt of ``split`` and score the lists (see :func:`score_lists`); a
-    generative model's name counts per session and their rates are added."""
+    generative model's name counts per session and their rates are added.
+
+    ``workers`` > 1 ranks the prompts in parallel shards (``core.distributed.rank_prompts``): in a process pool
+    (``engine="process"``) or on Ray actors (``engine="ray"``, at ``address`` or a local Ray), with the same
+    lists as one process; a generative model's counts come back from the workers in prompt order. Raises
+    ``ConfigError`` for bad ``workers``/``engine``, ``core.distributed.RayMissing`` without Ray."""
+    from core.distributed import check_engine, rank_prompts
+
+    check_engine(workers, engine)
     k = max(options.ks)
     exclude = model.exclude_seen_in_evaluation
     before = len(model.generation_counts())  # a generative model counts how its sampled names mapped
     start = time.perf_counter()
-    chunks = []
-    for begin in range(0, split.n_test, batch_size):
-        items, _ = model.recommend(split.prompts[begin:begin + batch_size], k, exclude_seen=exclude)
-        chunks.append(items)
-        if progress:
-            progress(min(begin + batch_size, split.n_test), split.n_test, f"{model.name}: predicting")
-    recommendations = np.concatenate(chunks) if chunks else np.zeros((0, k), dtype=np.int64)
+    if workers > 1:
+        recommendations, counts = rank_prompts(model, split.prompts, k, exclude, workers=workers, engine=engine,
+                                               batch_size=batch_size, address=address, progress=progress,
+                                               message=f"{model.name}: predicting")
+    else:
+        chunks = []
+        for begin in range(0, split.n_test, batch_size):
+            items, _ = model.recommend(split.prompts[begin:begin + batch_size], k, exclude_seen=exclude)
+            chunks.append(items)
+            if progress:
+                progress(min(begin + batch_size, split.n_test), split.n_test, f"{model.name}: predicting")
+        recommendations = np.concatenate(chunks) if chunks else np.zeros((0, k), dtype=np.int64)
+        counts = model.generation_counts()[before:]
     predict_seconds = time.perf_counter() - start
     popularity = split.catalog.popularity if options.paper_popularity else split.train_popularity
     result = score_lists(recommendations, split, popularity, options, item_vectors)
-    counts = model.generation_counts()[before:]
     if counts:
         result["metrics"].update(generation_rates(counts))  # e.g. hallucination_rate
         result["generation_per_session"] = {kind: [c[kind] for c in counts] for kind in GENERATION_KINDS}
@@ -189,14 +203,28 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
 
 def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions = EvaluationOptions(),
         progress: Progress | None = None, retrain: bool = False, save: bool = True,
-        confirm_spending: bool = False) -> Report:
+        confirm_spending: bool = False, workers: int = 1, engine: str = "process",
+        address: str | None = None) -> Report:
     """Fit (or load) and evaluate each model on the dataset's test split (``options.cold_items``: on its
     sessions whose target is a new item, :func:`core.data.cold_item_split`); keep each result in the store.
 
     ``report.results`` is keyed by each model's label (its name, plus its changed options); each result says
     whether the model was ``"fitted"`` now or ``"loaded"`` from the store, and ``notes`` what the store had to
-    repair.
+    repair. ``workers``/``engine``/``address``: how the prompts are ranked (:func:`evaluate_model`); with Ray,
+    one Ray connection serves every model of the run.
     """
+    import contextlib
+
+    from core.distributed import check_engine, ray_session
+
+    check_engine(workers, engine)
+    with ray_session(address, min_cpus=workers) if workers > 1 and engine == "ray" else contextlib.nullcontext():
+        return _run(dataset, models, options, progress, retrain, save, confirm_spending, workers, engine, address)
+
+
+def _run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions, progress: Progress | None,
+         retrain: bool, save: bool, confirm_spending: bool, workers: int, engine: str,
+         address: str | None) -> Report:
     counts = "whole dataset (paper)" if options.paper_popularity else "train only"
     split = cold_item_split(dataset.split) if options.cold_items else dataset.split
     report = Report(dataset.name, split.n_test, len(dataset.split.train), counts)
@@ -207,7 +235,8 @@ def run(dataset: Dataset, models: list[Recommender], options: EvaluationOptions 
         notes = list(fitted.notes)
         if options.cold_items:
             notes.append(f"{model.name}: new items: {fitted.model.prepare_new_items(dataset.split)[1]}")
-        scored = evaluate_model(fitted.model, split, options, progress=progress, item_vectors=vectors)
+        scored = evaluate_model(fitted.model, split, options, progress=progress, item_vectors=vectors,
+                                workers=workers, engine=engine, address=address)
         config = config_dict(model.config)
         result = EvaluationResult(
             dataset=dataset.name, model=model.name, label=store.label(model.name, config, dataset.name), config=config,
