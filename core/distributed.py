@@ -133,6 +133,14 @@ def ray_session(address: str | None = None, min_cpus: int = 1) -> Iterator[RaySe
             logging.getLogger(name).setLevel(level)
 
 
+def check_cpus(ray: Any, wanted: int, what: str) -> None:
+    """Raises :class:`DistributedError` when the Ray cluster has fewer CPUs than ``wanted`` (its actors would
+    wait for them for good)."""
+    total = int(ray.cluster_resources().get("CPU", 0))
+    if total < wanted:
+        raise DistributedError(f"the Ray cluster has {total} CPU(s), {what} need {wanted}: ask for fewer")
+
+
 def _user_error(err: BaseException) -> UserError | None:
     """The :class:`UserError` a Ray error carries (an actor's EmbeddingError, ...), found along its causes."""
     seen: set[int] = set()
@@ -303,6 +311,7 @@ def _run_actor_pool(texts: list[str], todo: list[tuple[int, int]], spec: Embeddi
         nodes = [node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive")]
         total = sum(nodes) or cpu_count()
         cpus_per_actor = int(max(1, min(total // actors, max(nodes, default=1))))
+    check_cpus(ray, actors * cpus_per_actor, f"{actors} actor(s) of {cpus_per_actor} CPU(s)")
     frames = [pd.DataFrame({"row": np.arange(start, end, dtype=np.int64), "text": texts[start:end]})
               for start, end in todo]
     dataset = ray.data.from_pandas(frames).map_batches(
@@ -517,14 +526,16 @@ def _rank_in_pool(payload: bytes, shards: list[list[np.ndarray]], k: int, exclud
     from concurrent.futures import as_completed
     from concurrent.futures.process import BrokenProcessPool
 
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_start_worker,
+                               initargs=(payload,))
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=_start_worker,
-                                 initargs=(payload,)) as pool:
-            futures = {pool.submit(_rank_in_worker, shard, k, exclude_seen): i for i, shard in enumerate(shards)}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+        futures = {pool.submit(_rank_in_worker, shard, k, exclude_seen): i for i, shard in enumerate(shards)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
     except BrokenProcessPool:
         raise DistributedError("a worker process died while ranking (out of memory?); try fewer workers") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after an error: the shards not started are dropped
 
 
 class _Ranker:
@@ -545,6 +556,7 @@ def _rank_on_ray(payload: bytes, shards: list[list[np.ndarray]], k: int, exclude
     from ray.util import ActorPool
 
     with ray_session(address, min_cpus=workers):
+        check_cpus(ray, workers, f"{workers} workers of 1 CPU")
         model_ref = ray.put(payload)
         actors = [ray.remote(num_cpus=1)(_Ranker).remote(model_ref) for _ in range(workers)]
         try:

@@ -73,6 +73,11 @@ def test_rank_prompts_on_few_or_no_prompts(fitted, ml100k):
     assert empty.shape == (0, 5)
 
 
+def test_a_workers_error_reaches_the_caller_as_itself(fitted):
+    with pytest.raises(ValueError, match="outside 0..1681"):
+        distributed.rank_prompts(fitted["vsknn"], [[1], [1, 10**6]], 5, workers=2, batch_size=1)
+
+
 @pytest.mark.parametrize("workers, engine, problem", [(0, "process", "workers"), (2, "spark", "engine"),
                                                       (2.5, "process", "workers")])
 def test_bad_workers_or_engine_are_refused(fitted, ml100k, workers, engine, problem):

@@ -97,6 +97,15 @@ def test_evaluation_on_ray_actors_ranks_exactly_as_one_process(ray_cluster, ml10
         assert one["metrics"] == on_ray["metrics"]
 
 
+def test_more_workers_than_the_cluster_has_cpus_is_refused_not_waited_for(ray_cluster, ml100k):
+    import ray
+
+    cpus = int(ray.cluster_resources()["CPU"])  # the machine's cores
+    model = create("popularity").fit(ml100k.split)
+    with pytest.raises(distributed.DistributedError, match=f"has {cpus} CPU.*need {cpus + 1}"):
+        distributed.rank_prompts(model, ml100k.split.prompts, 5, workers=cpus + 1, engine="ray", batch_size=16)
+
+
 def test_throughput_helper_counts_the_texts(ray_cluster):
     texts = [f"Glow shade {i} lipstick" for i in range(40)]
     single = distributed.embedding_throughput(texts, "single")
