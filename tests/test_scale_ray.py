@@ -5,6 +5,7 @@ Skipped without Ray: ``make test-scale`` installs it and runs these (``pytest -m
 started for the module (2 CPUs here) and shared by its tests."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.scale
 from core import distributed  # noqa: E402
 from core.data import Catalog  # noqa: E402
 from core.embeddings import (  # noqa: E402
+    EmbeddingError,
     EmbeddingSpec,
     cached_path,
     embedding_notes,
@@ -95,6 +97,15 @@ def test_evaluation_on_ray_actors_ranks_exactly_as_one_process(ray_cluster, ml10
         on_ray = evaluate_model(model, ml100k.split, options, batch_size=32, workers=2, engine="ray")
         assert np.array_equal(one["recommendations"], on_ray["recommendations"]), model.name
         assert one["metrics"] == on_ray["metrics"]
+
+
+def test_a_problem_in_an_actor_reaches_the_driver_as_one_sentence(ray_cluster):
+    # The actors' environment is the one Ray was started with (this test's): without a key there, the OpenAI
+    # provider cannot be built in an actor, and the driver says so as the single-process path does.
+    if "OPENAI_API_KEY" in os.environ:
+        pytest.skip("OPENAI_API_KEY is set here: the actors would have a key")
+    with pytest.raises(EmbeddingError, match="^OPENAI_API_KEY is not set"):
+        distributed.encode_on_ray(["Glow lipstick", "Dune mascara"], EmbeddingSpec(provider="openai"), actors=1)
 
 
 def test_more_workers_than_the_cluster_has_cpus_is_refused_not_waited_for(ray_cluster, ml100k):
