@@ -349,6 +349,7 @@ class _AtomicCsv:
         if self.writer is not None:
             self.writer.close()
         self.stream.close()
+        os.chmod(self.tmp, 0o644)  # mkstemp's 0600 would keep a shared data set from others
         os.replace(self.tmp, self.path)
 
     def abandon(self) -> None:
