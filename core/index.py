@@ -38,7 +38,7 @@ from core.vectors import unit
 faiss.omp_set_num_threads(2)
 
 KINDS = ("exact", "hnsw", "ivfpq")
-EXACT_MAX_ITEMS = 200_000  # above this, a scan per query is slow (~20 ms at 384 dims) and HNSW is the default
+EXACT_MAX_ITEMS = 200_000  # above this, a scan per query is slow (~30 ms at 384 dims) and HNSW is the default
 HNSW_THRESHOLD = EXACT_MAX_ITEMS  # the name earlier versions exported
 ADD_BLOCK = 65_536  # vectors normalised and added at a time: memory for the copy stays ~100 MB at 384 dims
 RECALL_K = 20
@@ -149,10 +149,11 @@ def choose_index(n_items: int, dim: int, memory_budget_bytes: int | None = None,
 
     The rule (bytes for ``n`` vectors of ``d`` dimensions, M = ``options.hnsw_m``, m = PQ sub-vectors):
 
-    1. ``exact`` when ``n <= 200,000`` and the flat vectors, ``4·n·d`` bytes, fit the budget: a scan of 200k
-       384-dim vectors takes ~20 ms a query here, fine for browsing, and every answer is right.
-    2. else ``hnsw`` when its graph with its vectors, ``n·(4·d + 8·M + 16)`` bytes, fits: queries in ~1 ms, the
-       similarities exact, recall ~0.9–0.99.
+    1. ``exact`` when ``n <= 200,000`` and the flat vectors, ``4·n·d`` bytes, fit the budget: one query scans
+       200k 384-dim vectors in ~30 ms on 2 cores (measured 20 ms at 100k, 140 ms at 1M), fine for browsing, and
+       every answer is right.
+    2. else ``hnsw`` when its graph with its vectors, ``n·(4·d + 8·M + 16)`` bytes, fits: queries in under 1 ms,
+       the similarities exact, recall@20 ~0.97 (1M clustered vectors).
     3. else ``ivfpq``: ``n·(m + 8 + 2·d)`` bytes plus centroids (codes, ids, the float16 copy the top candidates
        are re-scored with) — the smallest; 1M × 384 dims: 0.8 GB against HNSW's 1.8 GB and exact's 1.5 GB.
        A budget that even this does not fit still gets it (it is the smallest there is).
