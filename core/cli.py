@@ -644,7 +644,7 @@ def parser() -> argparse.ArgumentParser:
     synth.add_argument("--exponent", type=float, default=1.0, help="Zipf exponent of item popularity (default 1)")
     synth.add_argument("--mean-length", type=float, default=9.0, help="mean items a session (default 9, as Beauty)")
     synth.add_argument("--categories", type=int, help="item categories (default 2·√items)")
-    synth.add_argument("--gzip", action="store_true", help="write .csv.gz (~4× smaller, slower to write and load)")
+    synth.add_argument("--gzip", action="store_true", help="write .csv.gz (3× smaller; as fast to write and load)")
     synth.set_defaults(run=cmd_synth)
 
     tune = sub.add_parser("tune", help="search a model's options with Optuna (TPE) on the validation folds; "

@@ -131,7 +131,7 @@ class SynthConfig:
     start_time: int = 1_577_836_800  # 2020-01-01 00:00 UTC, Unix seconds
     span_days: float = 730.0  # sessions start over two years
     mean_gap_seconds: float = 90.0  # between a session's events (plus 1 s, so time strictly increases)
-    compress: bool = False  # gzip the files (level 1): ~4× smaller, ~1.5× slower to load than plain CSV
+    compress: bool = False  # gzip (level 1): 3× smaller; writing and loading took the same time (100k items)
 
     def __post_init__(self) -> None:
         checks = [(self.n_items >= 1, "n_items must be at least 1"),
