@@ -89,6 +89,34 @@ def test_an_accidental_hit_is_masked_and_log_q_is_subtracted_from_every_logit():
     assert got.item() == pytest.approx(((row0 + row1) / 2).item(), rel=1e-6)
 
 
+def plain_sampled_loss(output: TiedOutput, hidden, table, targets, negatives, log_q):
+    """Sampled softmax from autograd ops: the formula of TiedOutput.sampled_loss's docstring, written out."""
+    features = F.gelu(output.dense(hidden))
+    logits = torch.cat([(features * table.weight[targets]).sum(1, keepdim=True) + output.bias[targets, None],
+                        features @ table.weight[negatives].T + output.bias[negatives]], dim=1)
+    logits = logits - torch.cat([log_q[targets, None], log_q[negatives].expand(len(targets), -1)], dim=1)
+    logits[:, 1:] = logits[:, 1:].masked_fill(negatives[None, :] == targets[:, None], -torch.inf)
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
+@pytest.mark.parametrize("m", [7, 20_000])  # one block of rows; several (786,432 // 20,000 = 39 rows a block)
+def test_the_blocked_sampled_loss_has_the_value_and_gradients_of_the_plain_one(m):
+    n_items = 300
+    reference, table_a = tied_pair(n_items)
+    blocked, table_b = copies(reference, table_a)
+    hidden, targets = torch.randn(100, 8), torch.randint(0, n_items, (100,))
+    negatives = torch.randint(0, n_items, (m,))  # with repeats and accidental hits
+    log_q = torch.log_softmax(torch.randn(n_items), 0)
+    expected = plain_sampled_loss(reference, hidden, table_a, targets, negatives, log_q)
+    got = blocked.sampled_loss(hidden, table_b, targets, negatives, log_q)
+    (2 * expected).backward()
+    (2 * got).backward()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    for a, b in [(reference.dense.weight, blocked.dense.weight), (reference.bias, blocked.bias),
+                 (table_a.weight, table_b.weight)]:
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6)
+
+
 def test_popularity_sampling_draws_items_in_proportion_to_train_interactions_plus_one():
     counts = np.array([0] * 9 + [89])  # q = 1/99 for items 0..8, 90/99 for item 9
     sampler = NegativeSampler(10, 5, counts, seed=0, device=torch.device("cpu"))

@@ -221,20 +221,69 @@ class TiedOutput(nn.Module):
         ("Sampling-bias-corrected neural modeling for large corpus item recommendations", RecSys) apply to
         recommendation. None = no correction (uniform sampling: a constant shift, which cancels).
 
-        Holds (n, m + 1) logits, never (n, n_items): what is of catalog size is the gradient of the item table
-        and of the bias (dense, as the parameters). With ``negatives`` = every item and no correction it is the
-        full softmax cross-entropy (a test holds it)."""
+        Never holds (n, n_items) scores, nor even (n, m + 1): ``_SampledSoftmaxCrossEntropy`` takes a block of rows
+        at a time. What is of catalog size is the gradient of the item table and of the bias (dense, as the
+        parameters). With ``negatives`` = every item and no correction it is the full softmax cross-entropy (a
+        test holds it)."""
         features = F.gelu(self.dense(hidden)).float()
         with torch.autocast(features.device.type, enabled=False):
-            table, bias = item_table.weight, self.bias.float()
-            target_logits = (features * table[targets].float()).sum(1) + bias[targets]
-            negative_logits = torch.addmm(bias[negatives], features, table[negatives].float().T)
+            table, bias = item_table.weight.float(), self.bias.float()
+            target_bias, negative_bias = bias[targets], bias[negatives]
             if log_q is not None:
-                target_logits = target_logits - log_q[targets]
-                negative_logits = negative_logits - log_q[negatives]
-            negative_logits = negative_logits.masked_fill(negatives[None, :] == targets[:, None], -math.inf)
-            logits = torch.cat([target_logits[:, None], negative_logits], dim=1)
-            return F.cross_entropy(logits, torch.zeros_like(targets))
+                target_bias, negative_bias = target_bias - log_q[targets], negative_bias - log_q[negatives]
+            return _SampledSoftmaxCrossEntropy.apply(features, table[targets], target_bias, table[negatives],
+                                                     negative_bias, targets, negatives)
+
+
+class _SampledSoftmaxCrossEntropy(torch.autograd.Function):
+    """loss = mean_i(log(e^{t_i} + sum_j e^{z_ij}) - t_i): t_i = f_i · e_{target_i} + b'_{target_i} (the target's
+    logit), z_ij = f_i · e_j + b'_j for the m shared negatives, -inf where negative j is row i's target (b' = bias
+    less log q). As ``_SoftmaxCrossEntropy``, a block of rows at a time with the gradients taken in the forward
+    pass, into buffers of one size for the whole run: built from autograd ops, the (n, m + 1) logits of every
+    batch had another size, and glibc's heap grew from 0.5 to 3 GB over 1,000 Beauty steps (its mmap threshold
+    rises to the largest block freed; blocks of many sizes then fragment the heap; measured, 2 epochs: 0.89 GB
+    peak, here 0.5 GB as the full softmax)."""
+
+    @staticmethod
+    def forward(ctx: Any, features: torch.Tensor, target_rows: torch.Tensor, target_bias: torch.Tensor,
+                negative_rows: torch.Tensor, negative_bias: torch.Tensor, targets: torch.Tensor,
+                negatives: torch.Tensor) -> torch.Tensor:
+        n, m = len(targets), len(negatives)
+        # ~3 MB of logits per block on a CPU, the same buffer size every batch; the whole batch on a GPU
+        block = max(n, 1) if features.is_cuda else int(np.clip(786_432 // max(m, 1), 16, 1024))
+        with torch.no_grad(), torch.autocast(features.device.type, enabled=False):
+            grad_features, grad_target_rows = torch.empty_like(features), torch.empty_like(target_rows)
+            grad_target_bias = torch.empty_like(target_bias)
+            grad_negative_rows, grad_negative_bias = torch.zeros_like(negative_rows), torch.zeros_like(negative_bias)
+            logits = features.new_empty(block, m)
+            hits = torch.empty(block, m, dtype=torch.bool, device=features.device)
+            total = features.new_zeros(())
+            for start in range(0, n, block):
+                stop = min(start + block, n)
+                rows, wanted, target_row = features[start:stop], targets[start:stop], target_rows[start:stop]
+                z = torch.addmm(negative_bias, rows, negative_rows.T, out=logits[: stop - start])
+                z.masked_fill_(torch.eq(negatives[None, :], wanted[:, None], out=hits[: stop - start]), -math.inf)
+                t = (rows * target_row).sum(1) + target_bias[start:stop]
+                top = torch.maximum(z.max(1).values, t)
+                z.sub_(top[:, None]).exp_()
+                e_t = (t - top).exp()
+                normaliser = z.sum(1) + e_t
+                total += (normaliser.log() + top - t).sum()
+                z.div_(normaliser[:, None])  # dz of the negatives: their softmax probabilities
+                dz_t = e_t / normaliser - 1.0  # the target's: its probability - 1
+                torch.addmm(target_row * dz_t[:, None], z, negative_rows, out=grad_features[start:stop])
+                torch.mul(rows, dz_t[:, None], out=grad_target_rows[start:stop])
+                grad_target_bias[start:stop] = dz_t
+                grad_negative_rows.addmm_(z.T, rows)
+                grad_negative_bias += z.sum(0)
+        ctx.save_for_backward(grad_features, grad_target_rows, grad_target_bias, grad_negative_rows,
+                              grad_negative_bias)
+        return total / max(n, 1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        scale = grad / max(len(ctx.saved_tensors[0]), 1)
+        return (*(g * scale for g in ctx.saved_tensors), None, None)
 
 
 class NegativeSampler:
