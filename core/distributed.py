@@ -1,7 +1,7 @@
 """Beyond one process: item embeddings on Ray Data, and evaluation prompts ranked in parallel shards.
 
 **Embedding on Ray Data** (:func:`ray_item_embeddings`, ``python -m core embed --engine ray``). The catalog's
-texts are read exactly as :func:`core.embeddings.item_embeddings` reads them (:func:`catalog_texts`: the same
+texts are read exactly as :func:`core.embeddings.item_embeddings` reads them (:func:`core.embeddings.catalog_texts`: the same
 titles and field texts, the same long-title rule through the provider's ``too_long``/``fit_window``, untitled
 items filled with the normalised mean of the titled ones), put in a ``ray.data`` dataset of ``(row, text)``
 with one block per shard of ``shard_rows`` rows, and embedded by ``map_batches`` with a callable class that
@@ -162,40 +162,6 @@ def _user_error(err: BaseException) -> UserError | None:
 
 
 # --------------------------------------------------------------------------------------------- embedding
-@dataclass(frozen=True)
-class CatalogTexts:
-    """What :func:`core.embeddings.item_embeddings` embeds for a catalog and spec."""
-
-    texts: list[str]  # one per titled item, in item order, after the long-title rule
-    titled: np.ndarray  # (n_items,) bool: the items that have a title
-    too_long: int  # how many texts exceed the model's window
-    window: int  # the model's window in tokens
-
-
-def catalog_texts(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> CatalogTexts:
-    """The catalog's texts for ``spec``, read exactly as ``core.embeddings.item_embeddings`` reads them (the
-    title, with ``spec.fields`` the field texts after it; untitled items left out, to be filled with the mean
-    of the rest; with ``long_titles="head_tail"`` the texts longer than the window shortened by the provider).
-    Uses the provider in this process for its tokenizer (a local model is loaded once).
-
-    Raises :class:`EmbeddingError` when no item has a title, a field is unknown or the provider cannot be used."""
-    from core.data import DataError
-    from core.embeddings import provider
-
-    titled = np.array([bool(title) for title in catalog.titles], dtype=bool)
-    if not titled.any():
-        raise EmbeddingError("no item has a title: there is nothing to embed.")
-    try:
-        texts = [text for text, has in zip(catalog.item_texts(spec.field_names), titled) if has]
-    except DataError as err:
-        raise EmbeddingError(str(err)) from None
-    encoder = provider(spec)
-    too_long, window = encoder.too_long(texts)
-    if spec.long_titles == "head_tail" and too_long:
-        texts = encoder.fit_window(texts)
-    return CatalogTexts(texts, titled, too_long, window)
-
-
 def shard_dir(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> Path:
     """Where a Ray run keeps the catalog's finished shards for ``spec`` until they are assembled:
     ``cache/embeddings/<cache_key>.shards`` (named by every text and the model, as the cache's file)."""
@@ -368,12 +334,9 @@ def ray_item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
     shipped vectors) when they are there already; resumable through :func:`shard_dir`.
 
     Raises :class:`RayMissing`, :class:`EmbeddingError` (no title, provider unusable, an actor failed)."""
-    import json
     import shutil
 
-    from core.embeddings import cached_path, cached_vectors
-    from core.storage import atomic_write_text
-    from core.vectors import unit
+    from core.embeddings import cached_vectors, catalog_texts, save_item_vectors
 
     vectors = cached_vectors(catalog, spec)
     if vectors is not None:
@@ -382,13 +345,7 @@ def ray_item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
     read = catalog_texts(catalog, spec)
     folder = shard_dir(catalog, spec)
     encoded = encode_on_ray(read.texts, spec, actors, address, folder, shard_rows, progress, cpus_per_actor)
-    vectors = np.empty((catalog.n_items, encoded.shape[1]), dtype=np.float32)
-    vectors[read.titled] = encoded
-    vectors[~read.titled] = unit(encoded.mean(axis=0, keepdims=True))
-    path = cached_path(catalog, spec)
-    atomic_write_text(path.with_suffix(".json"), json.dumps({"too_long": read.too_long, "window": read.window,
-                                                             "spec": spec.label}))
-    atomic_save_npy(path, vectors)
+    vectors = save_item_vectors(catalog, spec, read, encoded)
     shutil.rmtree(folder, ignore_errors=True)  # assembled: the cache's file is what is read from now on
     return vectors
 

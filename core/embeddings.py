@@ -589,16 +589,25 @@ def embedding_notes(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> 
     return [f"{too_long:,} title(s) are longer than {spec.model_name}'s window of {window:,} tokens: {done}."]
 
 
-def item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
-                    progress: Progress | None = None) -> np.ndarray:
-    """One L2-normalised vector per catalog item, (n_items, d) float32, from cache when possible.
+@dataclass(frozen=True)
+class CatalogTexts:
+    """What :func:`item_embeddings` embeds for a catalog and spec (:func:`catalog_texts`)."""
 
-    Raises :class:`EmbeddingError` (one sentence) when the provider cannot be used.
-    """
-    vectors = cached_vectors(catalog, spec)
-    if vectors is not None:
-        return vectors
-    titled = np.array([bool(title) for title in catalog.titles])
+    texts: list[str]  # one per titled item, in item order, after the long-title rule
+    titled: np.ndarray  # (n_items,) bool: the items that have a title
+    too_long: int  # how many texts exceed the model's window
+    window: int  # the model's window in tokens
+
+
+def catalog_texts(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec()) -> CatalogTexts:
+    """The catalog's texts for ``spec``: the title (with ``spec.fields``, the field texts after it); untitled
+    items left out (:func:`save_item_vectors` fills them with the mean of the rest); with
+    ``long_titles="head_tail"`` the texts longer than the window shortened by the provider, whose tokenizer is
+    loaded here (a local model once per process). Shared by the single-process path and Ray
+    (``core.distributed``), so both embed the very same texts.
+
+    Raises :class:`EmbeddingError` when no item has a title, a field is unknown or the provider cannot be used."""
+    titled = np.array([bool(title) for title in catalog.titles], dtype=bool)
     if not titled.any():
         raise EmbeddingError("no item has a title: there is nothing to embed.")
     try:
@@ -609,12 +618,31 @@ def item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
     too_long, window = encoder.too_long(texts)
     if spec.long_titles == "head_tail" and too_long:
         texts = encoder.fit_window(texts)
-    encoded = encoder.encode(texts, progress)
+    return CatalogTexts(texts, titled, too_long, window)
+
+
+def save_item_vectors(catalog: Catalog, spec: EmbeddingSpec, read: CatalogTexts, encoded: np.ndarray) -> np.ndarray:
+    """The catalog's vectors, (n_items, d) float32, from ``encoded`` (one row per text of ``read``, in order):
+    an untitled item gets the normalised mean of the others. Written atomically to the cache (``.npy`` and the
+    ``.json`` record :func:`embedding_notes` reads) and returned."""
     vectors = np.empty((catalog.n_items, encoded.shape[1]), dtype=np.float32)
-    vectors[titled] = encoded
-    vectors[~titled] = unit(encoded.mean(axis=0, keepdims=True))
+    vectors[read.titled] = encoded
+    vectors[~read.titled] = unit(encoded.mean(axis=0, keepdims=True))
     path = cached_path(catalog, spec)
-    atomic_write_text(path.with_suffix(".json"), json.dumps({"too_long": too_long, "window": window,
+    atomic_write_text(path.with_suffix(".json"), json.dumps({"too_long": read.too_long, "window": read.window,
                                                              "spec": spec.label}))
     atomic_save_npy(path, vectors)
     return vectors
+
+
+def item_embeddings(catalog: Catalog, spec: EmbeddingSpec = EmbeddingSpec(),
+                    progress: Progress | None = None) -> np.ndarray:
+    """One L2-normalised vector per catalog item, (n_items, d) float32, from cache when possible.
+
+    Raises :class:`EmbeddingError` (one sentence) when the provider cannot be used.
+    """
+    vectors = cached_vectors(catalog, spec)
+    if vectors is not None:
+        return vectors
+    read = catalog_texts(catalog, spec)
+    return save_item_vectors(catalog, spec, read, provider(spec).encode(read.texts, progress))

@@ -19,6 +19,7 @@ from core.embeddings import (  # noqa: E402
     EmbeddingError,
     EmbeddingSpec,
     cached_path,
+    catalog_texts,
     embedding_notes,
     item_embeddings,
     provider,
@@ -38,7 +39,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_ray_embedding_gives_the_single_process_vectors_on_ml100k(ray_cluster, ml100k):
-    read = distributed.catalog_texts(ml100k.catalog)
+    read = catalog_texts(ml100k.catalog)
     assert read.texts == [t for t in ml100k.catalog.titles if t] and read.titled.all()
     seen = []
     on_ray = distributed.encode_on_ray(read.texts, actors=2, shard_rows=256,
@@ -62,7 +63,7 @@ def shop_catalog(n: int = 30) -> Catalog:
 
 def test_ray_item_embeddings_write_the_caches_own_file_and_resume_from_shards(ray_cluster):
     catalog, spec = shop_catalog(), EmbeddingSpec(long_titles="head_tail")
-    read = distributed.catalog_texts(catalog, spec)
+    read = catalog_texts(catalog, spec)
     assert len(read.texts) == 29 and not read.titled[4] and read.too_long == 1
     folder = distributed.shard_dir(catalog, spec)
     # A shard "left by a killed run": rows 0..9 of the titled texts, with vectors the model would never give.
