@@ -226,13 +226,15 @@ class TiedOutput(nn.Module):
         parameters). With ``negatives`` = every item and no correction it is the full softmax cross-entropy (a
         test holds it)."""
         features = F.gelu(self.dense(hidden)).float()
+        n = len(targets)
         with torch.autocast(features.device.type, enabled=False):
-            table, bias = item_table.weight.float(), self.bias.float()
-            target_bias, negative_bias = bias[targets], bias[negatives]
+            # one lookup of the targets' and the negatives' rows: its backward is one (n_items + 1, dim) gradient
+            items = torch.cat([targets, negatives])
+            rows, item_bias = F.embedding(items, item_table.weight).float(), self.bias.float()[items]
             if log_q is not None:
-                target_bias, negative_bias = target_bias - log_q[targets], negative_bias - log_q[negatives]
-            return _SampledSoftmaxCrossEntropy.apply(features, table[targets], target_bias, table[negatives],
-                                                     negative_bias, targets, negatives)
+                item_bias = item_bias - log_q[items]
+            return _SampledSoftmaxCrossEntropy.apply(features, rows[:n], item_bias[:n], rows[n:], item_bias[n:],
+                                                     targets, negatives)
 
 
 class _SampledSoftmaxCrossEntropy(torch.autograd.Function):
