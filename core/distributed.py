@@ -1,16 +1,16 @@
 """Beyond one process: item embeddings on Ray Data, and evaluation prompts ranked in parallel shards.
 
-**Embedding on Ray Data** (:func:`ray_item_embeddings`, ``python -m core embed --engine ray``). The catalog's
-texts are read exactly as :func:`core.embeddings.item_embeddings` reads them (:func:`core.embeddings.catalog_texts`: the same
-titles and field texts, the same long-title rule through the provider's ``too_long``/``fit_window``, untitled
-items filled with the normalised mean of the titled ones), put in a ``ray.data`` dataset of ``(row, text)``
-with one block per shard of ``shard_rows`` rows, and embedded by ``map_batches`` with a callable class that
-holds one embedding provider per actor (``compute=ray.data.ActorPoolStrategy(size=actors)``, Ray Data's API
-since 2.x; the older ``concurrency=`` is deprecated). The driver writes each finished shard atomically as
-``cache/embeddings/<cache_key>.shards/rows-<start>-<end>.npy``; a shard already there is skipped, so a killed
-run resumes where it stopped. The shards are then assembled into exactly the file the content-keyed cache
-reads (``core.embeddings.cached_path``, and the ``.json`` record beside it), so every other part of the
-product uses the result unchanged; the shards are removed after that.
+**Embedding on Ray Data** (:func:`ray_item_embeddings`, ``python -m core embed --engine ray``). The catalog's texts
+are read exactly as :func:`core.embeddings.item_embeddings` reads them (:func:`core.embeddings.catalog_texts`: the
+same titles and field texts, the same long-title rule through the provider's ``too_long``/``fit_window``, untitled
+items filled with the normalised mean of the titled ones), put in a ``ray.data`` dataset of ``(row, text)`` with
+one block per shard of ``shard_rows`` rows, and embedded by ``map_batches`` with a callable class that holds one
+embedding provider per actor (``compute=ray.data.ActorPoolStrategy(size=actors)``, Ray Data's API since 2.x; the
+older ``concurrency=`` is deprecated). The driver writes each finished shard atomically as
+``cache/embeddings/<cache_key>.shards/rows-<start>-<end>.npy``; a shard already there is skipped, so a killed run
+resumes where it stopped. The shards are then assembled into exactly the file the content-keyed cache reads
+(``core.embeddings.cached_path``, and the ``.json`` record beside it), so every other part of the product uses the
+result unchanged; the shards are removed after that.
 
 Where Ray runs: with no address the command starts a local Ray itself (``ray.init`` with ``num_cpus`` from
 the machine, quiet logs, no dashboard) and shuts it down after; ``address="auto"`` joins the cluster this
