@@ -76,8 +76,9 @@ class SequentialConfig(Options):
         "full", keyed=False, help="training loss: full = softmax cross-entropy over the whole catalog (the paper); "
                                   "sampled = over the target and `negatives` items drawn per batch, so a step's "
                                   "time and memory no longer grow with the catalog (for catalogs of 100k+ items)")
-    # 1024: on Beauty (12,101 items) a sampled step then costs about as much as SASRec's network and ~12x less than
-    # the full softmax; more negatives only approach the full loss (negatives >= n_items is the full loss).
+    # 1024: the more negatives, the closer the sampled loss and its gradient to the full softmax's (negatives >=
+    # n_items is the full loss); their cost is rows x negatives x width a step, which at 1024 is still small next to
+    # SASRec's network: on Beauty an epoch took 5.7 s with 1024, 5.0 s with 256, 11.7 s with the full softmax.
     negatives: int = option(1024, low=1, keyed=False,
                             help="loss=sampled: items drawn per batch, shared by its targets (>= the catalog: "
                                  "every item once, the full softmax)")
