@@ -170,26 +170,15 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     (``engine="process"``) or on Ray actors (``engine="ray"``, at ``address`` or a local Ray), with the same
     lists as one process; a generative model's counts come back from the workers in prompt order. Raises
     ``ConfigError`` for bad ``workers``/``engine``, ``core.distributed.RayMissing`` without Ray."""
-    from core.distributed import check_engine, rank_prompts
+    from core.distributed import rank_prompts
 
-    check_engine(workers, engine)
     k = max(options.ks)
     exclude = model.exclude_seen_in_evaluation
-    before = len(model.generation_counts())  # a generative model counts how its sampled names mapped
     start = time.perf_counter()
-    if workers > 1:
-        recommendations, counts = rank_prompts(model, split.prompts, k, exclude, workers=workers, engine=engine,
-                                               batch_size=batch_size, address=address, progress=progress,
-                                               message=f"{model.name}: predicting")
-    else:
-        chunks = []
-        for begin in range(0, split.n_test, batch_size):
-            items, _ = model.recommend(split.prompts[begin:begin + batch_size], k, exclude_seen=exclude)
-            chunks.append(items)
-            if progress:
-                progress(min(begin + batch_size, split.n_test), split.n_test, f"{model.name}: predicting")
-        recommendations = np.concatenate(chunks) if chunks else np.zeros((0, k), dtype=np.int64)
-        counts = model.generation_counts()[before:]
+    # one path for any number of workers: workers=1 ranks the same batches in this process
+    recommendations, counts = rank_prompts(model, split.prompts, k, exclude, workers=workers, engine=engine,
+                                           batch_size=batch_size, address=address, progress=progress,
+                                           message=f"{model.name}: predicting")
     predict_seconds = time.perf_counter() - start
     popularity = split.catalog.popularity if options.paper_popularity else split.train_popularity
     result = score_lists(recommendations, split, popularity, options, item_vectors)

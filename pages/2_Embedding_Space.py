@@ -179,9 +179,12 @@ def neighbours_of(space: np.ndarray, query: np.ndarray, skip: set[int], where) -
     """The 10 items nearest to ``query`` (a vector) in the LLM space ``space`` (the catalog's vectors), with their
     cosine similarity, and a button."""
     untitled = {i for i, title in enumerate(catalog.titles) if not title}  # their vector is a stand-in
-    ids, sims = state.item_index(dataset, space).neighbours(query, k=10, exclude=skip | set(items) | untitled)
+    index = state.item_index(dataset, space)
+    ids, sims = index.neighbours(query, k=10, exclude=skip | set(items) | untitled)
     near = [int(i) for i in ids[0] if i >= 0]
     where.markdown(f"**Nearest neighbours** in the LLM space ({md(spec.model_name)}, cosine)")
+    if index.kind != "exact":  # an approximate index: say how close to exact search it measured itself
+        where.caption(md(index.report.line()))
     where.html(items_table(near, "cosine", [f"{s:.3f}" for s in sims[0][: len(near)]], name="map-items neighbours"))
     where.button("Add the 3 nearest neighbours to the session", icon=":material/add:", on_click=state.add_items,
                  args=(near[:3],), key="add-neighbours")

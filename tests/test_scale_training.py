@@ -48,6 +48,18 @@ def copies(output: TiedOutput, table: torch.nn.Embedding) -> tuple[TiedOutput, t
     return other_output, other_table
 
 
+
+def assert_same_loss_and_gradients(expected, got, reference, candidate, rel, atol):
+    """``got`` has ``expected``'s value, and backpropagating both (scaled by 3, so the backward's scaling counts)
+    gives the same gradients to the output layer's dense weight, bias and item table of each (output, table)."""
+    (3 * expected).backward()
+    (3 * got).backward()
+    assert got.item() == pytest.approx(expected.item(), rel=rel)
+    (output_a, table_a), (output_b, table_b) = reference, candidate
+    for a, b in [(output_a.dense.weight, output_b.dense.weight), (output_a.bias, output_b.bias),
+                 (table_a.weight, table_b.weight)]:
+        torch.testing.assert_close(b.grad, a.grad, rtol=rel * 10, atol=atol)
+
 def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax():
     n_items = 50
     reference, table_a = tied_pair(n_items)
@@ -57,12 +69,7 @@ def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax():
     negatives, log_q = NegativeSampler(n_items, n_items, None, seed=0, device=torch.device("cpu")).draw()
     assert negatives.tolist() == list(range(n_items)) and log_q is None  # every item once, no correction
     got = sampled.sampled_loss(hidden, table_b, targets, negatives, log_q)
-    (3 * expected).backward()
-    (3 * got).backward()
-    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
-    for a, b in [(reference.dense.weight, sampled.dense.weight), (reference.bias, sampled.bias),
-                 (table_a.weight, table_b.weight)]:
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-7)
+    assert_same_loss_and_gradients(expected, got, (reference, table_a), (sampled, table_b), rel=1e-6, atol=1e-7)
     # more negatives than items is the same: every item once
     more, _ = NegativeSampler(n_items, 1000, np.ones(n_items), seed=0, device=torch.device("cpu")).draw()
     assert more.tolist() == list(range(n_items))
@@ -109,12 +116,7 @@ def test_the_blocked_sampled_loss_has_the_value_and_gradients_of_the_plain_one(m
     log_q = torch.log_softmax(torch.randn(n_items), 0)
     expected = plain_sampled_loss(reference, hidden, table_a, targets, negatives, log_q)
     got = blocked.sampled_loss(hidden, table_b, targets, negatives, log_q)
-    (2 * expected).backward()
-    (2 * got).backward()
-    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
-    for a, b in [(reference.dense.weight, blocked.dense.weight), (reference.bias, blocked.bias),
-                 (table_a.weight, table_b.weight)]:
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6)
+    assert_same_loss_and_gradients(expected, got, (reference, table_a), (blocked, table_b), rel=1e-5, atol=1e-6)
 
 
 def test_popularity_sampling_draws_items_in_proportion_to_train_interactions_plus_one():
