@@ -1,11 +1,13 @@
 """LLMSeqPrompt with the local backend on Amazon Beauty: fine-tuning time, generation time, accuracy.
 
     flock /tmp/heavy.lock .venv/bin/python bench/llmseqprompt_beauty.py --sample 1000 --threads 1
+    flock /tmp/heavy.lock .venv/bin/python bench/llmseqprompt_beauty.py --sample 1000 --set task=rank
 
 Fits (or loads from cache/models) the model, generates for a seeded sample of the test prompts (``--sample
 0`` = all 4,469), projects the time for all of them, and prints NDCG@20, HR@20, Coverage@20 and the rates
-of exact / duplicated / hallucinated names next to the paper's LLMSeqPrompt figures (fine-tuned OpenAI ada)
-and, for scale, V-SKNN on the same sample. Coverage@20 over a sample is lower than over all prompts (fewer
+of exact / duplicated / hallucinated names and of answers parsed only with a fallback or not at all, next to
+the paper's LLMSeqPrompt figures (fine-tuned OpenAI ada) and, on the same sample, LLMSeqSim (Beauty's default
+config: the list tasks' candidates) and V-SKNN. Coverage@20 over a sample is lower than over all prompts (fewer
 lists); every figure is printed with the sample size. The result JSON goes to
 cache/results/beauty/llmseqprompt.json with ``n_test_sessions`` = the sample size.
 """
@@ -27,7 +29,8 @@ import torch
 from core import data
 from core.config import config_dict
 from core.evaluate import GENERATION_KINDS, generation_rates, score_lists
-from core.models import create
+from core.models import create, model_class
+from core.models.defaults import default_config
 from core.models.llmseqprompt import LLMSeqPrompt
 from core.paper import PAPER_BEAUTY
 from core.storage import CACHE_DIR, atomic_write_text
@@ -62,6 +65,7 @@ def main() -> None:
     split = dataset.split
     overrides = dict(pair.split("=", 1) for pair in args.set)
     model = create("llmseqprompt", **overrides)
+    print(f"task: {model.config.task}", flush=True)
     assert isinstance(model, LLMSeqPrompt)
     print(f"model: {model.label}", flush=True)
     outcome = fit_or_load(model, dataset, progress=printer())
@@ -92,9 +96,11 @@ def main() -> None:
     counts = fitted.generation_counts()[-sub.n_test:]  # this run's sessions
     values = result["metrics"]
 
-    vsknn = create("vsknn").fit(split)
-    vsknn_lists, _ = vsknn.recommend(sub.prompts, k=20)
-    reference = score_lists(vsknn_lists, sub, split.train_popularity)["metrics"]
+    references = {}
+    for name in ("llmseqsim", "vsknn"):
+        other = model_class(name)(default_config(name, "beauty")).fit(split)
+        other_lists, _ = other.recommend(sub.prompts, k=20)
+        references[name] = score_lists(other_lists, sub, split.train_popularity)["metrics"]
 
     n = sub.n_test
     print(f"\nLLMSeqPrompt (local: {fitted.label}) on Beauty, {n:,} of {split.n_test:,} test sessions "
@@ -103,19 +109,23 @@ def main() -> None:
           f"({generate_seconds / n:.3f} s each; all {split.n_test:,}: "
           f"~{generate_seconds / n * split.n_test / 60:.0f} min)")
     for key in ("NDCG@20", "HR@20", "Coverage@20"):
-        print(f"  {key:<12} {values[key]:.4f}   paper {PAPER[key]}   V-SKNN on the same {n:,}: {reference[key]:.4f}")
+        print(f"  {key:<12} {values[key]:.4f}   paper {PAPER[key]}   on the same {n:,}: LLMSeqSim "
+              f"{references['llmseqsim'][key]:.4f}, V-SKNN {references['vsknn'][key]:.4f}")
     rates = generation_rates(counts)
+    total = sum(sum(c[kind] for kind in GENERATION_KINDS) for c in counts)
     print(f"  names: exact {rates['exact_rate']:.3f}, duplicated {rates['duplicate_rate']:.3f}, "
-          f"hallucinated {rates['hallucination_rate']:.3f} (of {n * fitted.config.n_samples:,} sampled names)")
+          f"hallucinated {rates['hallucination_rate']:.3f} (of {total:,} names); answers parsed with a "
+          f"fallback {rates.get('parse_fallback_rate', 0):.3f}, not parsed {rates.get('parse_failure_rate', 0):.3f}")
 
     saved = {"dataset": "beauty", "model": "llmseqprompt", "n_test_sessions": n, "sampled_from": split.n_test,
              "sample_seed": args.seed, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
              "config": config_dict(fitted.config), "backend": fitted.label,
              "popularity_counts": "train only", **result, **values, **rates,
-             "generation_per_session": {kind: [c[kind] for c in counts] for kind in GENERATION_KINDS},
+             "generation_per_session": {kind: [c.get(kind, 0) for c in counts] for kind in GENERATION_KINDS},
              "fit_seconds": fit_seconds,
              "predict_seconds": generate_seconds, "loaded_from_cache": cached,
-             "vsknn_same_sample": {k: reference[k] for k in ("NDCG@20", "HR@20", "Coverage@20")}}
+             **{f"{name}_same_sample": {k: ref[k] for k in ("NDCG@20", "HR@20", "Coverage@20")}
+               for name, ref in references.items()}}
     # A benchmark's own file, never the dashboards' results (a sample is not the test split).
     path = CACHE_DIR / "bench" / f"llmseqprompt_beauty-{model_key(dataset, 'llmseqprompt', fitted.config)}-" \
         f"sample{n}-seed{args.seed}.json"

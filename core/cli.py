@@ -408,7 +408,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         require_key()  # before anything else: no key, nothing sent, nothing spent
     from core.models.llmseqprompt import LLMSeqPrompt
 
-    (model,) = build_models("llmseqprompt", [f"backend={args.backend}", *args.set])
+    (model,) = build_models("llmseqprompt", [f"backend={args.backend}", f"task={args.task}", *args.set])
     assert isinstance(model, LLMSeqPrompt)
     dataset = load_dataset(args)
     cost = model.spending_estimate(dataset.split)
@@ -416,7 +416,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         print(f"estimate: {cost}")
         if not args.yes:
             raise CLIError("not started: fine-tuning costs money (the estimate above); re-run with --yes to confirm.")
-    print(f"model: {model.label}")
+    print(f"model: {model.label}; task: {model.task.name}")
     progress, close = tqdm_progress("fine-tuning")
     try:
         fitted = fit_or_load(model, dataset, progress=progress, retrain=args.retrain, confirm_spending=args.yes)
@@ -600,6 +600,10 @@ def parser() -> argparse.ArgumentParser:
     finetune.add_argument("--backend", default="local", choices=["local", "openai"],
                           help="local: offline (default: small GPT-2 trained from scratch, not a pretrained LLM; "
                                "--set model_folder=PATH for your own HF model, LoRA); openai: paid fine-tuning")
+    finetune.add_argument("--task", default="genitem", choices=["genitem", "genlist", "classify", "rank"],
+                          help="what the model learns to answer: the next item's name (genitem), a list of 20 "
+                               "names (genlist), 20 of 200 item clusters (classify), LLMSeqSim's top-20 re-ranked "
+                               "(rank)")
     finetune.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                           help="llmseqprompt option, e.g. --set epochs=2 or --set openai_model=gpt-3.5-turbo")
     finetune.add_argument("--yes", action="store_true", help="confirm the OpenAI cost estimate and start the job")

@@ -35,6 +35,7 @@ KS = (10, 20)
 LENGTH_BINS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 9), (10, 10**9))  # prompt lengths, inclusive
 POPULARITY_BINS = ((0, 0), (1, 4), (5, 19), (20, 10**12))  # the target's train interactions, inclusive
 GENERATION_KINDS = ("exact", "duplicated", "hallucinated")
+PARSE_KINDS = ("answers", "parse_fallback", "parse_failed")  # a generative model's answers and how they parsed
 
 
 @dataclass(frozen=True)
@@ -151,12 +152,18 @@ def score_lists(recommendations: np.ndarray, split: Split, popularity: np.ndarra
 
 
 def generation_rates(counts: list[dict[str, int]]) -> dict[str, float]:
-    """The share of all sampled names that were exact catalog titles, duplicates and hallucinations, over the
-    sessions of ``counts`` (``Recommender.generation_counts``)."""
+    """The share of all generated names that were exact catalog titles, duplicates and hallucinations, over the
+    sessions of ``counts`` (``Recommender.generation_counts``); where the counts hold answers, the share of
+    answers parsed only with a fallback (``parse_fallback_rate``) or not at all (``parse_failure_rate``)."""
     total = sum(sum(c[kind] for kind in GENERATION_KINDS) for c in counts)
     share = {kind: sum(c[kind] for c in counts) / total if total else 0.0 for kind in GENERATION_KINDS}
-    return {"exact_rate": share["exact"], "duplicate_rate": share["duplicated"],
-            "hallucination_rate": share["hallucinated"]}
+    rates = {"exact_rate": share["exact"], "duplicate_rate": share["duplicated"],
+             "hallucination_rate": share["hallucinated"]}
+    answers = sum(c.get("answers", 0) for c in counts)
+    if answers:
+        rates["parse_fallback_rate"] = sum(c.get("parse_fallback", 0) for c in counts) / answers
+        rates["parse_failure_rate"] = sum(c.get("parse_failed", 0) for c in counts) / answers
+    return rates
 
 
 def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions = EvaluationOptions(),
@@ -184,7 +191,8 @@ def evaluate_model(model: Recommender, split: Split, options: EvaluationOptions 
     result = score_lists(recommendations, split, popularity, options, item_vectors)
     if counts:
         result["metrics"].update(generation_rates(counts))  # e.g. hallucination_rate
-        result["generation_per_session"] = {kind: [c[kind] for c in counts] for kind in GENERATION_KINDS}
+        result["generation_per_session"] = {kind: [c.get(kind, 0) for c in counts]
+                                            for kind in GENERATION_KINDS + PARSE_KINDS}
     result["predict_seconds"] = predict_seconds
     result["recommendations"] = recommendations
     return result

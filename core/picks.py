@@ -94,12 +94,23 @@ def rank(model: Recommender, session: Sequence[int], k: int) -> Ranking:
         counts = model.generation_counts()
         note = ""
         if len(counts) > before:
-            last = counts[-1]
-            note = (f"{sum(last.values())} names sampled: {last['exact']} exact, {last['duplicated']} "
-                    f"duplicated, {last['hallucinated']} hallucinated (mapped to the nearest titles)")
+            note = generation_note(counts[-1])
         sources = model.pick_sources()
     return Ranking(model.name, items[0], scores[0], time.perf_counter() - start, note=note, explainable=explainable,
                    sources=tuple(sources[0]) if sources else ())
+
+
+def generation_note(counts: dict[str, int]) -> str:
+    """One sentence on how a generative model's names for one session went (``generation_counts``' entry)."""
+    names = counts["exact"] + counts["duplicated"] + counts["hallucinated"]
+    kinds = (f"{counts['exact']} exact, {counts['duplicated']} duplicated, {counts['hallucinated']} hallucinated "
+             "(mapped to the nearest titles)")
+    if counts.get("answers", 0) != 1:
+        return f"{names} names sampled: {kinds}"
+    read = (" — the answer could not be read, so the list is filled by similarity" if counts.get("parse_failed")
+            else " — the answer was read with a fallback (markers or numbers missing)" if counts.get("parse_fallback")
+            else "")
+    return f"one answer of {names} names: {kinds}{read}"
 
 
 def assemble(rankings: dict[str, Ranking], session: Sequence[int], catalog: Catalog,

@@ -134,7 +134,7 @@ def test_from_scratch_model_is_labelled_honestly(scratch):
 
 
 def test_generation_counts_count_every_sampled_name(scratch, synthetic):
-    from core.evaluate import generation_rates
+    from core.evaluate import GENERATION_KINDS, generation_rates
 
     start = len(scratch.generation_counts())
     mapped = scratch.generate(synthetic.split.prompts[:6], k=5)
@@ -142,7 +142,8 @@ def test_generation_counts_count_every_sampled_name(scratch, synthetic):
     counts = scratch.generation_counts()[start:]
     assert len(counts) == 6
     for count, m in zip(counts, mapped):
-        assert sum(count.values()) == 20 == sum(m.counts.values())
+        assert sum(count[kind] for kind in GENERATION_KINDS) == 20 == sum(m.counts.values())
+        assert count["answers"] == 20 and count["parse_fallback"] == 0
     assert sum(generation_rates(counts).values()) == pytest.approx(1.0)
 
 

@@ -14,6 +14,7 @@ from core.models import load as load_saved
 from core.models.llmseqprompt import openai_backend
 from core.models.llmseqprompt.generator import LLMError
 from core.models.llmseqprompt.openai_backend import OpenAIKeyMissing, estimate_cost
+from core.models.llmseqprompt.tasks import Prompt, Task
 
 
 def next_item_answer(user_message: str, n: int) -> list[str]:
@@ -124,7 +125,7 @@ def test_rate_limits_are_retried_then_reported(server, synthetic):
 
 
 def test_cost_estimate_follows_the_token_count():
-    train = [(["a" * 40], "b" * 20)]
+    train = [(Prompt(("a" * 40,)), ("b" * 20,))]
     estimate = estimate_cost(train, [], "gpt-4o-mini-2024-07-18", epochs=2, n_prompts=10, n_samples=20)
     # approximate tokens: system prompt + user + assistant contents / 4, +4 per message, +3 for the reply
     from core.models.llmseqprompt.prompts import SYSTEM_PROMPT
@@ -135,6 +136,62 @@ def test_cost_estimate_follows_the_token_count():
     assert estimate.training_usd == round(expected * 2 * 3.00 / 1e6, 2)
     with pytest.raises(LLMError, match="unknown OpenAI base model"):
         estimate_cost(train, [], "gpt-99", 1, 1, 1)
+    # A list task answers once per prompt, whatever n_samples says; its records carry the numbered list.
+    listed = [(Prompt(("a" * 40,)), ("b" * 20, "c" * 20))]
+    once = estimate_cost(listed, [], "gpt-4o-mini-2024-07-18", 2, 10, n_samples=20, task=Task("genlist"))
+    assert once.inference_usd == estimate_cost(listed, [], "gpt-4o-mini-2024-07-18", 2, 10, n_samples=1,
+                                               task=Task("genlist")).inference_usd
+    assert once.tokens_per_epoch > estimate.tokens_per_epoch
+
+
+# ------------------------------------------------------------------------------------------ list tasks
+def list_answer(user_message: str, n: int) -> list[str]:
+    """A 'fine-tuned model' for the synthetic data's list tasks: the next items after the session's last one,
+    in order — written as a numbered list between BEGIN and END (a malformed answer for sessions ending in
+    item 5, an unreadable one for item 6)."""
+    blocks = re.findall(r"BEGIN\n(.*?)\nEND", user_message, re.S)
+    last = int(blocks[0].split("\n")[-1].split()[-1])
+    if last == 6:
+        return ["I am sorry, I cannot help with that."] * n
+    if len(blocks) > 1:  # rank's candidates, classify's representatives: closest after the last item first
+        names = sorted(blocks[1].split("\n"), key=lambda name: (int(name.split()[-1]) - last - 1) % 30)
+    else:
+        names = [f"item {(last + 1 + i) % 30}" for i in range(20)]
+    if last == 5:
+        return ["; ".join(names)] * n  # one line, no markers: read with a fallback
+    return ["BEGIN\n" + "\n".join(f"{i}. {name}" for i, name in enumerate(names[:20], 1)) + "\nEND"] * n
+
+
+@pytest.mark.parametrize("task", ["genlist", "classify", "rank"])
+def test_each_list_task_fine_tunes_answers_and_maps_end_to_end(server, synthetic, task):
+    server.answer = list_answer
+    model = openai_model(task=task)
+    assert "$" in model.spending_estimate(synthetic.split)
+    model.fit(synthetic.split, confirm_spending=True)
+    uploaded = server.files["file-1"].decode().splitlines()
+    record = json.loads(next(line for line in uploaded if line.startswith('{"messages"')))
+    assert record["messages"][0]["content"] == Task(task).system
+    assert record["messages"][2]["content"].startswith("BEGIN\n1. item ")  # the numbered answer list
+    if task != "genlist":
+        header = {"rank": "The candidates:", "classify": "The category list:"}[task]
+        assert header in record["messages"][1]["content"]
+
+    split = synthetic.split
+    prompts, targets = split.prompts[:12], split.targets[:12]
+    items, _ = model.recommend(prompts, k=10)
+    request = server.chat_requests[-1]
+    assert (request["n"], request["temperature"], request["top_p"]) == (1, 0.0, 1.0)  # the paper's greedy answer
+    counts = model.generation_counts()
+    lasts = [int(p[-1]) for p in prompts]
+    for row, last, target, count in zip(items.tolist(), lasts, targets, counts):
+        assert len(set(row)) == 10 and count["answers"] == 1
+        if last == 6:  # unreadable: still a full list (the task's fallback), counted as a parse failure
+            assert count["parse_failed"] == 1 and count["exact"] + count["hallucinated"] == 0
+        elif last == 5:
+            assert count["parse_fallback"] == 1 and row[0] == target
+        else:
+            assert count["parse_failed"] == count["parse_fallback"] == 0
+            assert row[0] == target  # the next item, named first, leads the list
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -167,16 +224,17 @@ def test_cli_with_yes_fine_tunes_against_the_server(server, capsys, monkeypatch,
     assert server.job_requests[0]["model"] == "gpt-3.5-turbo"
 
 
-def test_cli_local_backend_trains_and_saves(monkeypatch, capsys):
+@pytest.mark.parametrize("task", ["genitem", "rank"])
+def test_cli_local_backend_trains_and_saves(monkeypatch, capsys, task):
     from core import data as data_module
 
     synthetic_dataset = data_module.synthetic()
     monkeypatch.setattr(data_module, "load", lambda name, n_folds=3: synthetic_dataset)
-    args = ["finetune", "--dataset", "synthetic", "--set", "epochs=1", "--set", "n_embd=32", "--set", "n_layer=1",
-            "--set", "vocab_size=300", "--set", "n_head=2"]
+    args = ["finetune", "--dataset", "synthetic", "--task", task, "--set", "epochs=1", "--set", "n_embd=32",
+            "--set", "n_layer=1", "--set", "vocab_size=300", "--set", "n_head=2"]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
-    assert "trained from scratch" in out and "fine-tuned in" in out
+    assert "trained from scratch" in out and "fine-tuned in" in out and f"task: {task}" in out
     assert cli.main(args) == 0 and "already fine-tuned" in capsys.readouterr().out
 
 

@@ -1,8 +1,9 @@
 """What LLMSeqPrompt asks of a language-model backend: the :class:`NameGenerator` interface.
 
-A backend learns, from (prompt names, target name) pairs, to name the next item of a session, and then
-samples names for new prompts. The local backend (:mod:`.local`) and the OpenAI one (:mod:`.openai_backend`)
-implement it; each reads only its own small config, built from the model's options by :func:`options_for`.
+A backend learns, from (prompt, answer) pairs of one task (:mod:`.tasks`: GenItem names the next item,
+GenList, Classify and Rank answer ranked lists), to answer new prompts. The local backend (:mod:`.local`)
+and the OpenAI one (:mod:`.openai_backend`) implement it; each reads only its own small config, built from
+the model's options by :func:`options_for`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any, Protocol, Sequence, TypeVar
 import numpy as np
 
 from core.common import Progress, UserError
+from core.models.llmseqprompt.tasks import Example, Prompt
 
-Example = tuple[list[str], str]  # (the prompt's item names, oldest first; the next item's name)
 C = TypeVar("C")
 
 
@@ -26,7 +27,7 @@ class LLMError(UserError, RuntimeError):
 
 
 class NameGenerator(Protocol):
-    """A language model that names the next item of a session."""
+    """A language model fine-tuned on one task's (prompt, answer) pairs."""
 
     @property
     def label(self) -> str:
@@ -36,11 +37,13 @@ class NameGenerator(Protocol):
     def fit(self, train: Sequence[Example], validation: Sequence[Example], titles: Sequence[str],
             progress: Progress | None = None, confirm_spending: bool = False) -> None:
         """Fine-tune on the pairs (``validation`` for early stopping; ``titles``: the catalog's, for a
-        tokenizer). A backend that costs money starts paying only with ``confirm_spending``."""
+        tokenizer). A backend that costs money starts paying only with ``confirm_spending``. Raises
+        :class:`LLMError` when it cannot."""
         ...
 
-    def sample(self, prompts: Sequence[Sequence[str]], progress: Progress | None = None) -> list[list[str]]:
-        """The sampled names for each prompt (the config's ``n_samples`` each)."""
+    def sample(self, prompts: Sequence[Prompt], progress: Progress | None = None) -> list[list[str]]:
+        """The answers' raw texts for each prompt: GenItem ``n_samples`` sampled names, a list task one
+        answer (temperature 0) for :meth:`.tasks.Task.parse`."""
         ...
 
     def spending_estimate(self, train: Sequence[Example], validation: Sequence[Example], n_prompts: int) -> str | None:

@@ -8,14 +8,18 @@ Two kinds of model:
   nothing is downloaded at run time. A session ``i1..in`` becomes ``<|endoftext|> name1 <|sep|> name2
   <|sep|> ... name_n <|sep|>`` and the model learns every name from the ones before it (next-name language
   modelling over the whole sequence, which teaches a from-scratch model the titles themselves); at
-  inference the prompt ends with ``<|sep|>`` and a name is sampled up to the next ``<|sep|>``.
+  inference the prompt ends with ``<|sep|>`` and a name is sampled up to the next ``<|sep|>``. For the list
+  tasks (:mod:`.tasks`) a session becomes ``<|endoftext|> user text <|sep|> answer text <|endoftext|>``, the
+  texts as the OpenAI backend writes them (without the system prompt, the same in every example, and without
+  Classify's category list, which a small context cannot hold), with the loss on the answer only.
 * ``model_folder=<path>``: a user's own checkpoint (GPT-2, SmolLM, Qwen, ...), fine-tuned with LoRA (peft)
   on the paper's chat prompt (the model's chat template when it has one), with the loss on the target name
   only, as in the paper's fine-tuning. Only the adapter's weights are saved; the folder is read again on load.
 
-Sampling follows the paper's best setting (n=20 samples, temperature 0.25, top_p 1) with a torch generator
-seeded per session, one session at a time and without padding, so a session's names never depend on the
-other sessions of a batch.
+GenItem sampling follows the paper's best setting (n=20 samples, temperature 0.25, top_p 1) with a torch
+generator seeded per session, one session at a time and without padding, so a session's names never depend
+on the other sessions of a batch. The list tasks decode greedily (temperature 0), sessions batched with left
+padding (``transformers``' ``generate``).
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import torch
 
 from core import train as loop
 from core.common import Progress
-from core.models.llmseqprompt.generator import Example, LLMError, array_text, session_seed, text_array
-from core.models.llmseqprompt.prompts import SYSTEM_PROMPT, chat_messages, user_message
+from core.models.llmseqprompt.generator import LLMError, array_text, session_seed, text_array
+from core.models.llmseqprompt.tasks import Example, Prompt, Task
 
 SCRATCH_LABEL = "GPT-2 architecture trained from scratch on this dataset's train sessions (not a pretrained LLM)"
 BOS, SEP = "<|endoftext|>", "<|sep|>"
@@ -41,6 +45,11 @@ WEIGHT_DECAY = 0.01  # AdamW's, as in the usual fine-tuning recipes
 CLIP_NORM = 1.0  # gradient norm clipping: keeps early from-scratch steps stable
 WARMUP_SHARE, LR_FLOOR = 0.05, 0.1  # linear warm-up over 5% of the steps, then cosine decay to 10% of the peak
 MIN_IMPROVEMENT = 1e-4  # a validation loss must drop by more than this to count as better
+# context_tokens=0: prompt + answer tokens per task (Beauty: a title ~19 tokens, a list answer ~370, Rank's
+# candidates ~380)
+CONTEXT = {"genitem": 384, "genlist": 1024, "classify": 1024, "rank": 1280}
+MIN_PROMPT_TOKENS = 128  # a list answer's budget leaves at least this much for the prompt
+GREEDY_BATCH = 16  # list tasks: prompts decoded at once
 
 
 class LocalLMError(LLMError):
@@ -51,6 +60,7 @@ class LocalLMError(LLMError):
 class LocalConfig:
     """The local backend's own options (taken by name from LLMSeqPrompt's; their help lives there)."""
 
+    task: str
     model_folder: str
     vocab_size: int
     n_embd: int
@@ -81,6 +91,8 @@ class LocalLM:
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
+        self.task = Task(config.task)
+        self.context = config.context_tokens or CONTEXT[self.task.name]
         self.model: Any = None
         self.tokenizer: Any = None
         self.max_new_tokens = 0
@@ -95,11 +107,14 @@ class LocalLM:
     def name_ids(self, name: str) -> list[int]:
         raise NotImplementedError
 
-    def prompt_tokens(self, names: Sequence[str]) -> list[int]:
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
+        raise NotImplementedError
+
+    def text_ids(self, text: str) -> list[int]:
         raise NotImplementedError
 
     def answer(self, prompt: list[int], name: list[int]) -> tuple[list[int], list[int]]:
-        """(input ids, labels) of a training example from its prompt's and target name's tokens."""
+        """(input ids, labels) of a training example from its prompt's and answer's tokens."""
         raise NotImplementedError
 
     def stops(self) -> set[int]:
@@ -122,19 +137,24 @@ class LocalLM:
     def spending_estimate(self, train: Sequence[Example], validation: Sequence[Example], n_prompts: int) -> None:
         return None  # runs on this machine
 
-    def prompt_ids(self, names: Sequence[str]) -> list[int]:
-        """Token ids of a prompt, dropping the oldest names until it fits the context with a name to come."""
-        budget = self.config.context_tokens - self.max_new_tokens
-        names = list(names)
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt, dropping the oldest session names until it fits the context with an answer
+        to come (then cutting its start, should the candidates alone not fit)."""
+        budget = self.context - self.max_new_tokens
         while True:
-            ids = self.prompt_tokens(names)
-            if len(ids) <= budget or not names:
+            ids = self.prompt_tokens(prompt)
+            if len(ids) <= budget or not prompt.session:
                 return ids[-budget:] if len(ids) > budget else ids
-            names = names[1:]
+            prompt = Prompt(prompt.session[1:], prompt.candidates)
 
-    def example(self, names: Sequence[str], target: str) -> tuple[list[int], list[int]]:
-        # A name longer than a generation may run is learned up to that length (it fits the context then).
-        return self.answer(self.prompt_ids(names), self.name_ids(target)[:self.max_new_tokens - 1])
+    def answer_ids(self, answer: Sequence[str]) -> list[int]:
+        if self.task.is_list:
+            return self.text_ids(self.task.answer_text(answer))
+        return self.name_ids(answer[0])
+
+    def example(self, prompt: Prompt, answer: Sequence[str]) -> tuple[list[int], list[int]]:
+        # An answer longer than a generation may run is learned up to that length (it fits the context then).
+        return self.answer(self.prompt_ids(prompt), self.answer_ids(answer)[:self.max_new_tokens - 1])
 
     def fit(self, train: Sequence[Example], validation: Sequence[Example], titles: Sequence[str],
             progress: Progress | None = None, confirm_spending: bool = False) -> None:
@@ -145,8 +165,12 @@ class LocalLM:
         c = self.config
         loop.configure_torch()
         self.build(titles)
-        longest = max(len(self.name_ids(t)) for t in titles if t) if any(titles) else 8
-        self.max_new_tokens = min(longest + 2, MAX_NAME_TOKENS, c.context_tokens // 2)
+        if self.task.is_list:  # the longest answers but the 1%, within the context
+            lengths = [len(self.answer_ids(answer)) for _, answer in train]
+            self.max_new_tokens = min(int(np.percentile(lengths, 99)) + 2, self.context - MIN_PROMPT_TOKENS)
+        else:
+            longest = max(len(self.name_ids(t)) for t in titles if t) if any(titles) else 8
+            self.max_new_tokens = min(longest + 2, MAX_NAME_TOKENS, self.context // 2)
         train_data = [self.example(n, t) for n, t in train]
         # The validation loss is measured on a seeded subset: a full pass over 20% of Beauty costs minutes.
         keep = np.random.default_rng(c.seed).permutation(len(validation))[:MAX_VALIDATION_EXAMPLES]
@@ -163,6 +187,8 @@ class LocalLM:
         self.history = {"train_loss": history.loss, "validation_loss": history.validation}
 
     def loss(self, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+        if self.task.is_list:
+            return self.answer_loss(batch)
         width = max(len(ids) for ids, _ in batch)
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
@@ -172,6 +198,25 @@ class LocalLM:
             labels[row, :len(y)] = torch.tensor(y)
             mask[row, :len(x)] = 1
         return self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    def answer_loss(self, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+        """Mean cross-entropy over the answers' tokens, the batch padded on the left so every answer ends at
+        the last position: the vocabulary projection runs on the answers' span only (``logits_to_keep``),
+        not on the long prompts."""
+        width = max(len(ids) for ids, _ in batch)
+        span = max(sum(1 for y in labels if y != IGNORE) for _, labels in batch)
+        ids = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (x, y) in enumerate(batch):
+            ids[row, width - len(x):] = torch.tensor(x)
+            labels[row, width - len(y):] = torch.tensor(y)
+            mask[row, width - len(x):] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                            logits_to_keep=span + 1).logits  # positions width-span-1 .. width-1
+        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                                 labels[:, width - span:].reshape(-1), ignore_index=IGNORE)
 
     @torch.no_grad()
     def validation_loss(self, data: list[tuple[list[int], list[int]]]) -> float:
@@ -185,16 +230,18 @@ class LocalLM:
         return total / max(count, 1)
 
     @torch.no_grad()
-    def sample(self, prompts: Sequence[Sequence[str]], progress: Progress | None = None) -> list[list[str]]:
-        """``n_samples`` names for each prompt (a list of item names, oldest first)."""
+    def sample(self, prompts: Sequence[Prompt], progress: Progress | None = None) -> list[list[str]]:
+        """GenItem: ``n_samples`` names for each prompt; a list task: one greedy answer's text each."""
         c = self.config
         loop.configure_torch()
         self.model.eval()
         stops = self.stops()
+        if self.task.is_list:
+            return self.greedy(prompts, stops, progress)
         out = []
-        for i, names in enumerate(prompts):
-            generator = torch.Generator().manual_seed(session_seed(c.seed, names))
-            ids = torch.tensor([self.prompt_ids(names)], dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            generator = torch.Generator().manual_seed(session_seed(c.seed, prompt.session))
+            ids = torch.tensor([self.prompt_ids(prompt)], dtype=torch.long)
             tokens = sample_rows(self.model, ids, c.n_samples, c.temperature, c.top_p, self.max_new_tokens, stops,
                                  generator)
             out.append([self.decode(row, stops) for row in tokens])
@@ -202,10 +249,33 @@ class LocalLM:
                 progress(i + 1, len(prompts), "generating names")
         return out
 
-    def decode(self, row: list[int], stops: set[int]) -> str:
+    def greedy(self, prompts: Sequence[Prompt], stops: set[int], progress: Progress | None) -> list[list[str]]:
+        """One greedy answer per prompt, ``GREEDY_BATCH`` prompts at a time (left-padded, similar lengths
+        together); the answer's text, cut at the first stop token."""
+        encoded = [self.prompt_ids(p) for p in prompts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        stop = min(stops)
+        out: list[list[str]] = [[] for _ in prompts]
+        for start in range(0, len(order), GREEDY_BATCH):
+            rows = order[start:start + GREEDY_BATCH]
+            width = max(len(encoded[i]) for i in rows)
+            ids = torch.full((len(rows), width), stop, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for row, i in enumerate(rows):
+                ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
+                mask[row, width - len(encoded[i]):] = 1
+            generated = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens,
+                                            do_sample=False, eos_token_id=sorted(stops), pad_token_id=stop)
+            for row, i in enumerate(rows):
+                out[i] = [self.decode(generated[row, width:].tolist(), stops, first_line=False)]
+            if progress:
+                progress(min(start + GREEDY_BATCH, len(order)), len(order), "generating answers")
+        return out
+
+    def decode(self, row: list[int], stops: set[int], first_line: bool = True) -> str:
         cut = next((j for j, t in enumerate(row) if t in stops), len(row))
-        text = self.tokenizer.decode(row[:cut], skip_special_tokens=True)
-        return text.strip().split("\n")[0].strip()
+        text = self.tokenizer.decode(row[:cut], skip_special_tokens=True).strip()
+        return text.split("\n")[0].strip() if first_line else text
 
     def state(self) -> dict[str, np.ndarray]:
         arrays = {f"lm.{k}": v.detach().cpu().numpy() for k, v in self.trainable_state().items()}
@@ -244,7 +314,7 @@ class ScratchGPT(LocalLM):
         from transformers import GPT2Config, GPT2LMHeadModel
 
         c = self.config
-        options = dict(vocab_size=self.tokenizer.get_vocab_size(), n_positions=c.context_tokens, n_embd=c.n_embd,
+        options = dict(vocab_size=self.tokenizer.get_vocab_size(), n_positions=self.context, n_embd=c.n_embd,
                        n_layer=c.n_layer, n_head=c.n_head, bos_token_id=0, eos_token_id=0, loss_type="ForCausalLM")
         gpt = GPT2Config(**options)
         torch.manual_seed(c.seed)
@@ -263,15 +333,25 @@ class ScratchGPT(LocalLM):
     def name_ids(self, name: str) -> list[int]:
         return self.tokenizer.encode(name, add_special_tokens=False).ids
 
-    def prompt_tokens(self, names: Sequence[str]) -> list[int]:
+    def text_ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
         bos, sep = self.tokenizer.token_to_id(BOS), self.tokenizer.token_to_id(SEP)
-        return [bos] + [t for name in names for t in self.name_ids(name) + [sep]]
+        if self.task.is_list:
+            return [bos] + self.text_ids(self.task.user_text(prompt, with_candidates=False)) + [sep]
+        return [bos] + [t for name in prompt.session for t in self.name_ids(name) + [sep]]
 
     def answer(self, prompt: list[int], name: list[int]) -> tuple[list[int], list[int]]:
+        if self.task.is_list:  # the loss on the answer and its end only
+            answer = name + [self.tokenizer.token_to_id(BOS)]
+            return prompt + answer, [IGNORE] * len(prompt) + answer
         ids = prompt + name + [self.tokenizer.token_to_id(SEP)]
         return ids, [IGNORE] + ids[1:]  # every name after the first token carries loss
 
     def stops(self) -> set[int]:
+        if self.task.is_list:
+            return {self.tokenizer.token_to_id(BOS)}
         return {self.tokenizer.token_to_id(SEP), self.tokenizer.token_to_id(BOS)}
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
@@ -326,12 +406,16 @@ class LoraFolderLM(LocalLM):
     def name_ids(self, name: str) -> list[int]:
         return self.tokenizer(name, add_special_tokens=False)["input_ids"]
 
-    def prompt_tokens(self, names: Sequence[str]) -> list[int]:
-        if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(chat_messages(names), tokenize=False, add_generation_prompt=True)
-        else:
-            text = f"{SYSTEM_PROMPT}\n\n{user_message(names)}\n\nRecommendation:"
+    def text_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
+        messages = self.task.messages(prompt)
+        if getattr(self.tokenizer, "chat_template", None):
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = f"{messages[0]['content']}\n\n{messages[1]['content']}\n\nRecommendation:"
+        return self.text_ids(text)
 
     def answer(self, prompt: list[int], name: list[int]) -> tuple[list[int], list[int]]:
         answer = name + [self.tokenizer.eos_token_id]

@@ -16,6 +16,12 @@ of all sampled names, then by popularity — so a list holds ``k`` distinct item
 than ``k`` only when the catalog has fewer items outside the prompt.
 
 When several catalog items share a title, the name maps to the most popular of them in train.
+
+A *ranked* answer (the list tasks, :meth:`NameMapper.map_lists`) keeps its order instead: the first
+occurrence of a title is ``exact``; a later one, or a prompt item, is ``duplicated`` and dropped (its slot
+would repeat an item); a ``hallucinated`` name is replaced in place by its nearest free neighbour. The names
+may be restricted to a pool (Rank: the session's candidates; Classify: the cluster representatives): exact
+matches and neighbours are then taken from the pool only.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class NameMapper:
         self.item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
         self.popularity = np.asarray(popularity, dtype=np.float64)
         self.encoder = encoder
+        self.titles = list(titles)
         self.index = ItemIndex(self.item_vectors)
         self.lookup: dict[str, int] = {}
         for item in np.argsort(-self.popularity, kind="stable"):  # most popular first wins a shared title
@@ -83,14 +90,84 @@ class NameMapper:
     def map(self, samples: Sequence[Sequence[str]], prompts: Sequence[np.ndarray], k: int) -> list[MappedSession]:
         """The top-``k`` list of each session from its sampled names."""
         classified = [self.classify(names, prompt) for names, prompt in zip(samples, prompts)]
-        # Embed every distinct name that is not an exact catalog title, once for the whole batch.
-        to_encode = sorted({name for names, (kinds, _) in zip(samples, classified)
-                            for name, kind in zip(names, kinds) if kind != "exact" and
-                            self.lookup.get(normalise_title(name)) is None})
-        encoded = self.encoder(to_encode) if to_encode else np.zeros((0, self.item_vectors.shape[1]), np.float32)
-        vector_of = {name: encoded[i] for i, name in enumerate(to_encode)}
+        vector_of = self._encode(samples, [kinds for kinds, _ in classified])
         return [self._map_one(list(names), np.asarray(prompt, dtype=np.int64), kinds, direct, vector_of, k)
                 for names, prompt, (kinds, direct) in zip(samples, prompts, classified)]
+
+    def _encode(self, samples: Sequence[Sequence[str]], kinds: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        """Vectors of every distinct name that is not a catalog title, encoded once for the whole batch."""
+        to_encode = sorted({name for names, ks in zip(samples, kinds) for name, kind in zip(names, ks)
+                            if kind != "exact" and self.lookup.get(normalise_title(name)) is None})
+        encoded = self.encoder(to_encode) if to_encode else np.zeros((0, self.item_vectors.shape[1]), np.float32)
+        return {name: encoded[i] for i, name in enumerate(to_encode)}
+
+    def map_lists(self, answers: Sequence[Sequence[str]], prompts: Sequence[np.ndarray], k: int,
+                  pools: Sequence[np.ndarray | None] | None = None, fill: bool = True) -> list[MappedSession]:
+        """Ranked answers (module docstring), order kept: per session at most ``k`` items, no prompt item.
+        ``pools[i]``: the items session ``i``'s names may map to (None = the catalog). ``fill``: complete each
+        list to ``k`` from the catalog as :meth:`map` does (never from outside a pool's session when a pool is
+        given: the caller completes those)."""
+        pools = list(pools) if pools is not None else [None] * len(answers)
+        classified = [self._classify_ranked(list(names), np.asarray(prompt, dtype=np.int64), pool)
+                      for names, prompt, pool in zip(answers, prompts, pools)]
+        vector_of = self._encode(answers, [kinds for kinds, _ in classified])
+        out = []
+        for names, prompt, pool, (kinds, direct) in zip(answers, prompts, pools, classified):
+            prompt = np.asarray(prompt, dtype=np.int64)
+            blocked = np.zeros(len(self.item_vectors), dtype=bool)
+            blocked[prompt] = True
+            blocked[[i for i in direct if i is not None]] = True
+            slots = list(direct)
+            replaced_by: dict[int, int] = {}
+            for position, kind in enumerate(kinds):
+                if kind != "hallucinated":
+                    continue
+                vector = self._vector(names[position], vector_of)
+                if pool is None:
+                    found, _ = self.index.neighbours(vector[None, :], k=min(len(self.item_vectors),
+                                                                           len(prompt) + len(names) + 1))
+                    order = [int(i) for i in found[0] if i >= 0]
+                else:
+                    order = [int(i) for i in pool[np.argsort(-(self.item_vectors[pool] @ vector), kind="stable")]]
+                free = next((i for i in order if not blocked[i]), None)
+                if free is not None:
+                    slots[position] = free
+                    blocked[free] = True
+                    replaced_by[position] = free
+            items = [int(i) for i in slots if i is not None][:k]
+            if fill and pool is None and len(items) < k:
+                items += self._rest(names, blocked, vector_of, k - len(items))
+            out.append(MappedSession(names=list(names), kinds=kinds, items=items, replaced_by=replaced_by))
+        return out
+
+    def _classify_ranked(self, names: list[str], prompt: np.ndarray,
+                         pool: np.ndarray | None) -> tuple[list[str], list[int | None]]:
+        if pool is None:
+            lookup = self.lookup
+        else:
+            lookup = {}
+            for item in pool[np.argsort(-self.popularity[pool], kind="stable")]:  # most popular wins a title
+                key = normalise_title(self.titles[item]) if self.titles[item] else ""
+                if key:
+                    lookup.setdefault(key, int(item))
+        in_prompt = set(prompt.tolist())
+        taken: set[int] = set()
+        kinds: list[str] = []
+        direct: list[int | None] = []
+        for name in names:
+            key = normalise_title(name)
+            item = lookup.get(key) if key else None
+            if item is None:
+                kinds.append("hallucinated")
+                direct.append(None)
+            elif item in taken or item in in_prompt:
+                kinds.append("duplicated")
+                direct.append(None)
+            else:
+                kinds.append("exact")
+                direct.append(item)
+                taken.add(item)
+        return kinds, direct
 
     def _vector(self, name: str, vector_of: dict[str, np.ndarray]) -> np.ndarray:
         item = self.lookup.get(normalise_title(name))
@@ -121,14 +198,21 @@ class NameMapper:
                     blocked[free] = True
                     replaced_by[position] = free
         if len(items) < k:
-            if names:
-                centre = np.mean([self._vector(n, vector_of) for n in names], axis=0)
-                rest = self.item_vectors @ centre + self._popularity_offset
-            else:
-                rest = self._popularity_offset.copy()
-            rest[blocked] = -np.inf
-            need = min(k - len(items), int((~blocked).sum()))
-            if need > 0:
-                top = np.argpartition(-rest, need - 1)[:need]
-                items += top[np.lexsort((top, -rest[top]))].tolist()
+            items += self._rest(names, blocked, vector_of, k - len(items))
         return MappedSession(names=names, kinds=kinds, items=items[:k], replaced_by=replaced_by)
+
+    def _rest(self, names: Sequence[str], blocked: np.ndarray, vector_of: dict[str, np.ndarray],
+              n: int) -> list[int]:
+        """``n`` more unblocked items by cosine to the names' mean vector, then popularity (fewer when the
+        catalog runs out)."""
+        if names:
+            centre = np.mean([self._vector(name, vector_of) for name in names], axis=0)
+            rest = self.item_vectors @ centre + self._popularity_offset
+        else:
+            rest = self._popularity_offset.copy()
+        rest[blocked] = -np.inf
+        need = min(n, int((~blocked).sum()))
+        if need <= 0:
+            return []
+        top = np.argpartition(-rest, need - 1)[:need]
+        return top[np.lexsort((top, -rest[top]))].tolist()

@@ -1,6 +1,6 @@
 """The OpenAI LLMSeqPrompt backend: the real fine-tuning flow with the official ``openai`` client.
 
-1. Write the chat-format JSONL (the paper's GenItem prompt, :mod:`.prompts`), train and validation.
+1. Write the chat-format JSONL (the task's prompt, :mod:`.tasks`), train and validation.
 2. Estimate the token cost *before* anything is sent (:func:`estimate_cost`, ``spending_estimate``); the CLI
    prints it and needs ``--yes``, the app a ticked confirmation: ``fit(..., confirm_spending=True)``. Nothing
    is uploaded without that confirmation.
@@ -9,8 +9,9 @@
    ``jobs.list_events`` for the step count) and store the fine-tuned model id under
    ``cache/llm/openai/`` — keyed by the training data and options, so the same job is never paid twice,
    and a poll that was interrupted resumes the stored job instead of starting a new one.
-4. Inference: ``chat.completions`` with ``n`` samples (the paper's 20), temperature 0.25, top_p 1,
-   at most ``concurrency`` requests at once; 429 and 5xx answers are retried by the client with
+4. Inference: ``chat.completions`` — GenItem with ``n`` samples (the paper's 20), temperature 0.25, top_p 1;
+   a list task one answer at temperature 0, top_p 1 — at most ``concurrency`` requests at once; 429 and 5xx
+   answers are retried by the client with
    exponential back-off (honouring ``Retry-After``), ``max_retries`` times.
 
 ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are read from the environment by the client (the test suite
@@ -34,8 +35,8 @@ from typing import Sequence
 import numpy as np
 
 from core.common import Progress
-from core.models.llmseqprompt.generator import Example, LLMError, array_text, text_array
-from core.models.llmseqprompt.prompts import chat_messages
+from core.models.llmseqprompt.generator import LLMError, array_text, text_array
+from core.models.llmseqprompt.tasks import LIST_LENGTH, Example, Prompt, Task
 from core.storage import CACHE_DIR, atomic_write_text, read_json
 
 BASE_MODELS = ("gpt-4o-mini-2024-07-18", "gpt-3.5-turbo")
@@ -45,6 +46,7 @@ PRICES = {"gpt-4o-mini-2024-07-18": (3.00, 0.30, 1.20), "gpt-3.5-turbo": (8.00, 
 DEFAULT_EPOCHS = 3  # what OpenAI's "auto" picks for data sets of this size; used for the estimate only
 POLL_SECONDS = float(os.environ.get("LLMSEQ_OPENAI_POLL_SECONDS", "10"))
 MAX_ANSWER_TOKENS = 64  # one item name
+MAX_LIST_TOKENS = LIST_LENGTH * MAX_ANSWER_TOKENS + 16  # a list task's numbered names between BEGIN and END
 
 
 class OpenAIKeyMissing(LLMError):
@@ -85,23 +87,28 @@ class CostEstimate:
 
 
 def estimate_cost(train: Sequence[Example], validation: Sequence[Example],
-                  base_model: str, epochs: int, n_prompts: int, n_samples: int) -> CostEstimate:
+                  base_model: str, epochs: int, n_prompts: int, n_samples: int,
+                  task: Task = Task("genitem")) -> CostEstimate:
+    """The approximate cost in US$ of fine-tuning on ``train`` (``epochs``, 0 = OpenAI's automatic choice) and
+    answering ``n_prompts`` prompts (``n_samples`` answers each: GenItem's; a list task answers once). Raises
+    :class:`LLMError` for an unknown base model."""
     if base_model not in PRICES:
         raise LLMError(f"unknown OpenAI base model '{base_model}'; use one of {list(BASE_MODELS)}")
     training_price, input_price, output_price = PRICES[base_model]
-    tokens = sum(record_tokens(chat_messages(names, target)) for names, target in train)
+    tokens = sum(record_tokens(task.messages(prompt, answer)) for prompt, answer in train)
     epochs = epochs or DEFAULT_EPOCHS
-    prompt_tokens = np.mean([record_tokens(chat_messages(n)) for n, _ in train]) if train else 0.0
-    answer_tokens = np.mean([approximate_tokens(t) for _, t in train]) if train else 0.0
+    n_samples = 1 if task.is_list else n_samples
+    prompt_tokens = np.mean([record_tokens(task.messages(p)) for p, _ in train]) if train else 0.0
+    answer_tokens = np.mean([approximate_tokens(task.answer_text(a)) for _, a in train]) if train else 0.0
     inference = n_prompts * (prompt_tokens * input_price + n_samples * answer_tokens * output_price) / 1e6
     return CostEstimate(base_model, len(train), len(validation), int(tokens), epochs,
                         round(tokens * epochs * training_price / 1e6, 2), n_prompts, round(float(inference), 2))
 
 
-def write_jsonl(examples: Sequence[Example], path: Path) -> Path:
+def write_jsonl(examples: Sequence[Example], path: Path, task: Task) -> Path:
     with open(path, "w", encoding="utf-8") as out:
-        for names, target in examples:
-            out.write(json.dumps({"messages": chat_messages(names, target)}, ensure_ascii=False) + "\n")
+        for prompt, answer in examples:
+            out.write(json.dumps({"messages": task.messages(prompt, answer)}, ensure_ascii=False) + "\n")
     return path
 
 
@@ -134,6 +141,7 @@ def _message(err: Exception) -> str:
 class OpenAIConfig:
     """The OpenAI backend's own options (taken by name from LLMSeqPrompt's; their help lives there)."""
 
+    task: str
     openai_model: str
     openai_epochs: int
     concurrency: int
@@ -149,6 +157,7 @@ class OpenAIGenerator:
 
     def __init__(self, config: OpenAIConfig) -> None:
         self.config = config
+        self.task = Task(config.task)
         self.model_id = ""  # the fine-tuned model, e.g. "ft:gpt-4o-mini-2024-07-18:org::abc123"
         self.job_id = ""
 
@@ -164,8 +173,9 @@ class OpenAIGenerator:
 
     # ------------------------------------------------------------------------------------ fine-tuning
     def record_path(self, train: Sequence[Example], validation: Sequence[Example]) -> Path:
+        records = [[self.task.messages(p, a) for p, a in part] for part in (train, validation)]
         digest = hashlib.sha256(json.dumps([self.config.openai_model, self.config.openai_epochs, self.config.seed,
-                                            os.environ.get("OPENAI_BASE_URL", ""), train, validation]).encode())
+                                            os.environ.get("OPENAI_BASE_URL", ""), *records]).encode())
         return CACHE_DIR / "llm" / "openai" / f"{digest.hexdigest()[:16]}.json"
 
     def spending_estimate(self, train: Sequence[Example], validation: Sequence[Example], n_prompts: int) -> str | None:
@@ -174,7 +184,8 @@ class OpenAIGenerator:
         if self.record_path(train, validation).exists():
             return None
         c = self.config
-        return estimate_cost(train, validation, c.openai_model, c.openai_epochs, n_prompts, c.n_samples).describe()
+        return estimate_cost(train, validation, c.openai_model, c.openai_epochs, n_prompts, c.n_samples,
+                             self.task).describe()
 
     def fit(self, train: Sequence[Example], validation: Sequence[Example], titles: Sequence[str],
             progress: Progress | None = None, confirm_spending: bool = False) -> None:
@@ -213,7 +224,7 @@ class OpenAIGenerator:
                 for role, examples in (("train", train), ("validation", validation)):
                     if not examples:
                         continue
-                    path = write_jsonl(examples, Path(folder) / f"llmseqprompt-{role}.jsonl")
+                    path = write_jsonl(examples, Path(folder) / f"llmseqprompt-{role}.jsonl", self.task)
                     with open(path, "rb") as handle:
                         ids[role] = client.files.create(file=handle, purpose="fine-tune").id
             options = {"model": self.config.openai_model, "training_file": ids["train"], "seed": self.config.seed,
@@ -254,18 +265,21 @@ class OpenAIGenerator:
             time.sleep(POLL_SECONDS)
 
     # ------------------------------------------------------------------------------------ sampling
-    def sample(self, prompts: Sequence[Sequence[str]], progress: Progress | None = None) -> list[list[str]]:
+    def sample(self, prompts: Sequence[Prompt], progress: Progress | None = None) -> list[list[str]]:
         import openai
 
         client = self._client()
         c = self.config
+        task = self.task
+        # A list task answers once, greedily (the paper: temperature 0, top_p 1); GenItem samples n names.
+        n, temperature, top_p = (1, 0.0, 1.0) if task.is_list else (c.n_samples, c.temperature, c.top_p)
 
-        def ask(names: Sequence[str]) -> list[str]:
+        def ask(prompt: Prompt) -> list[str]:
             answer = client.chat.completions.create(
-                model=self.model_id, messages=chat_messages(list(names)), n=c.n_samples, temperature=c.temperature,
-                top_p=c.top_p, max_tokens=MAX_ANSWER_TOKENS, seed=c.seed)
+                model=self.model_id, messages=task.messages(prompt), n=n, temperature=temperature, top_p=top_p,
+                max_tokens=MAX_LIST_TOKENS if task.is_list else MAX_ANSWER_TOKENS, seed=c.seed)
             choices = sorted(answer.choices, key=lambda choice: choice.index)
-            return [(choice.message.content or "").strip().split("\n")[0].strip() for choice in choices]
+            return [(choice.message.content or "").strip() for choice in choices]
 
         out: list[list[str]] = []
         try:
