@@ -323,6 +323,7 @@ def train_data_parallel(models: list[Recommender], dataset: data.Dataset, retrai
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from core.evaluate import EvaluationOptions, format_breakdown, format_table, run
+    from core.report import generation_table
 
     models = build_models(args.models, args.set, dataset_name(args), args.preset)
     if args.workers < 1:
@@ -351,6 +352,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
           + (" whose target is a new item (--cold-items)" if args.cold_items else "") + ", "
           f"popularity for serendipity/novelty: {report.popularity_counts}")
     print(format_table(report))
+    generated = generation_table(report.results)
+    if len(generated):
+        print("\nGenerated names and answers (shares):")
+        print(generated.to_string())
     for breakdown in args.breakdown or []:
         print()
         print(format_breakdown(report, "by_" + breakdown.replace("-", "_")))

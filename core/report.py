@@ -284,6 +284,20 @@ MIN_BUCKET_SHARE = 0.02
 Z95 = 1.959964  # the standard normal's 97.5% quantile
 
 
+GENERATION_COLUMNS = {"exact_rate": "names exact", "duplicate_rate": "duplicated", "hallucination_rate": "hallucinated",
+                      "parse_fallback_rate": "answers read with a fallback", "parse_failure_rate": "answers not read"}
+
+
+def generation_table(results: dict[str, EvaluationResult]) -> pd.DataFrame:
+    """A row per generative model's run (LLMSeqPrompt, each task): the shares of its generated names that were
+    exact catalog titles, duplicates and hallucinations, and of its answers that parsed only with a fallback or
+    not at all (``core.evaluate.generation_rates``); "–" where a result predates a rate. Empty without one."""
+    rows = {label: {title: (f"{r.metrics[key]:.3f}" if key in r.metrics else "\u2013")
+                    for key, title in GENERATION_COLUMNS.items()}
+            for label, r in results.items() if "hallucination_rate" in r.metrics}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(GENERATION_COLUMNS.values())).rename_axis("model")
+
+
 def min_bucket_sessions(n_test: int) -> int:
     """The least sessions a breakdown bucket may hold: 100 or 2% of ``n_test``, whichever is larger."""
     return max(MIN_BUCKET_SESSIONS, math.ceil(MIN_BUCKET_SHARE * n_test))

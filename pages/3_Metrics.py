@@ -67,6 +67,12 @@ st.caption("Second table: a single run's 95% bootstrap interval, a seed group's 
            "“trained”: the seed, and for models trained in epochs how many ran of the maximum and the one kept by "
            "early stopping. A model's plain name is its default configuration on this dataset; every other run is "
            "labelled by the options that differ from it.")
+generated = report.generation_table(results)
+if len(generated):
+    st.dataframe(generated, width="stretch", height=38 + 35 * len(generated))
+    st.caption("Generative models (LLMSeqPrompt, per task): the share of the names they wrote that were catalog "
+               "titles, repeats and hallucinations (mapped to the nearest titles), and of their answers that could "
+               "be read only with a fallback (BEGIN/END or numbers missing) or not at all.")
 colours = report.model_colours(list(report.seed_groups(results, group)))
 
 frame = report.long_frame(results, dataset.name, with_paper=True, group_seeds=group)

@@ -241,3 +241,36 @@ def test_parse_rates_are_shares_of_answers():
     assert rates["parse_fallback_rate"] == pytest.approx(0.25) and rates["parse_failure_rate"] == pytest.approx(0.25)
     assert rates["hallucination_rate"] == pytest.approx(20 / 50) and rates["exact_rate"] == pytest.approx(25 / 50)
     assert set(GENERATION_KINDS) <= set(counts[0])
+
+
+def test_the_dashboards_show_each_generative_runs_rates():
+    from core.report import generation_table
+    from core.results import EvaluationResult
+
+    def result(label, metrics):
+        return EvaluationResult("synthetic", label.split(" ")[0], label, {}, 10, metrics)
+
+    table = generation_table({
+        "vsknn": result("vsknn", {"NDCG@20": 0.5}),
+        "llmseqprompt": result("llmseqprompt", {"exact_rate": 0.1, "duplicate_rate": 0.2, "hallucination_rate": 0.7}),
+        "llmseqprompt (task=rank)": result("llmseqprompt (task=rank)", {
+            "exact_rate": 0.8, "duplicate_rate": 0.15, "hallucination_rate": 0.05, "parse_fallback_rate": 0.02,
+            "parse_failure_rate": 0.01})})
+    assert list(table.index) == ["llmseqprompt", "llmseqprompt (task=rank)"]  # generative runs only
+    assert table.loc["llmseqprompt (task=rank)"].tolist() == ["0.800", "0.150", "0.050", "0.020", "0.010"]
+    assert table.loc["llmseqprompt", "answers not read"] == "\u2013"  # a result from before the parse rates
+
+
+def test_a_users_model_folder_learns_a_list_task_with_lora(synthetic, tmp_path):
+    from test_llmseqprompt import tiny_hf_folder
+
+    folder = tiny_hf_folder(tmp_path / "my-gpt2", synthetic.catalog.titles)
+    model = create("llmseqprompt", task="rank", model_folder=str(folder), epochs=1, batch_size=16,
+                   max_prompt_items=3, context_tokens=512)
+    model.fit(synthetic.split)
+    assert "LoRA" in model.label and np.isfinite(model.generator.history["validation_loss"][0])
+    prompts = synthetic.split.prompts[:3]
+    items, _ = model.recommend(prompts, k=20)
+    similar, _ = model.similar.recommend(prompts, 20)
+    assert [sorted(a) for a in items.tolist()] == [sorted(b) for b in similar.tolist()]  # a re-ranking, always
+    assert all(c["answers"] == 1 for c in model.generation_counts())
