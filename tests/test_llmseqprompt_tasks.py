@@ -202,8 +202,13 @@ def test_each_task_answers_parses_and_maps(fitted, synthetic):
     assert 0.0 <= rates["parse_failure_rate"] <= 1.0 and "parse_fallback_rate" in rates
 
 
-def test_rank_only_reorders_llmseqsims_top_20(synthetic):
-    model = create("llmseqprompt", task="rank", **TINY).fit(synthetic.split)
+@pytest.fixture(scope="module")
+def rank_model(synthetic):
+    return create("llmseqprompt", task="rank", **TINY).fit(synthetic.split)
+
+
+def test_rank_only_reorders_llmseqsims_top_20(rank_model, synthetic):
+    model = rank_model
     prompts = synthetic.split.prompts[:8]
     ranked, _ = model.recommend(prompts, k=20)
     similar, _ = model.similar.recommend(prompts, 20)
@@ -214,6 +219,18 @@ def test_rank_only_reorders_llmseqsims_top_20(synthetic):
     for row_items, row_sources, row_similar in zip(ranked.tolist(), sources, similar.tolist()):
         for item, source in zip(row_items, row_sources):
             assert source.startswith(f"LLMSeqSim's #{row_similar.index(item) + 1},")
+
+
+def test_the_session_builder_says_which_llmseqsim_position_a_rank_pick_came_from(rank_model, synthetic):
+    from core.picks import assemble, rank
+
+    session = synthetic.split.prompts[0].tolist()
+    ranking = rank(rank_model, session, k=5)
+    similar = rank_model.similar.recommend([session], 20)[0][0].tolist()
+    (picks,) = assemble({"llmseqprompt (task=rank)": ranking}, session, synthetic.catalog)
+    assert len(picks.picks) == 5 and picks.note.startswith("one answer of ")
+    for pick in picks.picks:
+        assert pick.source.startswith(f"LLMSeqSim's #{similar.index(pick.item) + 1}, ")
 
 
 def test_a_list_task_model_saves_and_loads(fitted, synthetic, tmp_path):
