@@ -167,14 +167,15 @@ class LLMSeqPrompt(Recommender):
         return self.generator.spending_estimate(train, validation, split.n_test)
 
     # ------------------------------------------------------------------------------------ fitting
-    def examples(self, split: Split) -> tuple[list[Example], list[Example]]:
-        """(train, validation) fine-tuning pairs of (prompt, answer names) for the task (:mod:`.tasks`)."""
+    def examples(self, split: Split, progress: Progress | None = None) -> tuple[list[Example], list[Example]]:
+        """(train, validation) fine-tuning pairs of (prompt, answer names) for the task (:mod:`.tasks`); fits
+        what the task reads besides the names first (:meth:`_prepare`)."""
         examples = session_examples(split.train, split.catalog, self.config.max_prompt_items)
         train, validation = split_examples(examples, self.config.validation_fraction, self.config.seed)
         if 0 < self.config.max_train_examples < len(train):
             keep = np.random.default_rng(self.config.seed).permutation(len(train))[:self.config.max_train_examples]
             train = [train[i] for i in sorted(keep)]
-        self._prepare(split)
+        self._prepare(split, progress)
         return self._task_examples(train, split.catalog.titles), self._task_examples(validation, split.catalog.titles)
 
     def _prepare(self, split: Split, progress: Progress | None = None) -> None:
@@ -238,8 +239,7 @@ class LLMSeqPrompt(Recommender):
         return [[int(i) for i in row if i != NO_ITEM and self.titles[i]][:k] for row in items]
 
     def fit(self, split: Split, progress: Progress | None = None, confirm_spending: bool = False) -> "LLMSeqPrompt":
-        self._prepare(split, progress)
-        train, validation = self.examples(split)
+        train, validation = self.examples(split, progress)
         self.generator.fit(train, validation, split.catalog.titles, progress, confirm_spending=confirm_spending)
         return self
 
