@@ -291,3 +291,41 @@ def test_a_users_model_folder_learns_a_list_task_with_lora(synthetic, tmp_path):
     similar, _ = model.similar.recommend(prompts, 20)
     assert [sorted(a) for a in items.tolist()] == [sorted(b) for b in similar.tolist()]  # a re-ranking, always
     assert all(c["answers"] == 1 for c in model.generation_counts())
+
+
+def test_rank_by_score_orders_the_candidates_by_the_models_probability(rank_model, synthetic):
+    import dataclasses
+
+    scored = create("llmseqprompt", **{**dataclasses.asdict(rank_model.config), "rank_decoding": "score"})
+    scored.set_state(rank_model.state())
+    scored.n_items = rank_model.n_items
+    prompts = synthetic.split.prompts[:4]
+    items, _ = scored.recommend(prompts, k=20)
+    similar = scored._similar(scored._as_sessions(prompts), 20)
+    session_prompts = [scored._prompt(p, s) for p, s in zip(scored._as_sessions(prompts), similar)]
+    scores = scored.generator.first_line_scores(session_prompts, [scored._names(s) for s in similar])
+    for row, top, score in zip(items.tolist(), similar, scores):
+        assert sorted(row) == sorted(top)  # a re-ranking of LLMSeqSim's top-20
+        assert [score[top.index(i)] for i in row] == sorted(score, reverse=True)  # most probable first
+        assert np.all(score < 0)  # log-probabilities
+    assert scored.generation_counts() == []  # nothing generated, nothing counted
+    with pytest.raises(Exception, match="needs the local backend"):
+        create("llmseqprompt", task="rank", backend="openai", rank_decoding="score")
+
+
+def test_a_candidates_score_is_its_log_probability_after_the_prompt(rank_model, synthetic):
+    import torch
+
+    lm = rank_model.generator
+    session = rank_model._as_sessions(synthetic.split.prompts[:1])[0]
+    similar = rank_model._similar([session], 20)[0]
+    prompt = rank_model._prompt(session, similar)
+    names = rank_model._names(similar[:3])
+    scores = lm.first_line_scores([prompt], [names])[0]
+    for name, score in zip(names, scores):  # the same figure from one plain forward pass over prompt + line
+        prompt_ids, head = lm.prompt_ids(prompt), lm.text_ids(f"BEGIN\n1. {name}\n")
+        with torch.no_grad():
+            logits = lm.model(input_ids=torch.tensor([prompt_ids + head])).logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        expected = sum(float(logp[len(prompt_ids) - 1 + j, t]) for j, t in enumerate(head))
+        assert score == pytest.approx(expected, abs=1e-3)

@@ -66,6 +66,9 @@ class LLMSeqPromptConfig(Options):
     # --- fine-tuning data (the paper's GenItem examples)
     max_prompt_items: int = option(10, low=0, help="most recent prompt items named (0 = all; Beauty: median 6)")
     validation_fraction: float = option(0.2, low=0.0, high=1.0, high_open=True, help="held out for early stopping")
+    rank_decoding: Literal["generate", "score"] = option(
+        "generate", help="rank: the model writes the ranked list (the paper's), or, with a local model, the "
+                         "candidates are ordered by its probability of naming each first (nothing generated)")
     max_train_examples: int = option(0, low=0, help="fine-tune on a seeded sample of at most this many examples "
                                                     "(0 = all): a quicker local run, a cheaper OpenAI job")
     # --- sampling: the paper's best setting
@@ -101,6 +104,9 @@ class LLMSeqPromptConfig(Options):
     seed: int = option(0, low=0, help="training and sampling")
 
     def check(self) -> None:
+        if self.rank_decoding == "score" and self.backend != "local":
+            raise ConfigError("option rank_decoding=\"score\" needs the local backend: OpenAI's API does not score "
+                              "given answers")
         if 0 < self.context_tokens < 32:
             raise ConfigError(f"option 'context_tokens' ({self.context_tokens}) must be 0 (the task's) or at least 32")
         if self.n_embd % self.n_head:
@@ -277,6 +283,8 @@ class LLMSeqPrompt(Recommender):
             return mapped
         similar = self._similar(arrays, max(k, LIST_LENGTH)) if self.task.name == "rank" else []
         prompts = [self._prompt(s, similar[i] if similar else ()) for i, s in enumerate(arrays)]
+        if self.task.name == "rank" and self.config.rank_decoding == "score":
+            return self._rank_by_score(prompts, similar, k, progress)
         parsed = [self.task.parse(texts[0] if texts else "") for texts in self.generator.sample(prompts, progress)]
         names = [p.names for p in parsed]
         if self.task.name == "genlist":
@@ -292,6 +300,26 @@ class LLMSeqPrompt(Recommender):
         for m, p in zip(mapped, parsed):
             self.counts.append({**m.counts, "answers": 1, "parse_fallback": int(p.outcome == "fallback"),
                                 "parse_failed": int(p.outcome == "failed")})
+        return mapped
+
+    def _rank_by_score(self, prompts: list[Prompt], similar: list[list[int]], k: int,
+                       progress: Progress | None) -> list[MappedSession]:
+        """Rank with ``rank_decoding="score"``: LLMSeqSim's top-20 ordered by the local model's probability of
+        naming each first (ties: LLMSeqSim's order), then LLMSeqSim's list past the 20th."""
+        from core.models.llmseqprompt.local import LocalLM
+
+        assert isinstance(self.generator, LocalLM)
+        candidates = [s[:LIST_LENGTH] for s in similar]
+        scores = self.generator.first_line_scores(prompts, [self._names(c) for c in candidates], progress)
+        mapped, self._sources = [], []
+        for top, more, score in zip(candidates, similar, scores):
+            order = sorted(range(len(top)), key=lambda j: (-score[j], j))
+            items = ([top[j] for j in order] + more[LIST_LENGTH:])[:k]
+            mapped.append(MappedSession(names=[], kinds=[], items=items))  # nothing generated: nothing counted
+            position = {item: p for p, item in enumerate(more, start=1)}
+            self._sources.append([f"LLMSeqSim's #{position[item]}, the model's #{rank} by probability"
+                                  if rank <= len(top) else f"LLMSeqSim's #{position[item]}"
+                                  for rank, item in enumerate(items, start=1)])
         return mapped
 
     def _prompt(self, session: np.ndarray, similar: Sequence[int]) -> Prompt:

@@ -272,6 +272,42 @@ class LocalLM:
                 progress(min(start + GREEDY_BATCH, len(order)), len(order), "generating answers")
         return out
 
+    @torch.no_grad()
+    def first_line_scores(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]],
+                          progress: Progress | None = None) -> list[np.ndarray]:
+        """Rank by scoring (``rank_decoding="score"``): per prompt, for each candidate name, the log-probability
+        (nats, summed over its tokens) that the answer opens with it — ``BEGIN``, ``1. name`` and the line
+        break: the model's belief that it is the next item (it was trained with the true item first). Nothing is
+        generated, so nothing is hallucinated. Returns one (len(candidates[i]),) float64 array per prompt."""
+        loop.configure_torch()
+        self.model.eval()
+        out = []
+        for i, (prompt, names) in enumerate(zip(prompts, candidates)):
+            if not names:
+                out.append(np.zeros(0))
+                continue
+            opening = self.task.answer_text([]).rsplit("\n", 1)[0]  # "BEGIN"
+            heads = [self.text_ids(f"{opening}\n1. {name}\n") for name in names]
+            prompt_ids = self.prompt_ids(prompt)
+            first = self.model(input_ids=torch.tensor([prompt_ids], dtype=torch.long), use_cache=True)
+            cache = first.cache
+            cache.batch_repeat_interleave(len(heads))
+            width = max(len(h) for h in heads)
+            tokens = torch.zeros((len(heads), width), dtype=torch.long)
+            mask = torch.zeros((len(heads), width), dtype=torch.long)
+            for row, head in enumerate(heads):
+                tokens[row, :len(head)] = torch.tensor(head)
+                mask[row, :len(head)] = 1
+            attention = torch.cat([torch.ones((len(heads), len(prompt_ids)), dtype=torch.long), mask], dim=1)
+            rest = self.model(input_ids=tokens, attention_mask=attention, cache=cache, use_cache=True).logits
+            # The first head token is predicted by the prompt's last position, each next one by the one before.
+            logits = torch.cat([first.logits[:, -1:].expand(len(heads), 1, -1), rest[:, :-1]], dim=1).float()
+            chosen = torch.log_softmax(logits, dim=-1).gather(2, tokens[..., None])[..., 0]
+            out.append((chosen * mask).sum(dim=1).double().numpy())
+            if progress and (i + 1) % 10 == 0:
+                progress(i + 1, len(prompts), "scoring candidates")
+        return out
+
     def decode(self, row: list[int], stops: set[int], first_line: bool = True) -> str:
         cut = next((j for j, t in enumerate(row) if t in stops), len(row))
         text = self.tokenizer.decode(row[:cut], skip_special_tokens=True).strip()
