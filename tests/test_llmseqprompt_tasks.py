@@ -329,3 +329,11 @@ def test_a_candidates_score_is_its_log_probability_after_the_prompt(rank_model, 
         logp = torch.log_softmax(logits, dim=-1)
         expected = sum(float(logp[len(prompt_ids) - 1 + j, t]) for j, t in enumerate(head))
         assert score == pytest.approx(expected, abs=1e-3)
+
+
+def test_genitem_models_saved_before_the_tasks_keep_their_key():
+    from core.config import keyed_dict
+
+    keyed = keyed_dict(create("llmseqprompt").config)
+    assert not {"task", "rank_decoding", "max_train_examples"} & set(keyed) and keyed["context_tokens"] == 384
+    assert keyed_dict(create("llmseqprompt", task="rank").config)["task"] == "rank"  # a task is its own model

@@ -62,15 +62,18 @@ if TYPE_CHECKING:
 class LLMSeqPromptConfig(Options):
     backend: Literal["local", "openai"] = option("local", help="who fine-tunes: this machine, or the OpenAI API")
     task: Literal["genitem", "genlist", "classify", "rank"] = option(
-        "genitem", help="name the next item; write a list of 20; pick 20 of 200 clusters; re-rank LLMSeqSim's 20")
+        "genitem", help="name the next item; write a list of 20; pick 20 of 200 clusters; re-rank LLMSeqSim's 20",
+        keyed=False)
     # --- fine-tuning data (the paper's GenItem examples)
     max_prompt_items: int = option(10, low=0, help="most recent prompt items named (0 = all; Beauty: median 6)")
     validation_fraction: float = option(0.2, low=0.0, high=1.0, high_open=True, help="held out for early stopping")
     rank_decoding: Literal["generate", "score"] = option(
         "generate", help="rank: the model writes the ranked list (the paper's), or, with a local model, the "
-                         "candidates are ordered by its probability of naming each first (nothing generated)")
+                         "candidates are ordered by its probability of naming each first (nothing generated)",
+        keyed=False)
     max_train_examples: int = option(0, low=0, help="fine-tune on a seeded sample of at most this many examples "
-                                                    "(0 = all): a quicker local run, a cheaper OpenAI job")
+                                                    "(0 = all): a quicker local run, a cheaper OpenAI job",
+                                     keyed=False)
     # --- sampling: the paper's best setting
     n_samples: int = option(20, low=1, high=128, help="OpenAI's n: at most 128")
     temperature: float = option(0.25, low=0.0, high=2.0, help="OpenAI's range")
@@ -82,8 +85,8 @@ class LLMSeqPromptConfig(Options):
     n_embd: int = option(128, low=1, help="small enough for an epoch over Beauty in minutes on one CPU core")
     n_layer: int = option(2, low=1, help="transformer blocks of the from-scratch GPT-2")
     n_head: int = option(4, low=1, help="its attention heads; n_embd must be a multiple")
-    context_tokens: int = option(0, low=0, help="prompt + answer; 0 = the task's: 384 genitem, 1,024 genlist and "
-                                                "classify, 1,280 rank; the oldest names are dropped beyond it")
+    context_tokens: int = option(384, low=32, help="prompt + answer; the oldest names are dropped beyond it (the "
+                                                  "list tasks take at least 1,024 tokens, rank 1,280)")
     epochs: int = option(3, low=1, help="at most (early stop on validation loss); Beauty: ~10 min an epoch")
     patience: int = option(1, low=1, help="epochs without a lower validation loss before stopping")
     batch_size: int = option(32, low=1, help="examples per step")
@@ -107,8 +110,6 @@ class LLMSeqPromptConfig(Options):
         if self.rank_decoding == "score" and self.backend != "local":
             raise ConfigError("option rank_decoding=\"score\" needs the local backend: OpenAI's API does not score "
                               "given answers")
-        if 0 < self.context_tokens < 32:
-            raise ConfigError(f"option 'context_tokens' ({self.context_tokens}) must be 0 (the task's) or at least 32")
         if self.n_embd % self.n_head:
             raise ConfigError(f"option 'n_embd' ({self.n_embd}) must be a multiple of 'n_head' ({self.n_head})")
 

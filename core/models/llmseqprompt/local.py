@@ -45,9 +45,9 @@ WEIGHT_DECAY = 0.01  # AdamW's, as in the usual fine-tuning recipes
 CLIP_NORM = 1.0  # gradient norm clipping: keeps early from-scratch steps stable
 WARMUP_SHARE, LR_FLOOR = 0.05, 0.1  # linear warm-up over 5% of the steps, then cosine decay to 10% of the peak
 MIN_IMPROVEMENT = 1e-4  # a validation loss must drop by more than this to count as better
-# context_tokens=0: prompt + answer tokens per task (Beauty: a title ~19 tokens, a list answer ~370, Rank's
-# candidates ~380)
-CONTEXT = {"genitem": 384, "genlist": 1024, "classify": 1024, "rank": 1280}
+# The list tasks' least context (prompt + answer tokens; Beauty: a title ~19 tokens, a list answer ~370, Rank's
+# candidates ~380); GenItem's is context_tokens as set.
+LIST_CONTEXT = {"genlist": 1024, "classify": 1024, "rank": 1280}
 MIN_PROMPT_TOKENS = 128  # a list answer's budget leaves at least this much for the prompt
 GREEDY_BATCH = 16  # list tasks: prompts decoded at once
 
@@ -92,7 +92,7 @@ class LocalLM:
     def __init__(self, config: LocalConfig) -> None:
         self.config = config
         self.task = Task(config.task)
-        self.context = config.context_tokens or CONTEXT[self.task.name]
+        self.context = max(config.context_tokens, LIST_CONTEXT.get(self.task.name, 0))
         self.model: Any = None
         self.tokenizer: Any = None
         self.max_new_tokens = 0
