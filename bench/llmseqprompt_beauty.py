@@ -2,6 +2,8 @@
 
     flock /tmp/heavy.lock .venv/bin/python bench/llmseqprompt_beauty.py --sample 1000 --threads 1
     flock /tmp/heavy.lock .venv/bin/python bench/llmseqprompt_beauty.py --sample 1000 --set task=rank
+    flock /tmp/heavy.lock .venv/bin/python bench/llmseqprompt_beauty.py --load cache/models/beauty/FOLDER \
+        --set rank_decoding=score            # a saved model, its inference options changed
 
 Fits (or loads from cache/models) the model, generates for a seeded sample of the test prompts (``--sample
 0`` = all 4,469), projects the time for all of them, and prints NDCG@20, HR@20, Coverage@20 and the rates
@@ -20,6 +22,7 @@ import json
 import os
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -30,6 +33,7 @@ from core import data
 from core.config import config_dict
 from core.evaluate import GENERATION_KINDS, generation_rates, score_lists
 from core.models import create, model_class
+from core.models import load as load_saved
 from core.models.defaults import default_config
 from core.models.llmseqprompt import LLMSeqPrompt
 from core.paper import PAPER_BEAUTY
@@ -57,6 +61,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a busy 2-core box)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--load", metavar="FOLDER", help="a saved model (cache/models/beauty/...); --set then "
+                                                         "changes its inference options, e.g. rank_decoding=score")
     args = parser.parse_args()
     os.environ["LLMSEQ_TORCH_THREADS"] = str(args.threads)  # read by core.train.configure_torch
     torch.set_num_threads(args.threads)
@@ -64,14 +70,23 @@ def main() -> None:
     dataset = data.load("beauty")
     split = dataset.split
     overrides = dict(pair.split("=", 1) for pair in args.set)
-    model = create("llmseqprompt", **overrides)
-    print(f"task: {model.config.task}", flush=True)
-    assert isinstance(model, LLMSeqPrompt)
-    print(f"model: {model.label}", flush=True)
-    outcome = fit_or_load(model, dataset, progress=printer())
-    fitted, cached = outcome.model, outcome.status == "loaded"
-    assert isinstance(fitted, LLMSeqPrompt)
-    fit_seconds = outcome.fit_seconds if outcome.fit_seconds is not None else float("nan")
+    if args.load:
+        stored = load_saved(args.load)
+        fitted = create("llmseqprompt", **{**config_dict(stored.config), **overrides})
+        assert isinstance(fitted, LLMSeqPrompt)
+        fitted.set_state(stored.state())
+        fitted.n_items = stored.n_items
+        fit_seconds, cached = float(stored.read_meta(Path(args.load)).get("fit_seconds", "nan")), True
+    else:
+        model = create("llmseqprompt", **overrides)
+        assert isinstance(model, LLMSeqPrompt)
+        print(f"model: {model.label}", flush=True)
+        outcome = fit_or_load(model, dataset, progress=printer())
+        loaded, cached = outcome.model, outcome.status == "loaded"
+        assert isinstance(loaded, LLMSeqPrompt)
+        fitted = loaded
+        fit_seconds = outcome.fit_seconds if outcome.fit_seconds is not None else float("nan")
+    print(f"task: {fitted.config.task}, rank_decoding: {fitted.config.rank_decoding}", flush=True)
     if cached:
         print("fine-tuned model loaded from cache/models; fine-tuning time is the first run's")
     history = getattr(fitted.generator, "history", {"train_loss": [], "validation_loss": []})  # local backend
