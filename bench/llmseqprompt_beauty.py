@@ -28,12 +28,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file
 
 from core import data
 from core.config import config_dict
 from core.evaluate import GENERATION_KINDS, generation_rates, score_lists
 from core.models import create, model_class
-from core.models import load as load_saved
 from core.models.defaults import default_config
 from core.models.llmseqprompt import LLMSeqPrompt
 from core.paper import PAPER_BEAUTY
@@ -71,12 +71,13 @@ def main() -> None:
     split = dataset.split
     overrides = dict(pair.split("=", 1) for pair in args.set)
     if args.load:
-        stored = load_saved(args.load)
-        fitted = create("llmseqprompt", **{**config_dict(stored.config), **overrides})
+        # The saved options with --set applied (e.g. an option's range changed since it was saved), its arrays.
+        meta = LLMSeqPrompt.read_meta(Path(args.load))
+        fitted = create("llmseqprompt", **{**meta["config"], **overrides})
         assert isinstance(fitted, LLMSeqPrompt)
-        fitted.set_state(stored.state())
-        fitted.n_items = stored.n_items
-        fit_seconds, cached = float(stored.read_meta(Path(args.load)).get("fit_seconds", "nan")), True
+        fitted.set_state(load_file(str(Path(args.load) / "state.safetensors")))
+        fitted.n_items = int(meta["n_items"])
+        fit_seconds, cached = float(meta.get("fit_seconds", "nan")), True
     else:
         model = create("llmseqprompt", **overrides)
         assert isinstance(model, LLMSeqPrompt)
