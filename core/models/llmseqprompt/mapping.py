@@ -105,8 +105,8 @@ class NameMapper:
                   pools: Sequence[np.ndarray | None] | None = None, fill: bool = True) -> list[MappedSession]:
         """Ranked answers (module docstring), order kept: per session at most ``k`` items, no prompt item.
         ``pools[i]``: the items session ``i``'s names may map to (None = the catalog). ``fill``: complete each
-        list to ``k`` from the catalog as :meth:`map` does (never from outside a pool's session when a pool is
-        given: the caller completes those)."""
+        list to ``k`` from the catalog as :meth:`map` does (only without a pool: the caller completes a pooled
+        list, e.g. Rank with LLMSeqSim's order)."""
         pools = list(pools) if pools is not None else [None] * len(answers)
         classified = [self._classify_ranked(list(names), np.asarray(prompt, dtype=np.int64), pool)
                       for names, prompt, pool in zip(answers, prompts, pools)]
