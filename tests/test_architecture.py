@@ -70,9 +70,12 @@ def test_lower_layers_never_import_the_models():
     for lower in ("core.data", "core.embeddings", "core.train", "core.storage", "core.metrics", "core.reduce",
                   "core.index", "core.decay", "core.results"):
         assert not {m for m in edges[lower] if m.startswith("core.models")}, lower
-    backend_may_use = {"core.models.llmseqprompt.generator", "core.models.llmseqprompt.prompts"}
+    # The backends read what they are asked (prompts, tasks) and their interface (generator), never the model.
+    backend_may_use = {"core.models.llmseqprompt.generator", "core.models.llmseqprompt.prompts",
+                       "core.models.llmseqprompt.tasks"}
     for backend in ("core.models.llmseqprompt.local", "core.models.llmseqprompt.openai_backend",
-                    "core.models.llmseqprompt.generator", "core.models.llmseqprompt.prompts"):
+                    "core.models.llmseqprompt.generator", "core.models.llmseqprompt.prompts",
+                    "core.models.llmseqprompt.tasks"):
         assert {m for m in edges[backend] if m.startswith("core.models")} <= backend_may_use, backend
 
 
