@@ -75,6 +75,22 @@ def test_fine_tunes_generates_and_maps_end_to_end(server, synthetic, tmp_path):
     assert loaded.generator.model_id == model.generator.model_id
 
 
+def test_genitem_jobs_stored_before_the_tasks_are_still_found():
+    import hashlib
+    import os
+
+    generator = openai_model().generator
+    train = [(Prompt(("Red Lipstick", "Mascara")), ("Eyeliner",))]
+    validation = [(Prompt(("Blush",)), ("Bronzer",))]
+    # The record's name as the version before the tasks computed it, from (names, target) pairs.
+    c = generator.config
+    old = hashlib.sha256(json.dumps([c.openai_model, c.openai_epochs, c.seed, os.environ.get("OPENAI_BASE_URL", ""),
+                                     [(["Red Lipstick", "Mascara"], "Eyeliner")], [(["Blush"], "Bronzer")]]).encode())
+    assert generator.record_path(train, validation).name == f"{old.hexdigest()[:16]}.json"
+    assert openai_model(task="genlist").generator.record_path(train, validation) != generator.record_path(
+        train, validation)
+
+
 def test_a_stored_model_is_reused_without_a_new_job(server, synthetic):
     first = openai_model()
     first.fit(synthetic.split, confirm_spending=True)

@@ -173,7 +173,9 @@ class OpenAIGenerator:
 
     # ------------------------------------------------------------------------------------ fine-tuning
     def record_path(self, train: Sequence[Example], validation: Sequence[Example]) -> Path:
-        records = [[self.task.messages(p, a) for p, a in part] for part in (train, validation)]
+        # GenItem's pairs as they were hashed before the tasks (names, target name): its stored jobs stay found.
+        records = [[self.task.messages(p, a) if self.task.is_list else [list(p.session), a[0]] for p, a in part]
+                   for part in (train, validation)]
         digest = hashlib.sha256(json.dumps([self.config.openai_model, self.config.openai_epochs, self.config.seed,
                                             os.environ.get("OPENAI_BASE_URL", ""), *records]).encode())
         return CACHE_DIR / "llm" / "openai" / f"{digest.hexdigest()[:16]}.json"
