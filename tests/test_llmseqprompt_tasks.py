@@ -340,3 +340,18 @@ def test_genitem_models_saved_before_the_tasks_keep_their_key():
     keyed = keyed_dict(create("llmseqprompt").config)
     assert not {"task", "rank_decoding", "max_train_examples"} & set(keyed) and keyed["context_tokens"] == 384
     assert keyed_dict(create("llmseqprompt", task="rank").config)["task"] == "rank"  # a task is its own model
+
+
+def test_the_task_names_agree_everywhere():
+    import dataclasses
+    import typing
+
+    from core import cli
+    from core.models.llmseqprompt import LLMSeqPromptConfig
+    from core.models.llmseqprompt.tasks import SYSTEMS, TASKS
+
+    field = {f.name: f for f in dataclasses.fields(LLMSeqPromptConfig)}["task"]
+    assert typing.get_args(typing.get_type_hints(LLMSeqPromptConfig)[field.name]) == TASKS == tuple(SYSTEMS)
+    finetune = next(a for a in cli.parser()._subparsers._group_actions[0].choices["finetune"]._actions
+                    if a.dest == "task")
+    assert tuple(finetune.choices) == TASKS

@@ -28,10 +28,9 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from core.models.llmseqprompt.prompts import SYSTEM_PROMPT, USER_PREFIX, normalise_title
+from core.models.llmseqprompt.prompts import SYSTEM_PROMPT, USER_PREFIX
 
-TaskName = Literal["genitem", "genlist", "classify", "rank"]
-TASKS: tuple[str, ...] = ("genitem", "genlist", "classify", "rank")
+TASKS: tuple[str, ...] = ("genitem", "genlist", "classify", "rank")  # LLMSeqPromptConfig.task's values
 LIST_LENGTH = 20  # names in a list answer (the paper's)
 N_CLUSTERS = 200  # classify: k-means clusters (the paper's)
 BEGIN, END = "BEGIN", "END"
@@ -242,12 +241,3 @@ def expand_clusters(chosen: Sequence[int], cluster_of: np.ndarray, scores: np.nd
         origin += [-1] * len(extra)
     return items, origin
 
-
-def normalised_lookup(titles: Sequence[str], items: Sequence[int]) -> dict[str, int]:
-    """Normalised title -> item, the first of ``items`` winning a shared title."""
-    lookup: dict[str, int] = {}
-    for item in items:
-        key = normalise_title(titles[item]) if titles[item] else ""
-        if key and key not in lookup:
-            lookup[key] = int(item)
-    return lookup
