@@ -355,3 +355,29 @@ def test_the_task_names_agree_everywhere():
     finetune = next(a for a in cli.parser()._subparsers._group_actions[0].choices["finetune"]._actions
                     if a.dest == "task")
     assert tuple(finetune.choices) == TASKS
+
+
+def test_genlist_sources_follow_the_answers_lines(synthetic):
+    from core.models.llmseqprompt.mapping import MappedSession
+
+    model = create("llmseqprompt", task="genlist", **TINY)
+    model.titles = list(synthetic.catalog.titles)
+    model.popularity = np.ones(len(model.titles))
+    model.item_vectors = np.eye(len(model.titles), dtype=np.float32)
+    # "item 3" exact (line 1), "item 3" again (dropped), "item 5" exact (line 3), a made-up name (line 4) replaced
+    # by item 9, then item 12 from the similarity fill.
+    mapped = MappedSession(names=["item 3", "item 3", "item 5", "itm 9"],
+                           kinds=["exact", "duplicated", "exact", "hallucinated"], items=[3, 5, 9, 12],
+                           replaced_by={3: 9})
+    assert model._genlist_sources(mapped) == [
+        "the model's list, line 1", "the model's list, line 3",
+        "the nearest title to a name the model made up (line 4)", "similarity to the names the model wrote"]
+
+
+def test_bad_task_options_say_so_in_one_sentence():
+    from core.common import ConfigError
+
+    with pytest.raises(ConfigError, match="is for task=\"rank\""):
+        create("llmseqprompt", rank_decoding="score")
+    with pytest.raises(ValueError, match="no item has a title"):
+        Clusters.fit(np.eye(3, dtype=np.float32), np.ones(3), np.zeros(3, dtype=bool))

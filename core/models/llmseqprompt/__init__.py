@@ -107,6 +107,8 @@ class LLMSeqPromptConfig(Options):
     seed: int = option(0, low=0, help="training and sampling")
 
     def check(self) -> None:
+        if self.rank_decoding == "score" and self.task != "rank":
+            raise ConfigError(f"option rank_decoding=\"score\" is for task=\"rank\" (got task=\"{self.task}\")")
         if self.rank_decoding == "score" and self.backend != "local":
             raise ConfigError("option rank_decoding=\"score\" needs the local backend: OpenAI's API does not score "
                               "given answers")
@@ -201,6 +203,9 @@ class LLMSeqPrompt(Recommender):
                 self.attach(role, model_class(name)(config).fit(split, progress=progress))
         if self.task.name == "classify" and self.clusters is None:
             titled = np.array([bool(t) for t in self.titles], dtype=bool)
+            if not titled.any():
+                raise ConfigError("llmseqprompt: task=\"classify\" names its clusters by item titles, and no item of "
+                                  "this catalog has one")
             self.clusters = Clusters.fit(self.item_vectors, self.popularity, titled, N_CLUSTERS, self.config.seed)
 
     def _names(self, items: Sequence[int] | np.ndarray) -> tuple[str, ...]:
@@ -332,15 +337,18 @@ class LLMSeqPrompt(Recommender):
             return Prompt(names, self._names(self.clusters.representatives))
         return Prompt(names)
 
-    @staticmethod
-    def _genlist_sources(mapped: MappedSession) -> list[str]:
-        """Where each GenList pick came from (the app's "why" reads "from ...")."""
-        position = {item: p for p, item in enumerate(mapped.items, start=1)}
-        direct = {item for item, kind in zip(mapped.items, mapped.kinds) if kind == "exact"}
-        replaced = set(mapped.replaced_by.values())
-        return [f"the model's list, #{position[item]}" if item in direct else
-                "the nearest title to a name the model made up" if item in replaced else
-                "similarity to the names the model wrote" for item in mapped.items]
+    def _genlist_sources(self, mapped: MappedSession) -> list[str]:
+        """Where each GenList pick came from (the app's "why" reads "from ..."): the line of the model's answer
+        that named it, the made-up name it replaced, or the similarity fill."""
+        from core.models.llmseqprompt.prompts import normalise_title
+
+        origin: dict[int, str] = {}
+        for line, (name, kind) in enumerate(zip(mapped.names, mapped.kinds), start=1):
+            if kind == "exact":
+                origin[self.mapper.lookup[normalise_title(name)]] = f"the model's list, line {line}"
+        for position, item in mapped.replaced_by.items():
+            origin[item] = f"the nearest title to a name the model made up (line {position + 1})"
+        return [origin.get(item, "similarity to the names the model wrote") for item in mapped.items]
 
     def _rerank(self, mapped: MappedSession, similar: list[int], k: int) -> list[str]:
         """Rank: the candidates the model named (in its order), then the others in LLMSeqSim's order, then

@@ -187,6 +187,8 @@ class Clusters:
         a cluster without a titled item is dropped (its items join the nearest kept cluster)."""
         import faiss
 
+        if not titled.any():
+            raise ValueError("no item has a title, so no cluster can be named: classify needs titled items")
         x = np.ascontiguousarray(vectors, dtype=np.float32)
         k = max(1, min(n_clusters, int(titled.sum())))
         kmeans = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1)
