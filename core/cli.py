@@ -416,6 +416,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     (model,) = build_models("llmseqprompt", [f"backend={args.backend}", f"task={args.task}", *args.set])
     assert isinstance(model, LLMSeqPrompt)
     dataset = load_dataset(args)
+    if args.backend == "openai":  # the estimate reads the task's examples: built with the parts the fit will use
+        from core.store import attach_parts
+
+        notes(attach_parts(model, dataset))
     cost = model.spending_estimate(dataset.split)
     if cost:
         print(f"estimate: {cost}")

@@ -117,6 +117,22 @@ def saved_fit_seconds(folder: Path, meta: dict[str, Any]) -> float | None:
         return None
 
 
+def attach_parts(model: Recommender, dataset: Dataset, progress: Progress | None = None,
+                 confirm_spending: bool = False) -> list[str]:
+    """Fit or load each of ``model``'s parts (``Recommender.part_configs``, with ``dataset``'s defaults) and
+    attach it; returns one note a part (fitted or loaded, from which folder). Nothing for a model without parts."""
+    notes: list[str] = []
+    for role, (part_name, part_config) in part_models(dataset, model.name, model.config).items():
+        part = fit_or_load(model_class(part_name)(part_config), dataset, progress=progress,
+                           confirm_spending=confirm_spending)  # a part trained before is loaded, not retrained
+        notes += part.notes
+        took = f" in {part.fit_seconds:.1f} s" if part.status == "fitted" and part.fit_seconds is not None else ""
+        notes.append(f"{model.name}: its {role} part, {label(part_name, config_dict(part_config), dataset.name)}, "
+                     f"was {part.status}{took} ({part.folder.name})")
+        model.attach(role, part.model)
+    return notes
+
+
 def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None = None,
                 retrain: bool = False, confirm_spending: bool = False) -> Fitted:
     """The fitted model from the store when one was built from the same data and options, else fit and save it.
@@ -133,14 +149,7 @@ def fit_or_load(model: Recommender, dataset: Dataset, progress: Progress | None 
         except ArtifactError as err:
             notes.append(f"{err}; fitting it again.")
     start = time.perf_counter()
-    for role, (part_name, part_config) in part_models(dataset, model.name, model.config).items():
-        part = fit_or_load(model_class(part_name)(part_config), dataset, progress=progress,
-                           confirm_spending=confirm_spending)  # a part trained before is loaded, not retrained
-        notes += part.notes
-        took = f" in {part.fit_seconds:.1f} s" if part.status == "fitted" and part.fit_seconds is not None else ""
-        notes.append(f"{model.name}: its {role} part, {label(part_name, config_dict(part_config), dataset.name)}, "
-                     f"was {part.status}{took} ({part.folder.name})")
-        model.attach(role, part.model)
+    notes += attach_parts(model, dataset, progress, confirm_spending)
     model.fit(dataset.split, progress=progress, confirm_spending=confirm_spending)
     seconds = time.perf_counter() - start
     model.save(folder, meta={"fit_seconds": round(seconds, 3), "dataset": dataset.name,

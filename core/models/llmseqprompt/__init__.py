@@ -172,6 +172,8 @@ class LLMSeqPrompt(Recommender):
         return self._sources
 
     def spending_estimate(self, split: Split) -> str | None:
+        if self.config.backend == "local":
+            return None  # runs on this machine: nothing to estimate (and no examples to build for it)
         train, validation = self.examples(split)
         return self.generator.spending_estimate(train, validation, split.n_test)
 
