@@ -282,7 +282,7 @@ class LLMSeqPrompt(Recommender):
         if not self.task.is_list:
             prompts = [Prompt(tuple(self.prompt_names(s))) for s in arrays]
             answers = self.generator.sample(prompts, progress)
-            samples = [[(text or "").strip().split("\n")[0].strip() for text in texts] for texts in answers]
+            samples = [[next(iter(self.task.parse(text).names), "") for text in texts] for texts in answers]
             mapped = self.mapper.map(samples, arrays, k)
             self._sources = []
             for m in mapped:

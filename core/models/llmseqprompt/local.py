@@ -189,29 +189,18 @@ class LocalLM:
     def loss(self, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
         if self.task.is_list:
             return self.answer_loss(batch)
-        width = max(len(ids) for ids, _ in batch)
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, (x, y) in enumerate(batch):
-            ids[row, :len(x)] = torch.tensor(x)
-            labels[row, :len(y)] = torch.tensor(y)
-            mask[row, :len(x)] = 1
+        ids, mask = padded([x for x, _ in batch], 0)
+        labels, _ = padded([y for _, y in batch], IGNORE)
         return self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
     def answer_loss(self, batch: list[tuple[list[int], list[int]]]) -> torch.Tensor:
         """Mean cross-entropy over the answers' tokens, the batch padded on the left so every answer ends at
         the last position: the vocabulary projection runs on the answers' span only (``logits_to_keep``),
         not on the long prompts."""
-        width = max(len(ids) for ids, _ in batch)
         span = max(sum(1 for y in labels if y != IGNORE) for _, labels in batch)
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, (x, y) in enumerate(batch):
-            ids[row, width - len(x):] = torch.tensor(x)
-            labels[row, width - len(y):] = torch.tensor(y)
-            mask[row, width - len(x):] = 1
+        ids, mask = padded([x for x, _ in batch], 0, left=True)
+        labels, _ = padded([y for _, y in batch], IGNORE, left=True)
+        width = ids.shape[1]
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
                             logits_to_keep=span + 1).logits  # positions width-span-1 .. width-1
@@ -258,12 +247,8 @@ class LocalLM:
         out: list[list[str]] = [[] for _ in prompts]
         for start in range(0, len(order), GREEDY_BATCH):
             rows = order[start:start + GREEDY_BATCH]
-            width = max(len(encoded[i]) for i in rows)
-            ids = torch.full((len(rows), width), stop, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for row, i in enumerate(rows):
-                ids[row, width - len(encoded[i]):] = torch.tensor(encoded[i])
-                mask[row, width - len(encoded[i]):] = 1
+            ids, mask = padded([encoded[i] for i in rows], stop, left=True)
+            width = ids.shape[1]
             generated = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens,
                                             do_sample=False, eos_token_id=sorted(stops), pad_token_id=stop)
             for row, i in enumerate(rows):
@@ -292,12 +277,7 @@ class LocalLM:
             first = self.model(input_ids=torch.tensor([prompt_ids], dtype=torch.long), use_cache=True)
             cache = first.cache
             cache.batch_repeat_interleave(len(heads))
-            width = max(len(h) for h in heads)
-            tokens = torch.zeros((len(heads), width), dtype=torch.long)
-            mask = torch.zeros((len(heads), width), dtype=torch.long)
-            for row, head in enumerate(heads):
-                tokens[row, :len(head)] = torch.tensor(head)
-                mask[row, :len(head)] = 1
+            tokens, mask = padded(heads, 0)
             attention = torch.cat([torch.ones((len(heads), len(prompt_ids)), dtype=torch.long), mask], dim=1)
             rest = self.model(input_ids=tokens, attention_mask=attention, cache=cache, use_cache=True).logits
             # The first head token is predicted by the prompt's last position, each next one by the one before.
@@ -469,6 +449,19 @@ class LoraFolderLM(LocalLM):
         from peft import set_peft_model_state_dict
 
         set_peft_model_state_dict(self.model, state)
+
+
+def padded(rows: Sequence[Sequence[int]], fill: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows as one (len(rows), longest) long tensor padded with ``fill`` on the right (``left=True``: on
+    the left, so every row ends at the last position), and the 0/1 mask of the real tokens."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), fill, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, span] = torch.tensor(list(row), dtype=torch.long)
+        mask[i, span] = 1
+    return ids, mask
 
 
 def length_batches(data: list, batch_size: int, rng: np.random.Generator) -> list[list]:
