@@ -13,7 +13,7 @@ import re
 import pytest
 from conftest import ROOT, SERVER_MODELS
 
-from tools.serve import CHROMIUM, chromium, running_app, wait_for_idle, wait_until_healthy
+from tools.serve import CHROMIUM, chromium, open_page, running_app, wait_for_idle, wait_until_healthy
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -238,8 +238,7 @@ def test_titles_show_exactly_as_in_the_file_and_nothing_runs(tmp_path, case, wor
             page.on("request", lambda request: outside.append(request.url)
                     if not request.url.startswith(url) and not request.url.startswith("data:") else None)
             upload_and_prepare(page, url, case)
-            wait_for_idle(page)  # the jobs panel redraws the page when a job ends: a click during it can be lost
-            page.get_by_role("link", name="Session builder", exact=True).click()  # the same browser session
+            open_page(page, "Session builder")  # the same browser session; retried if a redraw loses the click
             # the page switch loads the uploaded data set again: slow while the rest of the suite runs beside it
             try:
                 page.get_by_label("Search the catalog by title (typos are fine)").wait_for(timeout=90_000)

@@ -95,3 +95,26 @@ def wait_for_idle(page, timeout: float = 60_000) -> None:
     """Until Streamlit has finished the current script run (its "running" indicator is gone)."""
     page.wait_for_timeout(150)
     page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=timeout)
+
+
+def open_page(page, name: str, attempts: int = 3, timeout: float = 60_000) -> None:
+    """Click the sidebar link `name` until the browser is on that page.
+
+    A finished job or a fragment can rerun the page just as the link is clicked; Streamlit then redraws the
+    sidebar and the click is lost (seen under a loaded CI machine). The URL says whether it landed.
+    Raises playwright's TimeoutError when `attempts` clicks all failed to switch pages.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    link = page.get_by_role("link", name=name, exact=True)
+    path = link.get_attribute("href", timeout=timeout).split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    for attempt in range(attempts):
+        wait_for_idle(page, timeout)
+        link.click(timeout=timeout)
+        try:
+            page.wait_for_url(lambda url: url.split("?")[0].rstrip("/").endswith("/" + path),
+                              timeout=timeout / attempts)
+            return
+        except PlaywrightTimeout:
+            if attempt == attempts - 1:
+                raise
