@@ -117,3 +117,23 @@ def test_llm_std_rescales_the_vectors_without_changing_their_directions(syntheti
     raw = reduce_dimensions(item_embeddings(synthetic.catalog), "pca", dim=16)
     assert vectors.std() == pytest.approx(0.02, rel=1e-4)
     np.testing.assert_allclose(vectors, raw * (0.02 / raw.std()), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+def test_attention_dropout_zero_leaves_the_attention_weights_whole(name):
+    """attention_dropout=0 (the authors' Keras layers) keeps dropout on the sublayer outputs only: in training mode
+    the attention of a block is then deterministic; by default it drops weights at `dropout`, as it always did."""
+    from core.config import keyed_dict
+
+    torch.manual_seed(0)
+    x, allowed = torch.randn(3, 6, 8), attention_mask(torch.tensor([[9, 9, 1, 2, 3, 4]] * 3), pad=9, causal=True)
+    blocks = {}
+    for setting in (None, 0.0):
+        network = create(name, embedding_dim=8, heads=2, dropout=0.5, attention_dropout=setting).build(10).train()
+        blocks[setting] = network.blocks[0]
+    assert blocks[None].attention_dropout == 0.5 and blocks[0.0].attention_dropout == 0.0
+    torch.testing.assert_close(blocks[0.0].attention(x, allowed), blocks[0.0].attention(x, allowed))
+    assert not torch.allclose(blocks[None].attention(x, allowed), blocks[None].attention(x, allowed))
+    # saved models keep their store key at the default; a model with the option set is another model
+    assert "attention_dropout" not in keyed_dict(create(name).config)
+    assert keyed_dict(create(name, attention_dropout=0.0).config)["attention_dropout"] == 0.0

@@ -82,8 +82,9 @@ class BERT4RecNetwork(SequentialNetwork):
         nn.init.normal_(self.positions.weight, std=config.init_std)
         self.embedding_norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout,
-                                                     norm_first=False) for _ in range(config.layers))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout, norm_first=False,
+                             attention_dropout=config.attention_dropout) for _ in range(config.layers))
         self.output = TiedOutput(dim, dim, n_items)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -62,8 +62,9 @@ class SASRecNetwork(SequentialNetwork):
         self.positions = nn.Embedding(config.max_length, dim)
         nn.init.normal_(self.positions.weight, std=config.init_std)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout,
-                                                     norm_first=True) for _ in range(config.layers))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout, norm_first=True,
+                             attention_dropout=config.attention_dropout) for _ in range(config.layers))
         self.final_norm = nn.LayerNorm(dim)
         self.output = TiedOutput(dim, dim, n_items)
 

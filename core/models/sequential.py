@@ -113,6 +113,10 @@ class TransformerConfig(SequentialConfig):
     heads: int = option(2, low=1, help="attention heads; embedding_dim must be a multiple")
     layers: int = option(1, low=1, help="transformer blocks")
     ff_multiplier: int = option(1, low=1, help="feed-forward width = ff_multiplier * embedding_dim")
+    attention_dropout: float | None = option(
+        None, low=0.0, high=1.0, high_open=True, keyed=False,
+        help="share of attention weights zeroed in training; None = `dropout` (this project's models so far); "
+             "0 = none, as the authors' Keras SASRec/BERT4Rec (their attention layers take no dropout)")
 
     def check(self) -> None:
         if self.embedding_dim % self.heads:
@@ -375,18 +379,21 @@ class SequentialNetwork(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Multi-head self-attention + feed-forward, pre-LN (SASRec) or post-LN (BERT4Rec), with dropout.
+    """Multi-head self-attention + feed-forward, pre-LN (SASRec) or post-LN (BERT4Rec), with dropout on the
+    sublayers' outputs and (``attention_dropout``, default ``dropout``) on the attention weights.
 
     ``allowed`` (batch, 1, L, L) says which key each query may attend to: never a padding key, and for
     SASRec never a later one. Every query may attend to itself, so a padding row (whose keys are all
     padding) gets a finite value instead of NaN — which would otherwise leak into real rows via 0 * NaN.
     """
 
-    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, norm_first: bool) -> None:
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float, norm_first: bool,
+                 attention_dropout: float | None = None) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"embedding_dim {dim} is not divisible by heads {heads}")
-        self.heads, self.norm_first, self.dropout = heads, norm_first, dropout
+        self.heads, self.norm_first = heads, norm_first
+        self.attention_dropout = dropout if attention_dropout is None else attention_dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), nn.Linear(ff_dim, dim))
@@ -397,7 +404,7 @@ class TransformerBlock(nn.Module):
         batch, length, dim = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed,
-                                           dropout_p=self.dropout if self.training else 0.0)
+                                           dropout_p=self.attention_dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(batch, length, dim))
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
