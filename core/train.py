@@ -158,14 +158,20 @@ class TrainingDiverged(UserError, FloatingPointError):
 
 
 def hold_out(sessions: Sequence[np.ndarray], fraction: float, max_sessions: int,
-             rng: np.random.Generator, latest: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
+             rng: np.random.Generator, latest: bool = False,
+             keep_prompts: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Split train sessions (oldest first, as ``Split.train``) into (train, held out) for early stopping:
     ``ceil(fraction * n)`` sessions, at most ``max_sessions``, with 2+ items (a prompt and a target).
 
     ``latest=False``: a random sample (the paper: 10%, at most 500). ``latest=True``: the latest sessions in
     time, treated as the test split is (``core.data``): items never seen in the kept train sessions are
     dropped from them, and a session left with fewer than 2 items is not scored (it is not trained on
-    either). With fewer than 2 sessions nothing is held out."""
+    either). ``keep_prompts=True`` (with ``latest``): only each held-out session's last item is withheld; its
+    prompt (all but the last item) stays in training when it has 2+ items, so the newest sessions still teach
+    the model; a session is scored when its target occurs in training (kept sessions or prompts), with its
+    prompt's unseen items dropped (the "last item of the latest sessions" validation of the time-to-split
+    study, RecSys 2025). With fewer than 2 sessions nothing is
+    held out."""
     eligible = np.array([i for i, s in enumerate(sessions) if len(s) >= 2], dtype=np.int64)
     n_held = min(math.ceil(fraction * len(sessions)), max_sessions, len(eligible), len(sessions) - 1)
     if n_held <= 0:
@@ -176,8 +182,14 @@ def hold_out(sessions: Sequence[np.ndarray], fraction: float, max_sessions: int,
     kept = [s for s, h in zip(sessions, is_held) if not h]
     if not latest:
         return kept, [sessions[i] for i in held]
+    if keep_prompts:
+        kept += [sessions[i][:-1] for i in held if len(sessions[i]) >= 3]
     seen = np.unique(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.int64)
-    scored = [np.asarray(sessions[i])[np.isin(sessions[i], seen)] for i in held]
+    if keep_prompts:  # a session whose target was never seen is not scored (not cut to a trained transition)
+        prompts = [(np.asarray(sessions[i][:-1]), sessions[i][-1]) for i in held if np.isin(sessions[i][-1], seen)]
+        scored = [np.append(p[np.isin(p, seen)], target) for p, target in prompts]
+    else:
+        scored = [np.asarray(sessions[i])[np.isin(sessions[i], seen)] for i in held]
     return kept, [s for s in scored if len(s) >= 2]
 
 

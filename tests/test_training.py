@@ -167,9 +167,21 @@ def test_latest_hold_out_takes_the_last_sessions_as_the_test_split_is_taken():
     assert len(random_held) == 5
 
 
+def test_latest_targets_withholds_only_the_last_items_and_trains_on_the_prompts():
+    sessions = [np.array([i % 5, (i + 1) % 5]) for i in range(40)] + [np.array([0, 7]), np.array([7, 8, 9]),
+                                                                       np.array([1, 2, 3])]
+    kept, held = train.hold_out(sessions, 0.1, 500, np.random.default_rng(0), latest=True, keep_prompts=True)
+    # the last five sessions are held out; the prompts with 2+ items ([7, 8], [1, 2]) stay in training
+    assert len(kept) == 38 + 2 and [s.tolist() for s in kept[-2:]] == [[7, 8], [1, 2]]
+    # 7 is a target now seen (in a kept prompt); 9 never is, so [7, 8, 9] is not scored at all
+    assert [s.tolist() for s in held] == [[3, 4], [4, 0], [0, 7], [1, 2, 3]]
+    _, without = train.hold_out(sessions, 0.1, 500, np.random.default_rng(0), latest=True)
+    assert [s.tolist() for s in without] == [[3, 4], [4, 0], [1, 2, 3]]  # 7, 8, 9 unseen: [0, 7] falls to [0]
+
+
 def test_early_stopping_holds_out_random_sessions_by_default_or_the_latest(synthetic):
     assert model_class("sasrec").Config().early_stopping_set == "random"  # the paper's
-    for setting in ("latest", "random"):
+    for setting in ("latest", "latest_targets", "random"):
         model = create("sasrec", early_stopping_set=setting, **TINY_SASREC).fit(synthetic.split)
         assert len(model.history.validation) >= 1 and model.history.best_epoch >= 0
 

@@ -55,9 +55,10 @@ class SequentialConfig(Options):
     validation_fraction: float = option(0.1, low=0.0, high=1.0, high_open=True,
                                         help="train sessions held out for early stopping (the paper) ...")
     max_validation_sessions: int = option(2000, low=0, help="... at most this many (paper: 500; 0 = no early stop)")
-    early_stopping_set: Literal["random", "latest"] = option(
-        "random", help="held-out sessions: random (the paper; best on Beauty's fold) or the latest in time "
-                       "(shaped like the test split, but then missing from training)")
+    early_stopping_set: Literal["random", "latest", "latest_targets"] = option(
+        "random", help="held-out sessions: random (the paper), the latest in time (shaped like the test split, but "
+                       "then missing from training), or latest_targets: the latest sessions' last items only, their "
+                       "prompts kept in training (the time-to-split study's validation)")
     length_buckets: bool = option(True, help="batch sessions of similar length (less padding, same examples; "
                                              "batches in random order)")
     weigh_by_targets: bool = option(True, help="weight each batch's mean loss by its number of targets, so every "
@@ -506,7 +507,8 @@ class SequentialRecommender(Recommender):
             raise DataError(f"{self.name}: no train session has 2 or more items; nothing to learn from")
         rng = np.random.default_rng(config.seed)
         train_sessions, held_out = loop.hold_out(sessions, config.validation_fraction, config.max_validation_sessions,
-                                                 rng, latest=config.early_stopping_set == "latest")
+                                                 rng, latest=config.early_stopping_set != "random",
+                                                 keep_prompts=config.early_stopping_set == "latest_targets")
         self.sampler = None
         if config.loss == "sampled":
             counts = np.bincount(np.concatenate(train_sessions), minlength=self.n_items) \
