@@ -69,7 +69,8 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 metrics = evaluate_model(model, fold, evaluation)["metrics"]
                 history = getattr(model, "history")
-                row = {**key, "ndcg20": metrics["NDCG@20"], "hr20": metrics["HR@20"], "seconds": seconds,
+                row = {**key, "ndcg20": metrics["NDCG@20"], "hr20": metrics["HR@20"],
+                       "coverage20": metrics.get("Coverage@20"), "seconds": seconds,
                        "epochs": len(history.seconds), "best_epoch": history.best_epoch + 1,
                        "validation_ndcg": history.validation}
                 with out.open("a") as sink:

@@ -137,3 +137,19 @@ def test_attention_dropout_zero_leaves_the_attention_weights_whole(name):
     # saved models keep their store key at the default; a model with the option set is another model
     assert "attention_dropout" not in keyed_dict(create(name).config)
     assert keyed_dict(create(name, attention_dropout=0.0).config)["attention_dropout"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "bert4rec"])
+def test_without_an_output_bias_the_item_scores_carry_no_learned_prior(name, synthetic):
+    """output_bias=False (the authors' Keras head): the per-item bias is never trained, so it stays zero; by default
+    it learns (popular items get a higher prior) and a saved model of either kind loads with the same arrays."""
+    from core.config import keyed_dict
+
+    tiny = {"embedding_dim": 16, "max_epochs": 2, "max_validation_sessions": 0, "learning_rate": 0.01}
+    if name != "gru4rec":
+        tiny["heads"] = 2
+    models = {setting: create(name, output_bias=setting, **tiny).fit(synthetic.split) for setting in (True, False)}
+    biases = {setting: model.module.output.bias.detach() for setting, model in models.items()}
+    assert torch.count_nonzero(biases[False]) == 0 and torch.count_nonzero(biases[True]) > 0
+    assert set(models[True].state()) == set(models[False].state())
+    assert "output_bias" not in keyed_dict(create(name).config)

@@ -85,7 +85,7 @@ class BERT4RecNetwork(SequentialNetwork):
         self.blocks = nn.ModuleList(
             TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout, norm_first=False,
                              attention_dropout=config.attention_dropout) for _ in range(config.layers))
-        self.output = TiedOutput(dim, dim, n_items)
+        self.output = TiedOutput(dim, dim, n_items, bias=config.output_bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(batch, L) left-padded ids (items and masks) -> (batch, L, dim); every position sees the session."""

@@ -54,7 +54,7 @@ class GRU4RecNetwork(SequentialNetwork):
         self.item_table = init_item_table(n_items + 1, config.embedding_dim, config.init_std, padding_idx=n_items)
         self.drop = nn.Dropout(config.dropout)
         self.gru = nn.GRU(config.embedding_dim, config.hidden_dim, batch_first=True)
-        self.output = TiedOutput(config.hidden_dim, config.embedding_dim, n_items)
+        self.output = TiedOutput(config.hidden_dim, config.embedding_dim, n_items, bias=config.output_bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(batch, L) right-padded ids -> (batch, L + 1, hidden): slot 0 is the initial state, slot t + 1 the

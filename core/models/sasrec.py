@@ -66,7 +66,7 @@ class SASRecNetwork(SequentialNetwork):
             TransformerBlock(dim, config.heads, config.ff_multiplier * dim, config.dropout, norm_first=True,
                              attention_dropout=config.attention_dropout) for _ in range(config.layers))
         self.final_norm = nn.LayerNorm(dim)
-        self.output = TiedOutput(dim, dim, n_items)
+        self.output = TiedOutput(dim, dim, n_items, bias=config.output_bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(batch, L) left-padded item ids -> (batch, L, dim); position i sees items 0..i only."""

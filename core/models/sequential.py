@@ -69,6 +69,9 @@ class SequentialConfig(Options):
     precision: Literal["auto", "float32", "bfloat16"] = option(
         "auto", help="training step: auto = bf16 autocast on a bf16 GPU, float32 on a CPU (bf16 measured no "
                      "faster there); bfloat16 also on an AVX-512 BF16/AMX CPU; ranking stays float32")
+    output_bias: bool = option(True, keyed=False,
+                               help="a learned score per item added to every session's scores (a popularity prior); "
+                                    "False = none, as the authors' Keras head (its BiasLayer is one scalar)")
     init_std: float = option(0.02, low=0.0, low_open=True,
                              help="item table init (Keras' uniform(-0.05, 0.05) has std 0.029)")
     seed: int = option(0, low=0, help="weights init, dropout and batch order")
@@ -194,13 +197,14 @@ def right_aligned_positions(width: int, max_length: int, device: torch.device | 
 
 class TiedOutput(nn.Module):
     """Scores over the catalog: ``gelu(W h + b) · E_items^T + bias``, E = the input item table (the
-    authors' ProjectionHead). Padding and mask rows of E are left out, so they are never scored."""
+    authors' ProjectionHead). Padding and mask rows of E are left out, so they are never scored.
+    ``bias=False``: the per-item bias stays zero and is not trained (kept in the state, so saves load alike)."""
 
-    def __init__(self, hidden_dim: int, embedding_dim: int, n_items: int) -> None:
+    def __init__(self, hidden_dim: int, embedding_dim: int, n_items: int, bias: bool = True) -> None:
         super().__init__()
         self.dense = nn.Linear(hidden_dim, embedding_dim)
         self.n_items = n_items
-        self.bias = nn.Parameter(torch.zeros(n_items))
+        self.bias = nn.Parameter(torch.zeros(n_items), requires_grad=bias)
 
     def forward(self, hidden: torch.Tensor, item_table: nn.Embedding) -> torch.Tensor:
         """(n, hidden_dim) -> (n, n_items) scores."""
