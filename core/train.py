@@ -170,8 +170,7 @@ def hold_out(sessions: Sequence[np.ndarray], fraction: float, max_sessions: int,
     prompt (all but the last item) stays in training when it has 2+ items, so the newest sessions still teach
     the model; a session is scored when its target occurs in training (kept sessions or prompts), with its
     prompt's unseen items dropped (the "last item of the latest sessions" validation of the time-to-split
-    study, RecSys 2025). With fewer than 2 sessions nothing is
-    held out."""
+    study, RecSys 2025). With fewer than 2 sessions nothing is held out."""
     eligible = np.array([i for i, s in enumerate(sessions) if len(s) >= 2], dtype=np.int64)
     n_held = min(math.ceil(fraction * len(sessions)), max_sessions, len(eligible), len(sessions) - 1)
     if n_held <= 0:

@@ -106,14 +106,16 @@ def open_page(page, name: str, attempts: int = 3, timeout: float = 60_000) -> No
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    def last_part(url: str) -> str:
+        return url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
     link = page.get_by_role("link", name=name, exact=True)
-    path = link.get_attribute("href", timeout=timeout).split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    path = last_part(link.get_attribute("href", timeout=timeout))
     for attempt in range(attempts):
         wait_for_idle(page, timeout)
         link.click(timeout=timeout)
         try:
-            page.wait_for_url(lambda url: url.split("?")[0].rstrip("/").endswith("/" + path),
-                              timeout=timeout / attempts)
+            page.wait_for_url(lambda url: last_part(url) == path, timeout=timeout / attempts)
             return
         except PlaywrightTimeout:
             if attempt == attempts - 1:
